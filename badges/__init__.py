@@ -1,0 +1,1 @@
+"""Badge layouts, PDF rendering, print jobs and kiosks."""

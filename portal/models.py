@@ -1,0 +1,32 @@
+"""People who sign in to Lanyard, and their encrypted MSAL token caches."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """A person signed in through Entra. `username` is their Entra object id."""
+
+    entra_object_id = models.CharField(max_length=36, unique=True, null=True, blank=True)
+    user_principal_name = models.CharField(max_length=320, blank=True)
+    display_name = models.CharField(max_length=256, blank=True)
+    # Member of LANYARD_ADMIN_GROUP_ID at the last sign-in (or directory sync).
+    is_it_admin = models.BooleanField(default=False)
+    roles_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.display_name or self.user_principal_name or self.username
+
+
+class TokenCache(models.Model):
+    """A user's MSAL token cache, encrypted with VAULT_KEYS (DESIGN.md §5 "Two identities").
+
+    Workers load it to call Graph with the manager's delegated token (acquire_token_silent).
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="token_cache")
+    home_account_id = models.CharField(max_length=200, blank=True)
+    ciphertext = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,163 @@
+"""Sign-in with Entra: authorization code flow with PKCE through MSAL (DESIGN.md §5).
+
+The flow state (PKCE verifier, nonce, state) lives in the server-side session between the redirect
+and the callback. The manager's MSAL token cache is stored encrypted (portal.TokenCache) so the
+worker can later act with the manager's delegated token (`acquire_token_silent`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import msal
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from portal.models import TokenCache, User
+from provisioning import audit, crypto
+from provisioning.directory import manager_scope_refresh
+from provisioning.graph import (
+    DelegatedTokenProvider,
+    GraphClient,
+    GraphError,
+    build_msal_app,
+    delegated_client,
+    get_config,
+)
+from provisioning.tasks import sync_administrative_unit
+
+logger = logging.getLogger(__name__)
+
+FLOW_SESSION_KEY = "lanyard_auth_flow"
+
+
+class SignInError(Exception):
+    """Sign-in could not complete; the message is for the person signing in."""
+
+
+@dataclass(frozen=True)
+class SignInStart:
+    auth_uri: str
+    flow: dict
+
+
+def signin_start(*, redirect_uri: str, login_hint: str | None = None) -> SignInStart:
+    """The Entra authorize URL to send the browser to, and the flow to keep in the session."""
+    app = build_msal_app(get_config())
+    flow = app.initiate_auth_code_flow(
+        scopes=settings.ENTRA_DELEGATED_SCOPES,
+        redirect_uri=redirect_uri,
+        login_hint=login_hint,
+        response_mode="query",
+    )
+    return SignInStart(auth_uri=flow["auth_uri"], flow=flow)
+
+
+def signin_complete(*, flow: dict | None, auth_response: dict[str, str]) -> User:
+    """Redeem the authorization code, record the user and their token cache, refresh their scope."""
+    if not flow:
+        raise SignInError("The sign-in took too long or was started in another tab.")
+    config = get_config()
+    cache = msal.SerializableTokenCache()
+    app = build_msal_app(config, token_cache=cache)
+    try:
+        result = app.acquire_token_by_auth_code_flow(flow, auth_response)
+    except ValueError as exc:  # MSAL: state mismatch, or a response that is not for this flow
+        logger.info("Sign-in rejected by MSAL: %s", type(exc).__name__)
+        raise SignInError("The sign-in response did not match this browser session.") from exc
+    if "error" in result:
+        logger.info("Sign-in failed: %s", result.get("error"))
+        raise SignInError(
+            _describe_error(result.get("error", ""), result.get("error_description", ""))
+        )
+    claims = result.get("id_token_claims") or {}
+    if claims.get("tid", "").lower() != settings.ENTRA_TENANT_ID.lower():
+        raise SignInError("That account belongs to another organisation.")
+    accounts = app.get_accounts()
+    home_account_id = accounts[0]["home_account_id"] if accounts else ""
+
+    with transaction.atomic():
+        user, _ = User.objects.update_or_create(
+            entra_object_id=claims["oid"].lower(),
+            defaults={
+                "username": claims["oid"].lower(),
+                "user_principal_name": claims.get("preferred_username", ""),
+                "display_name": claims.get("name", ""),
+            },
+        )
+        token_cache_save(user=user, home_account_id=home_account_id, serialized=cache.serialize())
+
+    try:
+        new_units = manager_scope_refresh(user=user, client=delegated_client_for(user=user))
+    except GraphError as exc:
+        audit.record(
+            actor=user, action="sign-in", outcome="failed", detail=str(exc),
+            graph_request_id=exc.request_id or "",
+        )
+        raise SignInError(
+            f"Lanyard could not read your store assignments from Entra: {exc}"
+        ) from exc
+    for unit_id in new_units:
+        # A store this manager was just given: fetch its workers in the background.
+        transaction.on_commit(lambda unit_id=unit_id: sync_administrative_unit.delay(unit_id))
+    audit.record(actor=user, action="sign-in", outcome="succeeded")
+    return user
+
+
+def token_cache_save(*, user: User, home_account_id: str, serialized: str) -> None:
+    TokenCache.objects.update_or_create(
+        user=user,
+        defaults={
+            "home_account_id": home_account_id,
+            "ciphertext": crypto.encrypt(serialized.encode()),
+        },
+    )
+
+
+def token_cache_load(*, user: User) -> str | None:
+    row = TokenCache.objects.filter(user=user).first()
+    if row is None:
+        return None
+    try:
+        return crypto.decrypt(row.ciphertext).decode()
+    except crypto.InvalidToken:
+        # Encrypted with a retired key: the manager simply signs in again.
+        logger.warning("Token cache of user %s cannot be decrypted", user.pk)
+        return None
+
+
+def delegated_client_for(*, user: User) -> GraphClient:
+    """A Graph client that acts as `user`, with their delegated token (the worker uses it too)."""
+    row = TokenCache.objects.filter(user=user).only("home_account_id").first()
+    home_account_id = row.home_account_id if row else ""
+    provider = DelegatedTokenProvider(
+        get_config(),
+        home_account_id=home_account_id,
+        load=lambda: token_cache_load(user=user),
+        save=lambda serialized: token_cache_save(
+            user=user, home_account_id=home_account_id, serialized=serialized
+        ),
+        scopes=settings.ENTRA_DELEGATED_SCOPES,
+    )
+    return delegated_client(provider)
+
+
+def signout(*, user: User) -> None:
+    """Forget the user's tokens so no worker can act for them any more."""
+    TokenCache.objects.filter(user=user).delete()
+    User.objects.filter(pk=user.pk).update(roles_refreshed_at=timezone.now())
+    audit.record(actor=user, action="sign-out", outcome="succeeded")
+
+
+def _describe_error(error: str, description: str) -> str:
+    if error == "access_denied":
+        return "The sign-in was cancelled."
+    if error in ("login_required", "interaction_required", "consent_required"):
+        return "Microsoft Entra needs you to sign in again."
+    if error == "invalid_grant":
+        return "The sign-in code expired or was already used. Please sign in again."
+    # The AADSTS code is what an Entra admin needs; the description never holds a secret.
+    code = description.split(":", 1)[0] if description.startswith("AADSTS") else error
+    return f"Microsoft Entra refused the sign-in ({code})."

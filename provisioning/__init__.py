@@ -1,0 +1,1 @@
+"""Graph client, token providers, directory cache, domain services, jobs, tasks and commands."""

@@ -1,0 +1,264 @@
+"""The directory cache: administrative units, their user members and scoped admin roles.
+
+`directory_sync` mirrors Entra into the cache with the app identity; it is incremental (only rows
+that changed are written) and idempotent (a second run with nothing changed in Entra writes
+nothing). `manager_scope_refresh` re-reads one manager's scoped roles with their own delegated token
+at sign-in, so a role granted or revoked in Entra counts from the next sign-in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from portal.models import User
+from provisioning.graph import GraphClient, operations
+from provisioning.graph import models as graph_models
+from provisioning.models import (
+    AdministrativeUnit,
+    AUMembership,
+    DirectorySync,
+    DirectoryUser,
+    ScopedRoleAssignment,
+)
+
+logger = logging.getLogger(__name__)
+
+# DirectoryUser fields copied from Graph, in one place so "changed?" and "write" agree.
+USER_FIELDS = (
+    "user_principal_name",
+    "display_name",
+    "employee_id",
+    "job_title",
+    "department",
+    "mail",
+    "mobile_phone",
+    "usage_location",
+    "country",
+    "account_enabled",
+    "user_type",
+)
+
+
+def _user_values(user: graph_models.User) -> dict:
+    return {
+        "user_principal_name": user.user_principal_name or "",
+        "display_name": user.display_name or "",
+        "employee_id": user.employee_id or "",
+        "job_title": user.job_title or "",
+        "department": user.department or "",
+        "mail": user.mail or "",
+        "mobile_phone": user.mobile_phone or "",
+        "usage_location": (user.usage_location or "")[:2],
+        "country": user.country or "",
+        "account_enabled": bool(user.account_enabled) if user.account_enabled is not None else True,
+        "user_type": user.user_type or "Member",
+    }
+
+
+class RoleTemplateResolver:
+    """Maps directoryRole object ids to role template ids, asking Graph once per role."""
+
+    def __init__(self, client: GraphClient) -> None:
+        self.client = client
+        self._templates: dict[str, str] = {}
+
+    def template_of(self, role_id: str) -> str:
+        key = role_id.lower()
+        if key not in self._templates:
+            role = operations.directory_role_get(self.client, role_id)
+            self._templates[key] = (role.role_template_id or "").lower()
+        return self._templates[key]
+
+
+def directory_sync(*, client: GraphClient) -> Counter[str]:
+    """Mirror every AU, its user members and its scoped roles; remove what Entra no longer has."""
+    roles = RoleTemplateResolver(client)
+    summary: Counter[str] = Counter()
+    seen_units: set[str] = set()
+    for unit in operations.administrative_unit_list(client):
+        seen_units.add(unit.id)
+        summary += administrative_unit_sync(client=client, unit=unit, roles=roles)
+    departed = AdministrativeUnit.objects.exclude(id__in=seen_units)
+    summary["units_removed"] += departed.count()
+    departed.delete()  # cascades to memberships and scoped roles
+    orphans = DirectoryUser.objects.filter(memberships__isnull=True)
+    summary["users_removed"] += orphans.count()
+    orphans.delete()
+    return +summary  # unary + drops the zero counts
+
+
+def administrative_unit_sync(
+    *,
+    client: GraphClient,
+    unit: graph_models.AdministrativeUnit,
+    roles: RoleTemplateResolver | None = None,
+) -> Counter[str]:
+    """Bring one AU's row, members and scoped roles in line with Entra."""
+    roles = roles or RoleTemplateResolver(client)
+    now = timezone.now()
+    summary: Counter[str] = Counter()
+    members = {user.id: user for user in operations.administrative_unit_users(client, unit.id)}
+    assignments = [
+        (membership, roles.template_of(membership.role_id))
+        for membership in operations.administrative_unit_scoped_role_members(client, unit.id)
+    ]
+
+    with transaction.atomic():
+        row, created = AdministrativeUnit.objects.get_or_create(
+            id=unit.id,
+            defaults={
+                "display_name": unit.display_name or "",
+                "description": unit.description or "",
+                "synced_at": now,
+            },
+        )
+        if created:
+            summary["units_created"] += 1
+        elif (row.display_name, row.description) != (unit.display_name or "", unit.description or ""):
+            row.display_name = unit.display_name or ""
+            row.description = unit.description or ""
+            row.synced_at = now
+            row.save(update_fields=["display_name", "description", "synced_at"])
+            summary["units_updated"] += 1
+
+        summary += _users_upsert(members.values(), now=now)
+        summary += _memberships_replace(row, set(members), now=now)
+        summary += _scoped_roles_replace(row, assignments, now=now)
+    return +summary
+
+
+def _users_upsert(users: Iterable[graph_models.User], *, now) -> Counter[str]:
+    summary: Counter[str] = Counter()
+    wanted = {user.id: _user_values(user) for user in users}
+    existing = {
+        row["id"]: row
+        for row in DirectoryUser.objects.filter(id__in=list(wanted)).values("id", *USER_FIELDS)
+    }
+    to_create, to_update = [], []
+    for user_id, values in wanted.items():
+        current = existing.get(user_id)
+        if current is None:
+            to_create.append(DirectoryUser(id=user_id, synced_at=now, **values))
+        elif any(current[name] != values[name] for name in USER_FIELDS):
+            to_update.append(DirectoryUser(id=user_id, synced_at=now, **values))
+    DirectoryUser.objects.bulk_create(to_create, batch_size=500)
+    DirectoryUser.objects.bulk_update(to_update, [*USER_FIELDS, "synced_at"], batch_size=500)
+    summary["users_created"] += len(to_create)
+    summary["users_updated"] += len(to_update)
+    return summary
+
+
+def _memberships_replace(unit: AdministrativeUnit, user_ids: set[str], *, now) -> Counter[str]:
+    current = set(
+        AUMembership.objects.filter(administrative_unit=unit).values_list("user_id", flat=True)
+    )
+    added, removed = user_ids - current, current - user_ids
+    AUMembership.objects.bulk_create(
+        [AUMembership(administrative_unit=unit, user_id=user_id) for user_id in added],
+        batch_size=500,
+    )
+    AUMembership.objects.filter(administrative_unit=unit, user_id__in=removed).delete()
+    return Counter(members_added=len(added), members_removed=len(removed))
+
+
+def _scoped_roles_replace(
+    unit: AdministrativeUnit,
+    assignments: list[tuple[graph_models.ScopedRoleMembership, str]],
+    *,
+    now,
+) -> Counter[str]:
+    summary: Counter[str] = Counter()
+    seen = set()
+    for membership, template in assignments:
+        seen.add(membership.id)
+        values = {
+            "administrative_unit": unit,
+            "principal_id": (membership.member_id or "").lower(),
+            "principal_upn": membership.member_user_principal_name or "",
+            "principal_display_name": membership.member_display_name or "",
+            "role_template_id": template,
+        }
+        row = ScopedRoleAssignment.objects.filter(id=membership.id).first()
+        if row is None:
+            ScopedRoleAssignment.objects.create(id=membership.id, synced_at=now, **values)
+            summary["roles_created"] += 1
+        elif any(getattr(row, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.synced_at = now
+            row.save()
+            summary["roles_updated"] += 1
+    stale = ScopedRoleAssignment.objects.filter(administrative_unit=unit).exclude(id__in=seen)
+    summary["roles_removed"] += stale.count()
+    stale.delete()
+    return summary
+
+
+def manager_scope_refresh(*, user: User, client: GraphClient) -> list[str]:
+    """Re-read `user`'s scoped roles and admin-group membership with their delegated token.
+
+    Returns the ids of AUs that were not in the cache yet: the caller syncs their members.
+    """
+    roles = RoleTemplateResolver(client)
+    now = timezone.now()
+    principal_id = (user.entra_object_id or "").lower()
+    memberships = [
+        (membership, roles.template_of(membership.role_id))
+        for membership in operations.user_scoped_role_member_of(client)
+    ]
+    new_units = []
+    for membership, _template in memberships:
+        if not AdministrativeUnit.objects.filter(id=membership.administrative_unit_id).exists():
+            unit = operations.administrative_unit_get(client, membership.administrative_unit_id)
+            AdministrativeUnit.objects.create(
+                id=unit.id,
+                display_name=unit.display_name or "",
+                description=unit.description or "",
+                synced_at=now,
+            )
+            new_units.append(unit.id)
+    is_admin = bool(settings.LANYARD_ADMIN_GROUP_ID) and any(
+        item.id.lower() == settings.LANYARD_ADMIN_GROUP_ID.lower()
+        for item in operations.me_transitive_member_of(client)
+    )
+    with transaction.atomic():
+        seen = set()
+        for membership, template in memberships:
+            seen.add(membership.id)
+            ScopedRoleAssignment.objects.update_or_create(
+                id=membership.id,
+                defaults={
+                    "administrative_unit_id": membership.administrative_unit_id,
+                    "principal_id": principal_id,
+                    "principal_upn": user.user_principal_name,
+                    "principal_display_name": user.display_name,
+                    "role_template_id": template,
+                    "synced_at": now,
+                },
+            )
+        ScopedRoleAssignment.objects.filter(principal_id=principal_id).exclude(id__in=seen).delete()
+        User.objects.filter(pk=user.pk).update(is_it_admin=is_admin, roles_refreshed_at=now)
+    user.is_it_admin = is_admin
+    user.roles_refreshed_at = now
+    return new_units
+
+
+def directory_sync_recorded(*, client: GraphClient) -> Counter[str]:
+    """directory_sync, with a DirectorySync row saying when it ran and what it changed."""
+    run = DirectorySync.objects.create()
+    try:
+        summary = directory_sync(client=client)
+    except Exception as exc:
+        run.outcome, run.error, run.finished_at = "failed", str(exc)[:2000], timezone.now()
+        run.save(update_fields=["outcome", "error", "finished_at"])
+        raise
+    run.outcome, run.summary, run.finished_at = "succeeded", dict(summary), timezone.now()
+    run.save(update_fields=["outcome", "summary", "finished_at"])
+    logger.info("Directory sync: %s", dict(summary))
+    return summary

@@ -1,0 +1,151 @@
+"""Lanyard's Microsoft Graph client: every Graph call the product makes goes through here.
+
+- `config.GraphConfig` — where Entra and Graph are and how to authenticate (no Django needed).
+- `tokens` — MSAL apps and token providers for the app identity and for a signed-in manager.
+- `client.GraphClient` — timeouts, request ids, retries, paging and $batch.
+- `ratelimit` — the write budget shared by all workers (Redis, or a file in demo mode).
+- `operations` — one function per Graph operation; `models` — typed results; `errors`.
+
+`get_app_client()` is the per-process client for the app identity, built from Django settings;
+`delegated_client(provider)` is a client acting as one manager.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+import requests
+
+from provisioning.graph.client import BatchResult, GraphClient, GraphRequest, GraphResponse
+from provisioning.graph.config import GraphConfig
+from provisioning.graph.errors import (
+    GraphBadRequest,
+    GraphConflict,
+    GraphConnectionError,
+    GraphError,
+    GraphFailedDependency,
+    GraphForbidden,
+    GraphNotFound,
+    GraphServerError,
+    GraphThrottled,
+    GraphUnauthorized,
+    GraphUnavailable,
+    InteractionRequired,
+    TokenError,
+)
+from provisioning.graph.ratelimit import RateLimiter, build_rate_limiter
+from provisioning.graph.tokens import (
+    DELEGATED_SCOPES,
+    AppTokenProvider,
+    DelegatedTokenProvider,
+    build_msal_app,
+)
+
+__all__ = [
+    "DELEGATED_SCOPES",
+    "AppTokenProvider",
+    "BatchResult",
+    "DelegatedTokenProvider",
+    "GraphBadRequest",
+    "GraphClient",
+    "GraphConfig",
+    "GraphConflict",
+    "GraphConnectionError",
+    "GraphError",
+    "GraphFailedDependency",
+    "GraphForbidden",
+    "GraphNotFound",
+    "GraphRequest",
+    "GraphResponse",
+    "GraphServerError",
+    "GraphThrottled",
+    "GraphUnauthorized",
+    "GraphUnavailable",
+    "InteractionRequired",
+    "TokenError",
+    "build_client",
+    "build_msal_app",
+    "delegated_client",
+    "delegated_token_provider",
+    "get_app_client",
+    "get_config",
+    "get_rate_limiter",
+]
+
+_lock = threading.RLock()
+# Per process: a Celery prefork child must not reuse the parent's sockets or MSAL app, so the
+# singletons are keyed by pid and rebuilt after a fork.
+_singletons: dict[str, tuple[int, object]] = {}
+
+
+def _per_process(name: str, build: Callable[[], object]) -> object:
+    with _lock:
+        pid = os.getpid()
+        held = _singletons.get(name)
+        if held is None or held[0] != pid:
+            held = (pid, build())
+            _singletons[name] = held
+        return held[1]
+
+
+def get_config() -> GraphConfig:
+    """The app identity's configuration from Django settings (cached per process)."""
+    return _per_process("config", GraphConfig.from_django_settings)  # type: ignore[return-value]
+
+
+def get_rate_limiter(config: GraphConfig | None = None) -> RateLimiter:
+    """The write budget shared by every worker for this tenant and app."""
+    config = config or get_config()
+    return _per_process(  # type: ignore[return-value]
+        f"limiter:{config.limiter_key}",
+        lambda: build_rate_limiter(
+            config.rate_limiter_url, config.limiter_key, config.limiter_rate
+        ),
+    )
+
+
+def build_client(
+    config: GraphConfig, token_provider=None, rate_limiter: RateLimiter | None = None
+) -> GraphClient:
+    """A client for `config` without Django (graphsim tests, benchmarks, scripts)."""
+    if rate_limiter is None:
+        rate_limiter = build_rate_limiter(
+            config.rate_limiter_url, config.limiter_key, config.limiter_rate
+        )
+    return GraphClient(config, token_provider or AppTokenProvider(config), rate_limiter)
+
+
+def get_app_client() -> GraphClient:
+    """The per-process client acting as Lanyard's app identity (client credentials)."""
+
+    def build() -> GraphClient:
+        config = get_config()
+        session = _per_process("session", requests.Session)
+        return GraphClient(
+            config, AppTokenProvider(config), get_rate_limiter(config), session=session
+        )
+
+    return _per_process("app_client", build)  # type: ignore[return-value]
+
+
+def delegated_token_provider(
+    *,
+    home_account_id: str,
+    load: Callable[[], str | None],
+    save: Callable[[str], None],
+    config: GraphConfig | None = None,
+) -> DelegatedTokenProvider:
+    """Tokens for one manager from their stored MSAL cache (`load`/`save` the serialized cache)."""
+    return DelegatedTokenProvider(
+        config or get_config(), home_account_id=home_account_id, load=load, save=save
+    )
+
+
+def delegated_client(token_provider: DelegatedTokenProvider) -> GraphClient:
+    """A client acting as one manager; it shares the app's write budget (same app and tenant)."""
+    config = token_provider.config
+    # Reuse the process's connection pool: a manager's action should not pay a TLS handshake.
+    session = _per_process("session", requests.Session)
+    return GraphClient(config, token_provider, get_rate_limiter(config), session=session)

@@ -1,0 +1,137 @@
+"""How to reach Entra and Graph: one immutable `GraphConfig`, built from Django settings or by hand.
+
+The package does not import Django; `GraphConfig.from_django_settings()` reads
+`django.conf.settings` lazily so graphsim tests and benchmarks can build a config directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A client certificate: PEM private key, PEM certificate and its SHA-1 thumbprint (hex)."""
+
+    private_key_pem: str = field(repr=False)
+    certificate_pem: str
+    thumbprint_sha1: str
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> Certificate:
+        """Read one PEM holding a private key and a certificate (ENTRA_CLIENT_CERTIFICATE)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        data = pem.encode() if isinstance(pem, str) else pem
+        cert = x509.load_pem_x509_certificate(data)
+        start = data.find(b"-----BEGIN")
+        blocks = []
+        while start != -1:
+            end_marker = data.find(b"-----END", start)
+            end = data.find(b"-----", end_marker + 8) + 5
+            blocks.append(data[start:end])
+            start = data.find(b"-----BEGIN", end)
+        keys = [b for b in blocks if b"PRIVATE KEY" in b.split(b"\n", 1)[0]]
+        if not keys:
+            raise ValueError("The certificate file has no private key (need key and certificate).")
+        # Fail here, at configuration time, rather than at the first token request.
+        serialization.load_pem_private_key(keys[0], password=None)
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return cls(
+            private_key_pem=keys[0].decode(),
+            certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            thumbprint_sha1=hashlib.sha1(der).hexdigest().upper(),  # noqa: S324 - x5t is SHA-1
+        )
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    tenant_id: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    client_certificate_path: str | None = None
+    authority_host: str = DEFAULT_AUTHORITY_HOST
+    graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
+    api_version: str = "v1.0"
+    timeout: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, on every request
+    writes_per_second: float = 20.0
+    # redis://… / rediss://… for the shared limiter; a directory path (or file://) for the
+    # embedded one; None → a directory under the system temp dir.
+    rate_limiter_url: str | None = None
+    max_retries: int = 6  # HTTP-layer attempts after the first, for reads and throttled writes
+    max_retry_seconds: float = 90.0  # total time one call may spend waiting to retry
+
+    def __post_init__(self) -> None:
+        if not self.tenant_id or not self.client_id:
+            raise ValueError("GraphConfig needs tenant_id and client_id.")
+        if not self.client_secret and not self.client_certificate_path:
+            raise ValueError("GraphConfig needs client_secret or client_certificate_path.")
+        object.__setattr__(self, "authority_host", self.authority_host.rstrip("/"))
+        object.__setattr__(self, "graph_endpoint", self.graph_endpoint.rstrip("/"))
+        if isinstance(self.timeout, int | float):
+            object.__setattr__(self, "timeout", (float(self.timeout), float(self.timeout)))
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}"
+
+    @property
+    def app_scope(self) -> str:
+        """The client-credentials scope: the Graph host of this cloud + /.default (§8.2, §8.4)."""
+        return f"{self.graph_endpoint}/.default"
+
+    @cached_property
+    def certificate(self) -> Certificate | None:
+        if not self.client_certificate_path:
+            return None
+        return Certificate.from_pem(Path(self.client_certificate_path).read_bytes())
+
+    @property
+    def limiter_rate(self) -> float:
+        """The rate our shared bucket runs at: a little under Graph's budget.
+
+        Running at exactly Graph's rate, network jitter lets a batch arrive a few milliseconds
+        before Graph's bucket has refilled, and its last items get 429. A 3 % margin lets Graph's
+        bucket fill up over time, which absorbs the jitter.
+        """
+        return self.writes_per_second * 0.97
+
+    @property
+    def limiter_key(self) -> str:
+        """Graph's write budget is per app and tenant (CONTRACT.md §7.3), so is the bucket."""
+        return f"lanyard:graph-writes:{self.tenant_id}:{self.client_id}"
+
+    @classmethod
+    def from_django_settings(cls, settings: Any = None) -> GraphConfig:
+        """The app identity's config from ENTRA_* / GRAPH_* settings (DESIGN.md §4)."""
+        if settings is None:
+            from django.conf import settings
+
+        def get(name: str, default: Any = None) -> Any:
+            value = getattr(settings, name, default)
+            return default if value in (None, "") else value
+
+        timeout = get("GRAPH_TIMEOUT_SECONDS", (5.0, 30.0))
+        if isinstance(timeout, list | tuple):
+            timeout = (float(timeout[0]), float(timeout[1]))
+        else:
+            timeout = (float(timeout), float(timeout))
+        return cls(
+            tenant_id=get("ENTRA_TENANT_ID"),
+            client_id=get("ENTRA_CLIENT_ID"),
+            client_secret=get("ENTRA_CLIENT_SECRET"),
+            client_certificate_path=get("ENTRA_CLIENT_CERTIFICATE"),
+            authority_host=get("ENTRA_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST),
+            graph_endpoint=get("GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT),
+            writes_per_second=float(get("GRAPH_WRITES_PER_SECOND", 20.0)),
+            rate_limiter_url=get("GRAPH_RATE_LIMITER_URL"),
+            timeout=timeout,
+        )

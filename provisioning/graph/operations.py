@@ -1,0 +1,410 @@
+"""One function per Graph operation Lanyard uses, each naming the doc page it implements.
+
+Paths are relative to the version root ([G1] = microsoft-graph-docs-contrib api-reference/v1.0/,
+[Gb] = …/beta/; see shared/graph/CONTRACT.md). Write operations come in two parts so the same
+definition serves a single call and a $batch item: `<op>_request(...)` builds the GraphRequest and
+`<op>(client, ...)` sends it and parses the answer. Parsers (`QrMethod.from_graph` …) work on a
+$batch item's body as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from provisioning.graph.client import GraphClient, GraphRequest
+from provisioning.graph.errors import GraphNotFound
+from provisioning.graph.models import (
+    PHONE_METHOD_IDS,
+    USER_SELECT,
+    AdministrativeUnit,
+    AuthenticationMethod,
+    DirectoryObject,
+    DirectoryRole,
+    Group,
+    PhoneMethod,
+    QrCode,
+    QrMethod,
+    QrPin,
+    QrPolicy,
+    ScopedRoleMembership,
+    SignInPreferences,
+    User,
+    UserRegistrationDetails,
+    format_datetime,
+)
+
+EVENTUAL = {"ConsistencyLevel": "eventual"}  # advanced queries (CONTRACT.md §4.1, §9.10)
+QR_KINDS = ("standardQRCode", "temporaryQRCode")
+
+
+def _seg(value: str) -> str:
+    """A user id, UPN or object id as one path segment (UPNs may hold '#', '/' …)."""
+    return quote(value, safe="@")
+
+
+def url(path: str, **params: Any) -> str:
+    """`path` with OData options: url("/users", select="id", top=5) → /users?$select=id&$top=5."""
+    query = {f"${k}": v for k, v in params.items() if v is not None}
+    if not query:
+        return path
+    return f"{path}?{urlencode(query, quote_via=quote, safe="$,'():/@*")}"
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+def user_get(client: GraphClient, user: str, *, select: str = USER_SELECT) -> User:
+    """Get a user by id or UPN — [G1] api/user-get.md."""
+    return User.from_graph(client.get(url(f"/users/{_seg(user)}", select=select)))
+
+
+def user_list(
+    client: GraphClient,
+    *,
+    filter: str | None = None,  # noqa: A002 - the OData name
+    search: str | None = None,
+    top: int | None = None,
+    select: str = USER_SELECT,
+) -> Iterator[User]:
+    """List users, all pages — [G1] api/user-list.md. `search` like 'displayName:ann'."""
+    advanced = filter is not None or search is not None
+    req = GraphRequest(
+        "GET",
+        url(
+            "/users",
+            select=select,
+            filter=filter,
+            search=f'"{search}"' if search else None,
+            top=top,
+            count="true" if advanced else None,
+        ),
+        headers=EVENTUAL if advanced else None,
+    )
+    return (User.from_graph(item) for item in client.iter_values(req))
+
+
+def me_get(client: GraphClient, *, select: str = USER_SELECT) -> User:
+    """The signed-in user — [G1] api/user-get.md (GET /me)."""
+    return User.from_graph(client.get(url("/me", select=select)))
+
+
+def me_transitive_member_of(client: GraphClient) -> Iterator[DirectoryObject]:
+    """Groups, roles and AUs of the signed-in user — [G1] api/user-list-transitivememberof.md."""
+    req = GraphRequest("GET", url("/me/transitiveMemberOf", select="id,displayName"))
+    return (DirectoryObject.from_graph(item) for item in client.iter_values(req))
+
+
+# -- administrative units, roles, groups ----------------------------------------------------
+
+
+def administrative_unit_list(client: GraphClient) -> Iterator[AdministrativeUnit]:
+    """List AUs — [G1] api/directory-list-administrativeunits.md."""
+    req = GraphRequest(
+        "GET", url("/directory/administrativeUnits", select="id,displayName,description")
+    )
+    return (AdministrativeUnit.from_graph(item) for item in client.iter_values(req))
+
+
+def administrative_unit_get(client: GraphClient, unit_id: str) -> AdministrativeUnit:
+    """Get an AU — [G1] api/administrativeunit-get.md."""
+    return AdministrativeUnit.from_graph(
+        client.get(f"/directory/administrativeUnits/{_seg(unit_id)}")
+    )
+
+
+def administrative_unit_users(
+    client: GraphClient,
+    unit_id: str,
+    *,
+    search: str | None = None,
+    top: int | None = None,
+    select: str = USER_SELECT,
+) -> Iterator[User]:
+    """The AU's user members (OData cast) — [G1] api/administrativeunit-list-members.md."""
+    req = GraphRequest(
+        "GET",
+        url(
+            f"/directory/administrativeUnits/{_seg(unit_id)}/members/microsoft.graph.user",
+            select=select,
+            search=f'"{search}"' if search else None,
+            top=top,
+            count="true",
+        ),
+        headers=EVENTUAL,
+    )
+    return (User.from_graph(item) for item in client.iter_values(req))
+
+
+def administrative_unit_scoped_role_members(
+    client: GraphClient, unit_id: str
+) -> Iterator[ScopedRoleMembership]:
+    """Who holds a role over the AU — [G1] api/administrativeunit-list-scopedrolemembers.md."""
+    req = GraphRequest("GET", f"/directory/administrativeUnits/{_seg(unit_id)}/scopedRoleMembers")
+    return (ScopedRoleMembership.from_graph(item) for item in client.iter_values(req))
+
+
+def user_scoped_role_member_of(
+    client: GraphClient, user: str = "me"
+) -> Iterator[ScopedRoleMembership]:
+    """AU-scoped roles a user holds — [Gb] api/user-list-scopedrolememberof.md (also on v1.0)."""
+    path = "/me/scopedRoleMemberOf" if user == "me" else f"/users/{_seg(user)}/scopedRoleMemberOf"
+    req = GraphRequest("GET", path)
+    return (ScopedRoleMembership.from_graph(item) for item in client.iter_values(req))
+
+
+def directory_role_get(client: GraphClient, role_id: str) -> DirectoryRole:
+    """A directory role by object id — [G1] api/directoryrole-get.md."""
+    return DirectoryRole.from_graph(client.get(f"/directoryRoles/{_seg(role_id)}"))
+
+
+def directory_role_get_by_template(client: GraphClient, template_id: str) -> DirectoryRole:
+    """A directory role by template id — [G1] api/directoryrole-get.md (alternate key)."""
+    return DirectoryRole.from_graph(
+        client.get(f"/directoryRoles(roleTemplateId='{_seg(template_id)}')")
+    )
+
+
+def group_get(client: GraphClient, group_id: str) -> Group:
+    """Get a group — [G1] api/group-get.md."""
+    return Group.from_graph(
+        client.get(url(f"/groups/{_seg(group_id)}", select="id,displayName,description"))
+    )
+
+
+def group_transitive_users(
+    client: GraphClient, group_id: str, *, select: str = USER_SELECT
+) -> Iterator[User]:
+    """Users in a group, nested groups included — [G1] api/group-list-transitivemembers.md."""
+    req = GraphRequest(
+        "GET",
+        url(
+            f"/groups/{_seg(group_id)}/transitiveMembers/microsoft.graph.user",
+            select=select,
+            count="true",
+        ),
+        headers=EVENTUAL,
+    )
+    return (User.from_graph(item) for item in client.iter_values(req))
+
+
+# -- QR code + PIN method (CONTRACT.md §1) --------------------------------------------------
+
+
+def _qr_path(user: str) -> str:
+    return f"/users/{_seg(user)}/authentication/qrCodePinMethod"
+
+
+def qr_method_get(client: GraphClient, user: str) -> QrMethod | None:
+    """A user's QR method, or None — [G1] api/qrcodepinauthenticationmethod-get.md."""
+    try:
+        body = client.get(_qr_path(user))
+    except GraphNotFound:
+        return None
+    return QrMethod.from_graph(body) if body else None
+
+
+def qr_method_create_request(
+    user: str, *, start: datetime, expire: datetime, pin: str | None = None
+) -> GraphRequest:
+    """PUT the method (no pin: generated) — [G1] api/authentication-put-qrcodepinmethod.md."""
+    body: dict[str, Any] = {
+        "@odata.type": "#microsoft.graph.qrCodePinAuthenticationMethod",
+        "standardQRCode": {
+            "startDateTime": format_datetime(start),
+            "expireDateTime": format_datetime(expire),
+        },
+    }
+    if pin is not None:
+        body["pin"] = {"code": pin}
+    return GraphRequest("PUT", _qr_path(user), body=body)
+
+
+def qr_method_create(
+    client: GraphClient, user: str, *, start: datetime, expire: datetime, pin: str | None = None
+) -> QrMethod:
+    """Create a QR method (with payload, PIN) — [G1] api/authentication-put-qrcodepinmethod.md."""
+    req = qr_method_create_request(user, start=start, expire=expire, pin=pin)
+    return QrMethod.from_graph(client.request(req).body)
+
+
+def qr_method_delete_request(user: str) -> GraphRequest:
+    """DELETE the method — [G1] api/qrcodepinauthenticationmethod-delete.md."""
+    return GraphRequest("DELETE", _qr_path(user))
+
+
+def qr_method_delete(client: GraphClient, user: str) -> None:
+    """Delete a QR method, codes and PIN — [G1] api/qrcodepinauthenticationmethod-delete.md."""
+    client.request(qr_method_delete_request(user))
+
+
+def qr_code_set_request(
+    user: str, kind: str, *, start: datetime | None = None, expire: datetime
+) -> GraphRequest:
+    """PATCH a code: create it, or change a standard expiry — [G1] api/qrcode-update.md."""
+    if kind not in QR_KINDS:
+        raise ValueError(f"kind must be one of {QR_KINDS}")
+    body: dict[str, Any] = {"@odata.type": "#microsoft.graph.qrCode"}
+    if start is not None:
+        body["startDateTime"] = format_datetime(start)
+    body["expireDateTime"] = format_datetime(expire)
+    return GraphRequest("PATCH", f"{_qr_path(user)}/{kind}", body=body)
+
+
+def qr_code_set(
+    client: GraphClient, user: str, kind: str, *, start: datetime | None = None, expire: datetime
+) -> QrCode:
+    """Create (201, with image) or update (200) a QR code — [G1] api/qrcode-update.md."""
+    response = client.request(qr_code_set_request(user, kind, start=start, expire=expire))
+    code = QrCode.from_graph(response.body)
+    if code is None:  # an update may answer without a body
+        code = QrCode(id=None, start_date_time=start, expire_date_time=expire)
+    return code
+
+
+def qr_code_get(client: GraphClient, user: str, kind: str) -> QrCode | None:
+    """A standard/temporary code (bare or {"value": …}), or None — [G1] api/qrcode-get.md."""
+    try:
+        body = client.get(f"{_qr_path(user)}/{kind}")
+    except GraphNotFound:
+        return None
+    return QrCode.from_graph(body)
+
+
+def qr_code_delete_request(user: str, kind: str) -> GraphRequest:
+    """DELETE a standard/temporary code — [G1] api/qrcode-delete.md."""
+    return GraphRequest("DELETE", f"{_qr_path(user)}/{kind}")
+
+
+def qr_code_delete(client: GraphClient, user: str, kind: str) -> None:
+    """Delete a standard/temporary code; the PIN stays — [G1] api/qrcode-delete.md."""
+    client.request(qr_code_delete_request(user, kind))
+
+
+def qr_pin_reset_request(user: str) -> GraphRequest:
+    """PATCH the PIN; Entra generates the new one — [G1] api/qrpin-update.md."""
+    return GraphRequest(
+        "PATCH", f"{_qr_path(user)}/pin", body={"@odata.type": "#microsoft.graph.qrPin"}
+    )
+
+
+def qr_pin_reset(client: GraphClient, user: str) -> QrPin:
+    """Reset a user's PIN; the result holds the new PIN — [G1] api/qrpin-update.md."""
+    pin = QrPin.from_graph(client.request(qr_pin_reset_request(user)).body)
+    if pin is None:
+        raise ValueError("Microsoft Graph answered a PIN reset without the new PIN")
+    return pin
+
+
+# -- QR policy (CONTRACT.md §2) -------------------------------------------------------------
+
+QR_POLICY_PATH = (
+    "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/qrCodePin"
+)
+
+
+def qr_policy_get(client: GraphClient) -> QrPolicy:
+    """The tenant's QR policy — [G1] api/qrcodepinauthenticationmethodconfiguration-get.md."""
+    return QrPolicy.from_graph(client.get(QR_POLICY_PATH))
+
+
+def qr_policy_update(client: GraphClient, **changes: Any) -> QrPolicy | None:
+    """PATCH the QR policy (Graph names, e.g. pinLength=10); 200 + body or 204 → None —
+    [G1] api/qrcodepinauthenticationmethodconfiguration-update.md."""
+    body = {"@odata.type": "#microsoft.graph.qrCodePinAuthenticationMethodConfiguration", **changes}
+    response = client.request(GraphRequest("PATCH", QR_POLICY_PATH, body=body))
+    return QrPolicy.from_graph(response.body) if isinstance(response.body, dict) else None
+
+
+# -- phone methods (CONTRACT.md §3) ---------------------------------------------------------
+
+
+def _phone_path(user: str, method_id: str | None = None) -> str:
+    path = f"/users/{_seg(user)}/authentication/phoneMethods"
+    return f"{path}/{method_id}" if method_id else path
+
+
+def phone_method_list(client: GraphClient, user: str) -> list[PhoneMethod]:
+    """A user's phone methods (≤3) — [G1] api/authentication-list-phonemethods.md."""
+    return [
+        PhoneMethod.from_graph(item)
+        for item in client.iter_values(GraphRequest("GET", _phone_path(user)))
+    ]
+
+
+def phone_method_create_request(user: str, phone_type: str, phone_number: str) -> GraphRequest:
+    """POST a phone method — [G1] api/authentication-post-phonemethods.md."""
+    body = {"phoneNumber": phone_number, "phoneType": phone_type}
+    return GraphRequest("POST", _phone_path(user), body=body)
+
+
+def phone_method_create(
+    client: GraphClient, user: str, phone_type: str, phone_number: str
+) -> PhoneMethod:
+    """Add a phone ('+CC NUMBER[xEXT]') — [G1] api/authentication-post-phonemethods.md."""
+    body = client.request(phone_method_create_request(user, phone_type, phone_number)).body
+    return PhoneMethod.from_graph(body)
+
+
+def phone_method_update_request(user: str, phone_type: str, phone_number: str) -> GraphRequest:
+    """PATCH a phone method's number — [G1] api/phoneauthenticationmethod-update.md."""
+    body = {"phoneNumber": phone_number, "phoneType": phone_type}
+    return GraphRequest("PATCH", _phone_path(user, PHONE_METHOD_IDS[phone_type]), body=body)
+
+
+def phone_method_update(client: GraphClient, user: str, phone_type: str, phone_number: str) -> None:
+    """Change a phone number (204) — [G1] api/phoneauthenticationmethod-update.md."""
+    client.request(phone_method_update_request(user, phone_type, phone_number))
+
+
+def phone_method_delete_request(user: str, phone_type: str) -> GraphRequest:
+    """DELETE a phone method — [G1] api/phoneauthenticationmethod-delete.md."""
+    return GraphRequest("DELETE", _phone_path(user, PHONE_METHOD_IDS[phone_type]))
+
+
+def phone_method_delete(client: GraphClient, user: str, phone_type: str) -> None:
+    """Remove a phone method — [G1] api/phoneauthenticationmethod-delete.md."""
+    client.request(phone_method_delete_request(user, phone_type))
+
+
+def phone_sms_sign_in_enable(client: GraphClient, user: str) -> None:
+    """Enable SMS sign-in on mobile — [G1] api/phoneauthenticationmethod-enablesmssignin.md."""
+    path = _phone_path(user, PHONE_METHOD_IDS["mobile"]) + "/enableSmsSignIn"
+    client.request(GraphRequest("POST", path))
+
+
+def phone_sms_sign_in_disable(client: GraphClient, user: str) -> None:
+    """Disable SMS sign-in — [G1] api/phoneauthenticationmethod-disablesmssignin.md."""
+    path = _phone_path(user, PHONE_METHOD_IDS["mobile"]) + "/disableSmsSignIn"
+    client.request(GraphRequest("POST", path))
+
+
+# -- other methods and reports --------------------------------------------------------------
+
+
+def authentication_method_list(client: GraphClient, user: str) -> list[AuthenticationMethod]:
+    """All of a user's methods — [G1] api/authentication-list-methods.md."""
+    req = GraphRequest("GET", f"/users/{_seg(user)}/authentication/methods")
+    return [AuthenticationMethod.from_graph(item) for item in client.iter_values(req)]
+
+
+def sign_in_preferences_get(client: GraphClient, user: str) -> SignInPreferences:
+    """Default MFA method (beta only) — [Gb] api/authentication-get-signinpreferences.md."""
+    path = f"/users/{_seg(user)}/authentication/signInPreferences"
+    return SignInPreferences.from_graph(client.get(path, api_version="beta"))
+
+
+def user_registration_details_list(
+    client: GraphClient,
+    *,
+    filter: str | None = None,
+    top: int | None = None,  # noqa: A002
+) -> Iterator[UserRegistrationDetails]:
+    """MFA registration — [G1] api/authenticationmethodsroot-list-userregistrationdetails.md."""
+    req = GraphRequest(
+        "GET",
+        url("/reports/authenticationMethods/userRegistrationDetails", filter=filter, top=top),
+    )
+    return (UserRegistrationDetails.from_graph(item) for item in client.iter_values(req))

@@ -1,0 +1,210 @@
+"""The write budget shared by every worker process (DESIGN.md §6, CONTRACT.md §7.3).
+
+Graph allows about 3,000 writes per 150 s per app and tenant. A token bucket refilled at
+`rate` writes per second, with room for one second's burst, is kept where every worker sees it:
+Redis in production (`RedisRateLimiter`, one atomic Lua script), a small fcntl-locked file in demo
+mode (`FileRateLimiter`). Only writes are charged: each POST/PATCH/PUT/DELETE, and each write inside
+a $batch.
+
+`acquire()` reserves tokens and sleeps exactly as long as the reservation needs, so waiting workers
+are served in arrival order without polling. `penalize(retry_after)` is called when Graph answers a
+write with 429: it empties the bucket and holds it for `retry_after` seconds, pausing every worker
+sharing it, not only the one that was throttled.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+
+class RateLimiter(Protocol):
+    def acquire(self, cost: int = 1, timeout: float | None = None) -> bool: ...
+
+    def penalize(self, retry_after: float) -> None: ...
+
+
+def _step(
+    state: dict[str, float], now: float, rate: float, capacity: float, cost: float, max_wait: float
+) -> tuple[bool, float]:
+    """One bucket decision; mutates `state`. (granted, seconds to wait). Mirrors _LUA_ACQUIRE."""
+    blocked = state.get("blocked_until", 0.0)
+    if now < blocked:
+        return False, blocked - now
+    tokens = state.get("tokens", capacity)
+    last = state.get("ts", now)
+    tokens = min(capacity, tokens + max(0.0, now - last) * rate)
+    wait = (cost - tokens) / rate if tokens < cost else 0.0
+    if max_wait >= 0 and wait > max_wait:
+        return False, wait
+    state["tokens"] = tokens - cost  # may go negative: a reservation paid back by waiting
+    state["ts"] = max(now, last)
+    return True, wait
+
+
+def _penalize(state: dict[str, float], now: float, rate: float, retry_after: float) -> None:
+    until = now + retry_after
+    state["blocked_until"] = max(state.get("blocked_until", 0.0), until)
+    state["tokens"] = min(state.get("tokens", 0.0), 0.0)
+    state["ts"] = state["blocked_until"]  # no refill while Graph is holding us back
+
+
+class _BucketLimiter:
+    rate: float
+    capacity: float
+
+    def __init__(self, rate: float, capacity: float | None = None, *, sleep=time.sleep) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = float(rate)
+        self.capacity = float(capacity if capacity is not None else max(1.0, rate))
+        self._sleep: Callable[[float], None] = sleep
+
+    def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
+        raise NotImplementedError
+
+    def acquire(self, cost: int = 1, timeout: float | None = None) -> bool:
+        """Take `cost` write tokens, sleeping as needed; False if that would exceed `timeout`."""
+        if cost <= 0:
+            return True
+        if cost > self.capacity:
+            raise ValueError(f"cost {cost} exceeds the bucket capacity {self.capacity:g}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            granted, wait = self._try(cost, remaining)
+            if granted:
+                if wait > 0:
+                    self._sleep(wait)
+                return True
+            if deadline is not None and wait > remaining:
+                return False
+            self._sleep(wait)
+
+
+class FileRateLimiter(_BucketLimiter):
+    """The bucket in a small JSON file under an exclusive fcntl lock (demo mode, one machine)."""
+
+    def __init__(self, path: str | os.PathLike, rate: float, capacity: float | None = None, **kw):
+        super().__init__(rate, capacity, **kw)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _locked(self, change: Callable[[dict[str, float], float], tuple[bool, float] | None]):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 4096, 0)
+            try:
+                state = {k: float(v) for k, v in json.loads(raw).items()} if raw else {}
+            except (ValueError, AttributeError):
+                state = {}  # a torn or foreign file: start with a full bucket
+            result = change(state, time.time())
+            data = json.dumps(state).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+            return result
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
+        return self._locked(lambda s, now: _step(s, now, self.rate, self.capacity, cost, max_wait))
+
+    def penalize(self, retry_after: float) -> None:
+        self._locked(lambda s, now: _penalize(s, now, self.rate, retry_after))
+
+
+# KEYS[1] bucket; ARGV rate, capacity, cost, max_wait (-1 = unbounded), ttl ms.
+# Redis time, not the workers' clocks, so skewed hosts share one notion of "now". Floats are
+# returned as strings: Redis truncates Lua numbers to integers.
+_LUA_ACQUIRE = """
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'blocked_until')
+local tokens = tonumber(s[1]) or capacity
+local last = tonumber(s[2]) or now
+local blocked = tonumber(s[3]) or 0
+if now < blocked then
+  return {0, tostring(blocked - now)}
+end
+tokens = math.min(capacity, tokens + math.max(0, now - last) * rate)
+local wait = 0
+if tokens < cost then wait = (cost - tokens) / rate end
+if max_wait >= 0 and wait > max_wait then
+  return {0, tostring(wait)}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - cost), 'ts', tostring(math.max(now, last)))
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {1, tostring(wait)}
+"""
+
+_LUA_PENALIZE = """
+local retry_after = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'blocked_until')
+local tokens = tonumber(s[1]) or 0
+local blocked = math.max(tonumber(s[2]) or 0, now + retry_after)
+redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tokens, 0)), 'ts', tostring(blocked),
+           'blocked_until', tostring(blocked))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class RedisRateLimiter(_BucketLimiter):
+    """The bucket in a Redis hash, changed only by Lua scripts (atomic across all workers)."""
+
+    def __init__(self, redis_client, key: str, rate: float, capacity: float | None = None, **kw):
+        super().__init__(rate, capacity, **kw)
+        self.redis = redis_client
+        self.key = key
+        self._acquire = redis_client.register_script(_LUA_ACQUIRE)
+        self._penalize = redis_client.register_script(_LUA_PENALIZE)
+
+    def _ttl_ms(self, extra: float = 0.0) -> int:
+        # Long enough to remember debt and blocks; an idle bucket expires and starts full.
+        return int((self.capacity / self.rate + extra + 60) * 1000)
+
+    def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
+        granted, wait = self._acquire(
+            keys=[self.key], args=[self.rate, self.capacity, cost, max_wait, self._ttl_ms()]
+        )
+        return bool(int(granted)), float(wait)
+
+    def penalize(self, retry_after: float) -> None:
+        self._penalize(keys=[self.key], args=[retry_after, self._ttl_ms(retry_after)])
+
+
+class NoRateLimiter:
+    """No shared budget (unit tests, one-off scripts)."""
+
+    def acquire(self, cost: int = 1, timeout: float | None = None) -> bool:
+        return True
+
+    def penalize(self, retry_after: float) -> None:
+        return None
+
+
+def build_rate_limiter(url: str | None, key: str, rate: float) -> RateLimiter:
+    """A limiter from GRAPH_RATE_LIMITER_URL: redis[s]:// or unix:// → Redis; else a directory."""
+    if url and url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return RedisRateLimiter(client, key, rate)
+    if url and url.startswith("file://"):
+        url = url[len("file://") :]
+    directory = Path(url) if url else Path(tempfile.gettempdir()) / "lanyard-ratelimit"
+    return FileRateLimiter(directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json"), rate)

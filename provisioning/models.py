@@ -1,0 +1,121 @@
+"""Provisioning data: the local directory cache and the audit log.
+
+The directory cache mirrors what Lanyard needs from Entra — administrative units ("stores"), their
+user members, and who holds an AU-scoped authentication admin role on them — so pages list workers
+and check a manager's scope without a Graph round trip. `sync_directory` keeps it current.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AdministrativeUnit(models.Model):
+    """An Entra administrative unit; in Lanyard's words, a store."""
+
+    id = models.CharField(primary_key=True, max_length=36)  # Entra object id
+    display_name = models.CharField(max_length=256)
+    description = models.TextField(blank=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class DirectoryUser(models.Model):
+    """A user as last read from Entra: the fields the portal shows and checks."""
+
+    id = models.CharField(primary_key=True, max_length=36)  # Entra object id
+    user_principal_name = models.CharField(max_length=320, db_index=True)
+    display_name = models.CharField(max_length=256, db_index=True)
+    employee_id = models.CharField(max_length=64, blank=True, db_index=True)
+    job_title = models.CharField(max_length=256, blank=True)
+    department = models.CharField(max_length=256, blank=True)
+    mail = models.CharField(max_length=320, blank=True)
+    mobile_phone = models.CharField(max_length=64, blank=True)  # the profile field, as typed
+    usage_location = models.CharField(max_length=2, blank=True)
+    country = models.CharField(max_length=128, blank=True)
+    account_enabled = models.BooleanField(default=True)
+    user_type = models.CharField(max_length=16, default="Member")
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.user_principal_name}>"
+
+
+class AUMembership(models.Model):
+    administrative_unit = models.ForeignKey(
+        AdministrativeUnit, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE, related_name="memberships")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["administrative_unit", "user"], name="unique_au_membership"
+            )
+        ]
+
+
+class ScopedRoleAssignment(models.Model):
+    """Someone holds a directory role scoped to one administrative unit (Graph scopedRoleMembers).
+
+    Only the role *template* id is meaningful across tenants; the directoryRole object id that Graph
+    returns as `roleId` is resolved to it during sync (CONTRACT.md §4.4, gotcha 12).
+    """
+
+    id = models.CharField(primary_key=True, max_length=200)  # Graph's opaque membership id
+    administrative_unit = models.ForeignKey(
+        AdministrativeUnit, on_delete=models.CASCADE, related_name="scoped_roles"
+    )
+    principal_id = models.CharField(max_length=36, db_index=True)
+    principal_upn = models.CharField(max_length=320, blank=True)
+    principal_display_name = models.CharField(max_length=256, blank=True)
+    role_template_id = models.CharField(max_length=36)
+    synced_at = models.DateTimeField()
+
+
+class DirectorySync(models.Model):
+    """One run of sync_directory, with what it changed."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, default="running")  # running|succeeded|failed
+    summary = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        get_latest_by = "started_at"
+
+
+class AuditEvent(models.Model):
+    """Who did what to whom, when, with what outcome (DESIGN.md §5 "Audit"). Never a secret."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        DENIED = "denied"
+        PENDING = "pending"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_label = models.CharField(max_length=320)  # kept when the user row is gone
+    action = models.CharField(max_length=64, db_index=True)
+    target_user_id = models.CharField(max_length=36, blank=True, db_index=True)
+    target_label = models.CharField(max_length=320, blank=True)
+    administrative_unit_id = models.CharField(max_length=36, blank=True, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    graph_request_id = models.CharField(max_length=64, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,40 @@
+"""Celery tasks: thin, idempotent, ids as the only arguments (STYLE.md "Celery tasks")."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from provisioning import directory
+from provisioning.graph import get_app_client, operations
+from provisioning.graph.errors import GraphError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="provisioning.sync_directory",
+    autoretry_for=(GraphError,),
+    retry_backoff=60,
+    retry_jitter=True,
+    max_retries=3,
+)
+def sync_directory() -> dict[str, int]:
+    """Mirror Entra's AUs, members and scoped roles into the cache (hourly, and on demand)."""
+    summary = directory.directory_sync_recorded(client=get_app_client())
+    return dict(summary)
+
+
+@shared_task(
+    name="provisioning.sync_administrative_unit",
+    autoretry_for=(GraphError,),
+    retry_backoff=30,
+    retry_jitter=True,
+    max_retries=3,
+)
+def sync_administrative_unit(au_id: str) -> dict[str, int]:
+    """Mirror one AU (a store a manager was just given) into the cache."""
+    client = get_app_client()
+    unit = operations.administrative_unit_get(client, au_id)
+    return dict(directory.administrative_unit_sync(client=client, unit=unit))

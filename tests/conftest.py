@@ -1,0 +1,49 @@
+"""Shared fixtures. graphsim's (a real simulator over HTTPS) come from tests/fixtures_graphsim.py."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+from pathlib import Path
+
+# The lead removes this guard once both plugins exist.
+pytest_plugins = [
+    f"tests.{name}"
+    for name in ("fixtures_graphsim", "fixtures_portal")
+    if (Path(__file__).parent / f"{name}.py").exists()
+]
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _check_address(sock: socket.socket, address) -> None:
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return
+    host = address[0] if isinstance(address, tuple) else address
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        if host == "localhost":
+            return
+    raise RuntimeError(f"Tests may not reach the network (tried to connect to {host!r})")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection beyond loopback fails: tests talk to graphsim and local services only."""
+
+    def guarded_connect(sock, address):
+        _check_address(sock, address)
+        return _real_connect(sock, address)
+
+    def guarded_connect_ex(sock, address):
+        _check_address(sock, address)
+        return _real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)

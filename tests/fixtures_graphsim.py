@@ -1,0 +1,45 @@
+"""pytest plugin: graphsim over real HTTPS for the whole test suite.
+
+Enable with `pytest_plugins = ["tests.fixtures_graphsim"]` in tests/conftest.py.
+
+- `graphsim_tls` (session, autouse): graphsim's CA in a temporary directory; REQUESTS_CA_BUNDLE
+  points at its bundle (system CAs + graphsim CA) for the whole session, so MSAL and requests
+  trust graphsim exactly as production trusts Entra.
+- `graphsim_server` (session): one running graphsim (HTTPS + HTTP browser listener).
+- `graphsim` (function): the same server, reset to a fresh demo tenant and default config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from graphsim.testing import GraphsimHandle, running_graphsim
+from graphsim.tls import TlsFiles, ensure_tls
+
+
+@pytest.fixture(scope="session", autouse=True)
+def graphsim_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsFiles]:
+    tls = ensure_tls(tmp_path_factory.mktemp("graphsim-tls"))
+    previous = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(tls.bundle)
+    yield tls
+    if previous is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = previous
+
+
+@pytest.fixture(scope="session")
+def graphsim_server(graphsim_tls: TlsFiles) -> Iterator[GraphsimHandle]:
+    with running_graphsim(tls_dir=graphsim_tls.directory) as handle:
+        yield handle
+
+
+@pytest.fixture
+def graphsim(graphsim_server: GraphsimHandle) -> GraphsimHandle:
+    """A running graphsim with a fresh deterministic demo tenant and default config."""
+    graphsim_server.reset()
+    return graphsim_server

@@ -1,0 +1,76 @@
+"""The production limiter: one bucket in Redis, changed only by Lua scripts, shared by processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+
+import pytest
+
+from provisioning.graph.ratelimit import RedisRateLimiter, build_rate_limiter
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def key():
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (make test-integration starts it)")
+    name = f"lanyard:test-bucket:{uuid.uuid4()}"
+    yield name
+    client.delete(name)
+
+
+def _worker(key, rate, count, queue, barrier):
+    limiter = build_rate_limiter(REDIS_URL, key, rate)
+    barrier.wait()
+    for _ in range(count):
+        limiter.acquire()
+        queue.put(time.time())
+
+
+def test_processes_sharing_the_redis_bucket_stay_within_the_budget(key):
+    rate, per_process, processes = 50, 40, 4
+    ctx = multiprocessing.get_context("fork")
+    queue, barrier = ctx.Queue(), ctx.Barrier(processes)
+    procs = [
+        ctx.Process(target=_worker, args=(key, rate, per_process, queue, barrier))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    stamps = sorted(queue.get() for _ in range(per_process * processes))
+    expected = (len(stamps) - rate) / rate
+    assert expected * 0.95 <= stamps[-1] - stamps[0] < expected + 1.5
+    for i in range(len(stamps)):
+        for j in range(i, len(stamps)):
+            assert j - i + 1 <= rate + rate * (stamps[j] - stamps[i]) + 1
+
+
+def test_a_penalty_pauses_every_holder_of_the_bucket(key):
+    first = build_rate_limiter(REDIS_URL, key, 100)
+    second = build_rate_limiter(REDIS_URL, key, 100)
+    assert isinstance(first, RedisRateLimiter)
+    first.penalize(0.8)
+    started = time.monotonic()
+    second.acquire()
+    assert time.monotonic() - started >= 0.75
+
+
+def test_it_times_out_without_reserving(key):
+    limiter = build_rate_limiter(REDIS_URL, key, 1)
+    assert limiter.acquire()
+    assert limiter.acquire(timeout=0.1) is False
+    time.sleep(1.05)
+    assert limiter.acquire(timeout=0)
