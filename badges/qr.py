@@ -8,10 +8,12 @@ Choices:
 * **Error correction Q** (25 % of codewords recoverable). Badges are worn on lanyards,
   scratched, bent and laminated (glare), so we spend density on robustness. The symbol's printed
   size is fixed by the layout (≥ 2 in), so a higher level only makes modules smaller: graphsim's
-  ~130-byte payloads give version 10 (57 modules) at Q — 0.8 mm modules on the 52 mm CR80 box,
-  0.95 mm on sheets — well above the ~0.25 mm a phone camera needs at scanning distance.
-  H (30 %) would push typical payloads to version 12–13 for 5 % more recovery. Longer
-  payloads step down to M, then L, before a module would shrink below `MIN_MODULE_MM`.
+  ~130-byte payloads give version 9–10 (53–57 modules) at Q — 0.8 mm modules on the 52 mm CR80
+  box, 0.95 mm on sheets — well above what a phone camera resolves at scanning distance.
+  M (15 %) would give version 8 and 26 % fewer modules; H (30 %) needs version 11, 15 % more
+  modules (and PDF bytes: the one-badge-per-page layouts would pass the 3 MB budget for
+  1,000) for 5 % more recovery. Longer payloads step down to M, then L, before a module would
+  shrink below `MIN_MODULE_MM`.
 * **Minimum version 6** (41 modules), so that the quiet zone's share of the box is bounded and
   the sheet layouts can guarantee a ≥ 2 in dark symbol (see `badges.layouts`). Real payloads
   need version 9+ anyway.

@@ -101,8 +101,8 @@ _font_for_char: dict[tuple[bool, str], str | None] = {}
 
 
 def register_fonts() -> None:
-    """Register the vendored fonts with reportlab (once per process; parsing the CJK font takes
-    a few hundred milliseconds, so it is not done at import)."""
+    """Register the vendored fonts with reportlab, once per process (~0.1 s, mostly the CJK
+    font's tables, so it happens at the first render rather than at import)."""
     global _registered
     if _registered:
         return
@@ -177,7 +177,8 @@ def _runs(text: str, bold: bool) -> list[_Run]:
     primary = _BOLD_CHAIN[0][0] if bold else _REGULAR_CHAIN[0][0]
     current, start = None, 0
     for i, ch in enumerate(text):
-        # Spaces and marks the current font lacks stay with the current run.
+        # Spaces stay with the current run (every vendored font has one); a character no font
+        # has goes with it too and shows as that font's empty box (see missing_glyphs()).
         font = _font_for(ch, bold)
         if font is None or (ch == " " and current is not None):
             font = current or primary
@@ -312,6 +313,11 @@ def _draw_text(canvas: Canvas, text: str, slot: TextSlot, dx: float, dy: float) 
     # Top-aligned, except the banner, which is centred in its band.
     top = rect.top - (rect.height - block) / 2 if slot.reverse else rect.top
     baseline = top - ASCENT * size - (LEADING - 1) * size / 2
+    # One text object per slot; the fill colour is only touched for the white-on-black banner
+    # (black is the page default), which keeps a thousand badges' content streams small.
+    text_object = canvas.beginText()
+    if slot.reverse:
+        text_object.setFillColor(colour)
     for line in lines:
         if slot.reverse:
             x = rect.x + (rect.width - line.width) / 2
@@ -319,8 +325,7 @@ def _draw_text(canvas: Canvas, text: str, slot: TextSlot, dx: float, dy: float) 
             x = rect.right - line.width
         else:
             x = rect.x
-        text_object = canvas.beginText(x, baseline)
-        text_object.setFillColor(colour)
+        text_object.setTextOrigin(x, baseline)
         for run in line.runs:
             text_object.setFont(run.font, size)
             if run.fake_bold:
@@ -330,8 +335,10 @@ def _draw_text(canvas: Canvas, text: str, slot: TextSlot, dx: float, dy: float) 
             text_object.textOut(run.text)
             if run.fake_bold:
                 text_object.setTextRenderMode(0)
-        canvas.drawText(text_object)
         baseline -= size * LEADING
+    canvas.drawText(text_object)
+    if slot.reverse:
+        canvas.setFillColor(black)
 
 
 # --- badges ---------------------------------------------------------------------------------

@@ -109,12 +109,44 @@ def render_naive(badges: list[BadgeData], layout: str) -> bytes:
     return buffer.getvalue()
 
 
+def verify(pdf: bytes, badges: list[BadgeData], layout: str, dpi: int = 300) -> tuple[int, int]:
+    """Rasterise every page with pdftoppm and read every code with zxing-cpp; returns (codes
+    that decoded to exactly their payload, codes expected)."""
+    import subprocess
+    import tempfile
+
+    import zxingcpp
+    from PIL import Image
+
+    per_page = layouts.page_layout(layout).per_page
+    good = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "in.pdf"
+        source.write_bytes(pdf)
+        subprocess.run(
+            ["pdftoppm", "-r", str(dpi), "-gray", str(source), str(Path(tmp) / "p")], check=True
+        )
+        for index, path in enumerate(sorted(Path(tmp).glob("p-*.pgm"))):
+            wanted = [b.payload for b in badges[index * per_page : (index + 1) * per_page]]
+            found = [
+                r.bytes
+                for r in zxingcpp.read_barcodes(
+                    Image.open(path), formats=zxingcpp.BarcodeFormat.QRCode
+                )
+            ]
+            good += sum(1 for payload in wanted if payload in found)
+    return good, len(badges)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--naive-count", type=int, default=1000)
     parser.add_argument("--layouts", default=",".join(layouts.LAYOUT_NAMES))
     parser.add_argument("--output-dir", type=Path, help="keep the PDFs here")
+    parser.add_argument(
+        "--verify", action="store_true", help="also rasterise at 300 dpi and decode every code"
+    )
     args = parser.parse_args()
 
     if hasattr(os, "sched_setaffinity"):
@@ -153,6 +185,9 @@ def main() -> None:
             f"{size_mb:>8.2f} {ok:>7} | {naive_n:>7} {naive_s:>8.2f} {naive_mb:>9.2f} "
             f"{per_1000:>10.1f}"
         )
+        if args.verify:
+            good, total = verify(pdf, badges, layout)
+            print(f"{'':<13} decoded at 300 dpi: {good}/{total} byte-exact")
         if args.output_dir:
             args.output_dir.mkdir(parents=True, exist_ok=True)
             (args.output_dir / f"{layout}.pdf").write_bytes(pdf)

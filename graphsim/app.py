@@ -303,6 +303,7 @@ class Simulator:
         try:
             principal = identity.principal_from_bearer(self, request.headers.get("Authorization"))
         except GraphError as error:
+            self._count_request(request.method, error.status)
             result = self._error_result(error, request_id, client_request_id)
         else:
             if path.rstrip("/").lower() == "/$batch":
@@ -372,11 +373,12 @@ class Simulator:
             if version not in API_VERSIONS:
                 raise GraphError(400, "BadRequest", f"Invalid version: {version}")
             handler, params = self.router.match(method, path, version)
+            units = resource_units(method, path, query)
             throttled = self.throttle.check(
                 app_id=principal.app_id,
                 tenant_id=principal.tenant_id,
                 is_write=method in WRITE_METHODS,
-                units=resource_units(method, path, query),
+                units=units,
             )
             if throttled is not None:
                 raise self._throttled_error(
@@ -406,6 +408,7 @@ class Simulator:
             with tenant.lock:
                 response = handler(sim_request)
             result = GraphResult(response.status, response.body, dict(response.headers))
+            result.headers.setdefault("x-ms-resource-unit", str(units))
             if response.is_write and response.status < 400:
                 self._after_write(method, path, response)
                 result.lose_response = self.faults.lose_response()
@@ -449,6 +452,8 @@ class Simulator:
             },
         )
 
+    # DOC-GAP (CONTRACT.md §7.1 gives no bodies for 503/504): codes serviceNotAvailable (listed
+    # among Graph's generic codes) and GatewayTimeout.
     def _injected_5xx(self, status: int) -> GraphError:
         if status == 503:
             headers = {}

@@ -132,7 +132,8 @@ def handle(
         item_id = item["id"]
         failed = [d for d in item.get("dependsOn") or [] if outcomes.get(d, 500) >= 400]
         if failed:
-            # The 424 body shape is not documented (examples/INDEX.md); ours is the example's.
+            # DOC-GAP (CONTRACT.md §6, examples/INDEX.md): the 424 item body is undocumented;
+            # ours is the shape of examples/batch.response.json.
             outcomes[item_id] = 424
             sim._count_request(item["method"], 424)
             responses.append(
@@ -184,6 +185,11 @@ def handle(
     result = GraphResult(200, {"responses": _unordered(responses)}, {})
     result.lose_response = lose
     return result
+
+
+# DOC-GAP (CONTRACT.md §6): transport faults (latency, connection reset) apply once to the
+# whole batch, as they would to its HTTP request; throttling and injected 5xx apply per item; a
+# lost response on any write item loses the whole batch response (the write is kept).
 
 
 def _unordered(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -385,6 +385,10 @@ def unit_members_cast(req: SimRequest) -> SimResponse:
         return json_response(_references(req, items))
     cast_type = _cast_type(segment)
     items = [o for o in items if isinstance(o, cast_type)]
+    # DOC-GAP (CONTRACT.md §4.3 vs §4.5): for group members the contract makes a cast alone an
+    # advanced query; for AU members it does not, so here ConsistencyLevel is required only by
+    # the options that always need it ($count, $search, advanced $filter) — as in the example
+    # au-members-users.response.json, which sends it with $count.
     spec = USER_SPEC if cast_type is User else OBJECT_SPEC
     context = "users" if cast_type is User else "groups"
     body = query_collection(req, items, spec, context=context, serialize=_typed,
@@ -477,6 +481,10 @@ def list_roles(req: SimRequest) -> SimResponse:
                             context="directoryRoles", serialize=_plain,
                             known_select=frozenset(ROLE_PROPERTIES))  # fmt: skip
     return json_response(body)
+
+
+# DOC-GAP (examples/INDEX.md): the scopedRoleMembership `id` format is undocumented; the
+# tenant generator issues opaque base64url strings like the example's.
 
 
 def _role_body(req: SimRequest, role: DirectoryRole) -> SimResponse:

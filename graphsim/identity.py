@@ -237,10 +237,18 @@ def principal_from_bearer(sim: Simulator, authorization: str | None) -> Principa
             token.strip(),
             sim.keys.private_key.public_key(),
             algorithms=["RS256"],
-            options={"verify_aud": False, "verify_exp": False, "verify_nbf": False},
+            # Times are checked below against the simulator's clock, which tests may shift.
+            options={
+                "verify_aud": False,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
-    except jwt.InvalidTokenError as exc:
+    except jwt.InvalidSignatureError as exc:
         raise _unauthenticated("Access token validation failure. Invalid signature.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise _unauthenticated("Access token validation failure. Malformed token.") from exc
     if claims.get("aud") not in (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/", GRAPH_APP_ID):
         raise _unauthenticated("Access token validation failure. Invalid audience.")
     now = sim.now().timestamp()
@@ -506,9 +514,7 @@ def _verify_assertion(
     presented = [name for name in known if name in header]
     # MSAL sends the thumbprint base64url-encoded *with* padding; RFC 7515 says without. Entra
     # accepts both, so compare without padding.
-    if not presented or any(
-        str(header[name]).rstrip("=") != known[name] for name in presented
-    ):
+    if not presented or any(str(header[name]).rstrip("=") != known[name] for name in presented):
         raise TokenError(
             401,
             "invalid_client",

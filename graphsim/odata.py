@@ -353,6 +353,8 @@ def query_collection(
         raise unsupported("$expand is not supported with advanced queries.")
     eventual = consistency_eventual(req)
     counted = count_requested(req)
+    # DOC-GAP (CONTRACT.md §4.1 lists "$count" among the advanced options): graphsim refuses
+    # $count=true without ConsistencyLevel: eventual on every directory collection, as Graph does.
     if counted and not eventual:
         raise unsupported("$count is only supported with the header 'ConsistencyLevel: eventual'.")
     advanced = spec.always_advanced
@@ -362,6 +364,8 @@ def query_collection(
         predicate, advanced = parsed.predicate, advanced or parsed.advanced
     search = None
     if "$search" in req.query:
+        # CONTRACT.md §4.1: $search needs the ConsistencyLevel header ("header required"); unlike
+        # ne/not/endsWith it does not also need $count=true.
         if not eventual:
             raise unsupported(
                 "Request with $search query parameter only works through MSGraph with a special "

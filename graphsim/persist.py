@@ -8,6 +8,7 @@ one file write, and the file is replaced atomically so a crash never leaves half
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -26,13 +27,22 @@ FORMAT_VERSION = 1
 _SKIP = {"lock", "_index", "_index_size"}
 
 
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind) if f.name not in _SKIP)
+
+
+@functools.cache
+def _hints(kind: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(kind)
+    return {name: hints[name] for name in _field_names(kind)}
+
+
 def _to_plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _to_plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name not in _SKIP
-        }
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if hasattr(type(value), "__dataclass_fields__"):
+        return {name: _to_plain(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, set | frozenset):
@@ -62,11 +72,10 @@ def _from_plain(kind: Any, data: Any) -> Any:
     if kind is datetime:
         return datetime.fromisoformat(data)
     if dataclasses.is_dataclass(kind):
-        hints = typing.get_type_hints(kind)
         values = {
-            f.name: _from_plain(hints[f.name], data[f.name])
-            for f in dataclasses.fields(kind)
-            if f.name not in _SKIP and f.name in data
+            name: _from_plain(hint, data[name])
+            for name, hint in _hints(kind).items()
+            if name in data
         }
         return kind(**values)
     return data
@@ -75,7 +84,7 @@ def _from_plain(kind: Any, data: Any) -> Any:
 def tenant_to_json(tenant: Tenant) -> str:
     with tenant.lock:
         plain = _to_plain(tenant)
-    return json.dumps({"format": FORMAT_VERSION, "tenant": plain}, ensure_ascii=False, indent=1)
+    return json.dumps({"format": FORMAT_VERSION, "tenant": plain}, ensure_ascii=False)
 
 
 def tenant_from_json(text: str) -> Tenant:
@@ -102,7 +111,7 @@ class DebouncedSaver:
     """Saves the simulator's current tenant at most once per `delay_s` after writes."""
 
     def __init__(self, get_tenant: typing.Callable[[], Tenant], path: str | os.PathLike[str],
-                 delay_s: float = 0.5) -> None:  # fmt: skip
+                 delay_s: float = 2.0) -> None:  # fmt: skip
         self.get_tenant = get_tenant
         self.path = Path(path)
         self.delay_s = delay_s

@@ -67,7 +67,6 @@ class QuietRequestHandler(WSGIRequestHandler):
             return  # keep the connection unless the client asked to close it
         super().send_header(keyword, value)
 
-
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         logger.debug("%s %s %s", self.command, self.path, code)
 

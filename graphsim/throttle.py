@@ -1,19 +1,19 @@
-"""Graph's identity-and-access throttling as token buckets (CONTRACT.md §7.2, §7.3).
+"""Graph's identity-and-access throttling (CONTRACT.md §7.2, §7.3).
 
 Per (app, tenant) there are two limits: write requests (POST/PATCH/PUT/DELETE) in a sliding
 window (20 per second by default), and resource units (every request, costed per §7.3) in a token
 bucket that refills continuously. A client that spaces its writes at the budget never sees a 429,
-and one that bursts gets 429 with a `Retry-After` equal to the time until its request would fit. Reads keep passing while writes are throttled, because
-only writes draw on the write bucket.
+and one that bursts gets 429 with a `Retry-After` equal to the time until its request would fit.
+Reads keep passing while writes are throttled: only writes count against the write window.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import deque
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from graphsim.faults import SimConfig
@@ -157,7 +157,8 @@ class Throttle:
     def format_wait(self, seconds: float) -> float:
         if self.config.retry_after_integer:
             return float(max(1, math.ceil(seconds)))
-        # Graph's samples show fractional values such as 2.128 (CONTRACT.md §7.2).
+        # Graph's samples show fractional values such as 2.128 (CONTRACT.md §7.2). DOC-GAP: the
+        # docs do not say how Retry-After is computed; ours is the exact wait, rounded up to ms.
         return max(0.001, math.ceil(seconds * 1000) / 1000)
 
 

@@ -94,6 +94,10 @@ SECRET_KEY_MISSING = "unset-SECRET_KEY-lanyard-refuses-to-serve-with-this-placeh
 SECRET_KEY = env_str("SECRET_KEY", _DEMO_SECRET_KEY if DEMO_MODE else SECRET_KEY_MISSING)
 VAULT_KEYS = env_list("VAULT_KEYS", _DEMO_VAULT_KEY if DEMO_MODE else "")
 
+# How long the vault keeps a QR payload for printing, and an unrevealed PIN (DESIGN.md §5).
+VAULT_QR_PAYLOAD_DAYS = env_int("VAULT_QR_PAYLOAD_DAYS", 7, minimum=1)
+VAULT_PIN_HOURS = env_int("VAULT_PIN_HOURS", 72, minimum=1)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -169,6 +173,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "sync-directory": {"task": "provisioning.sync_directory", "schedule": 3600.0},
+    "vault-purge-expired": {"task": "provisioning.vault_purge_expired", "schedule": 600.0},
 }
 
 # One Graph write budget shared by every worker: Redis when the broker is Redis, else a file.

@@ -9,12 +9,8 @@ import pytest
 
 from pathlib import Path
 
-# The lead removes this guard once both plugins exist.
-pytest_plugins = [
-    f"tests.{name}"
-    for name in ("fixtures_graphsim", "fixtures_portal")
-    if (Path(__file__).parent / f"{name}.py").exists()
-]
+# Every tests/fixtures_*.py is a plugin: graphsim, the portal's personas, and each area's own.
+pytest_plugins = sorted(f"tests.{path.stem}" for path in Path(__file__).parent.glob("fixtures_*.py"))
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

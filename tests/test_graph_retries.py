@@ -208,6 +208,25 @@ def test_reads_are_retried_through_503s_and_504s(graphsim, client):
     assert client.stats["retries"] >= 1
 
 
+def test_reads_are_retried_through_connection_resets(graphsim, client):
+    graphsim.sim.config.reset_rate = 0.3
+    graphsim.sim.config.default_page_size = 20
+    users = list(ops.user_list(client))
+    assert {u.id for u in users} == set(graphsim.tenant.users)
+    assert graphsim.stats["faults"].get("reset", 0) > 0
+    assert client.stats["connection_errors"] == graphsim.stats["faults"]["reset"]
+
+
+def test_a_write_whose_connection_was_reset_is_reported_as_maybe_performed(graphsim, client):
+    graphsim.sim.config.reset_rate = 1.0
+    worker = a_worker(graphsim)
+    start, expire = soon()
+    with pytest.raises(GraphConnectionError) as info:
+        ops.qr_method_create(client, worker.id, start=start, expire=expire)
+    assert info.value.maybe_performed  # the client cannot tell; the task must re-read Graph
+    assert client.stats["requests"] == 1
+
+
 def test_a_503_retry_after_is_honoured(graphsim, client):
     graphsim.sim.config.error_5xx_rate = 1.0
     graphsim.sim.config.error_503_retry_after_s = 0.3

@@ -99,7 +99,7 @@ def _penalizer(path, rate, queue, barrier):
 
 
 def _run_processes(target, args_list):
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     barrier = ctx.Barrier(len(args_list))
     procs = [ctx.Process(target=target, args=(*args, queue, barrier)) for args in args_list]
@@ -135,7 +135,7 @@ def test_processes_sharing_a_file_bucket_stay_within_the_budget(tmp_path):
 
 def test_a_penalty_from_one_process_pauses_the_others(tmp_path):
     path = tmp_path / "bucket.json"
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     barrier = ctx.Barrier(1)
     penalizer = ctx.Process(target=_penalizer, args=(path, 100, queue, barrier))

@@ -210,7 +210,7 @@ class GraphClient:
         results: list[BatchResult | None] = [None] * len(requests_)
         pending = list(range(len(requests_)))
         rounds = 0  # consecutive rounds in which no throttled item got through
-        started = time.monotonic()
+        waited = 0.0  # time spent waiting to resend (sending a long list takes time by itself)
         while pending:
             retry: list[int] = []
             longest_wait = 0.0
@@ -227,11 +227,11 @@ class GraphClient:
             rounds = rounds + 1 if len(retry) == len(pending) else 0
             if longest_wait == 0.0:
                 longest_wait = self._backoff(rounds)
-            elapsed = time.monotonic() - started
-            if rounds > self.config.max_retries or elapsed + longest_wait > self.max_wait():
+            if rounds > self.config.max_retries or waited + longest_wait > self.max_wait():
                 break
             self._count("batch_item_retries", len(retry))
             self._sleep(longest_wait)
+            waited += longest_wait
             pending = retry
         return [r for r in results if r is not None]
 
@@ -291,9 +291,9 @@ class GraphClient:
             body = answer.get("body")
             error = None
             if not 200 <= status < 300:
-                error = error_for_status(status, body, headers)
-                if error.request_id is None:
-                    error.request_id = response.request_id
+                error = error_for_status(
+                    status, body, headers, fallback_request_id=response.request_id
+                )
             self._count(f"batch_item_{status}")
             if status == 429 and requests_[index].is_write:
                 self.rate_limiter.penalize(

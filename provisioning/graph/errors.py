@@ -220,11 +220,15 @@ def error_for_status(
     headers: Any = None,
     *,
     client_request_id: str | None = None,
+    fallback_request_id: str | None = None,
 ) -> GraphError:
-    """The typed error for an HTTP (or $batch item) status, Graph error body and headers."""
+    """The typed error for an HTTP (or $batch item) status, Graph error body and headers.
+
+    `fallback_request_id` (the $batch's own) is used when an item names none.
+    """
     headers = headers or {}
     code, inner_code, body_request_id, message = parse_error_body(body)
-    request_id = _header(headers, "request-id") or body_request_id
+    request_id = _header(headers, "request-id") or body_request_id or fallback_request_id
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = GraphServerError if status >= 500 else GraphError

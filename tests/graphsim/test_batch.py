@@ -16,7 +16,9 @@ def workers_without_phone(graphsim, count):
     tenant = graphsim.tenant
     store = tenant.administrative_units[graphsim.people.stores[0]]
     ids = [u for u in store.member_ids if u not in tenant.phone_methods and u in tenant.users]
-    ids = [u for u in ids if tenant.users[u].account_enabled and tenant.users[u].user_type == "Member"]
+    ids = [
+        u for u in ids if tenant.users[u].account_enabled and tenant.users[u].user_type == "Member"
+    ]
     return ids[:count]
 
 
@@ -82,10 +84,18 @@ def test_more_than_twenty_requests_is_400(graphsim, app):
     [
         [{"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/users"}],
         [{"id": "1", "method": "GET", "url": "/users"}, {"id": "1", "method": "GET", "url": "/me"}],
-        [{"id": "1", "method": "POST", "url": "/users/x/authentication/phoneMethods",
-          "body": {"phoneNumber": "+1 2065550199", "phoneType": "mobile"}}],  # no Content-Type
-        [{"id": "1", "method": "GET", "url": "/users", "dependsOn": ["2"]},
-         {"id": "2", "method": "GET", "url": "/users"}],  # depends on a later request
+        [
+            {
+                "id": "1",
+                "method": "POST",
+                "url": "/users/x/authentication/phoneMethods",
+                "body": {"phoneNumber": "+1 2065550199", "phoneType": "mobile"},
+            }
+        ],  # no Content-Type
+        [
+            {"id": "1", "method": "GET", "url": "/users", "dependsOn": ["2"]},
+            {"id": "2", "method": "GET", "url": "/users"},
+        ],  # depends on a later request
         [{"id": "1", "method": "POST", "url": "/$batch", "headers": JSON, "body": {}}],
         [],
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html.parser
+import re
 import time
 import uuid
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -218,8 +219,11 @@ def test_missing_credential_is_invalid_client(graphsim):
 def test_unsupported_grant_type(graphsim):
     r = requests.post(
         token_url(graphsim),
-        data={"grant_type": "password", "client_id": demo.DEMO_CLIENT_ID,
-              "client_secret": demo.DEMO_CLIENT_SECRET},  # fmt: skip
+        data={
+            "grant_type": "password",
+            "client_id": demo.DEMO_CLIENT_ID,
+            "client_secret": demo.DEMO_CLIENT_SECRET,
+        },  # fmt: skip
         timeout=10,
     )
     assert_token_error(r, 400, "unsupported_grant_type", 70003)
@@ -341,7 +345,9 @@ def test_msal_auth_code_flow_then_silent_refresh(graphsim):
     result = app.acquire_token_by_auth_code_flow(flow, params)
     assert "access_token" in result, result
     assert result["id_token_claims"]["oid"] == manager
-    assert result["id_token_claims"]["preferred_username"] == "jordan.lee@" + demo.DEMO_TENANT_DOMAIN
+    assert (
+        result["id_token_claims"]["preferred_username"] == "jordan.lee@" + demo.DEMO_TENANT_DOMAIN
+    )
     claims = jwt.decode(result["access_token"], options={"verify_signature": False})
     assert claims["scp"] == "User.Read"
     me = graphsim.session(result["access_token"]).get(graphsim.graph_url("/me"))
@@ -439,7 +445,9 @@ def test_code_is_single_use(graphsim):
 
 def test_code_redirect_uri_must_match(graphsim):
     _, flow, params = _code_and_flow(graphsim, graphsim.people.managers[1])
-    r = redeem(graphsim, params["code"], flow["code_verifier"], "http://localhost:8000/auth/callback")
+    r = redeem(
+        graphsim, params["code"], flow["code_verifier"], "http://localhost:8000/auth/callback"
+    )
     assert_token_error(r, 400, "invalid_grant", 50011)
 
 
@@ -592,9 +600,6 @@ def test_form_post_response_mode(graphsim):
     )
     assert chosen.status_code == 200
     assert f'action="{REDIRECT_URI}"' in chosen.text
-    fields = dict(
-        (name, value)
-        for name, value in __import__("re").findall(r'name="(\w+)" value="([^"]*)"', chosen.text)
-    )
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', chosen.text))
     result = app.acquire_token_by_auth_code_flow(flow, fields)
     assert result["id_token_claims"]["oid"] == graphsim.people.it_admin

@@ -54,10 +54,7 @@ def test_stores_workers_and_variety():
         assert len(tenant.administrative_units[unit_id].member_ids) >= 50
     workers = [u for u in tenant.users.values() if u.employee_id]
     scripts = {
-        unicodedata.name(ch).split()[0]
-        for u in workers
-        for ch in u.display_name
-        if ch.isalpha()
+        unicodedata.name(ch).split()[0] for u in workers for ch in u.display_name if ch.isalpha()
     }
     assert {"LATIN", "CYRILLIC", "GREEK", "CJK", "ARABIC"} <= scripts
     assert any(not ch.isascii() for u in workers for ch in u.display_name if "LATIN" in
@@ -83,7 +80,9 @@ def test_managers_and_it_admin_roles():
     assert scoped[jordan] == set(people.stores[:2])
     assert len(scoped[marie]) == len(scoped[hiroshi]) == 1
     admin_roles = {
-        r.role_template_id for r in tenant.directory_roles.values() if people.it_admin in r.member_ids
+        r.role_template_id
+        for r in tenant.directory_roles.values()
+        if people.it_admin in r.member_ids
     }
     assert admin_roles == {AUTHENTICATION_ADMINISTRATOR, AUTHENTICATION_POLICY_ADMINISTRATOR}
     assert people.it_admin in tenant.groups[demo.DEMO_ADMIN_GROUP_ID].member_ids
@@ -99,7 +98,7 @@ def test_edge_cases_and_existing_methods():
     assert tenant.users[people.guest].user_type == "Guest"
     assert tenant.users[people.disabled].account_enabled is False
     assert 5 < len(tenant.qr_methods) < 80
-    assert 10 < len(tenant.phone_methods)
+    assert len(tenant.phone_methods) > 10
     for method in tenant.qr_methods.values():
         pin = method.pin.code
         assert pin.isdigit() and len(pin) == 8 and "0123456789" not in pin

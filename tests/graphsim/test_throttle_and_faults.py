@@ -202,10 +202,14 @@ def test_lost_response_as_504(graphsim, app):
 def test_lost_response_in_a_batch_loses_the_whole_batch(graphsim, app):
     graphsim.sim.config.lost_response_rate = 1.0
     [worker] = worker_ids(graphsim, 1)
-    batch = {"requests": [{"id": "1", "method": "POST",
-                           "url": f"/users/{worker}/authentication/phoneMethods",
-                           "headers": {"Content-Type": "application/json"},
-                           "body": {"phoneNumber": "+1 2065550100", "phoneType": "mobile"}}]}  # fmt: skip
+    item = {
+        "id": "1",
+        "method": "POST",
+        "url": f"/users/{worker}/authentication/phoneMethods",
+        "headers": {"Content-Type": "application/json"},
+        "body": {"phoneNumber": "+1 2065550100", "phoneType": "mobile"},
+    }
+    batch = {"requests": [item]}
     with pytest.raises(requests.ConnectionError):
         app.post(graphsim.graph_url("/$batch"), json=batch)
     assert worker in graphsim.tenant.phone_methods
@@ -232,3 +236,20 @@ def test_reset_restores_config_and_tenant(graphsim, app):
     assert graphsim.sim.config.latency_max_ms == 0
     assert graphsim.sim.clock_offset.total_seconds() == 0
     assert graphsim.stats["requests"] == {}
+
+
+def test_concurrent_creates_for_one_user_make_one_method(graphsim):
+    from concurrent.futures import ThreadPoolExecutor
+
+    graphsim.sim.config.write_budget_per_s = 1000
+    [worker] = worker_ids(graphsim, 1)
+    token = graphsim.issue_app_token()
+
+    def create(_):
+        return create_qr_method(graphsim, graphsim.session(token), worker).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(create, range(12)))
+    assert statuses.count(201) == 1
+    assert statuses.count(409) == 11
+    assert graphsim.stats["qr_method_creations"] == {worker: 1}

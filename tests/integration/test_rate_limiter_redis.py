@@ -39,7 +39,7 @@ def _worker(key, rate, count, queue, barrier):
 
 def test_processes_sharing_the_redis_bucket_stay_within_the_budget(key):
     rate, per_process, processes = 50, 40, 4
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(processes)
     procs = [
         ctx.Process(target=_worker, args=(key, rate, per_process, queue, barrier))

@@ -1,13 +1,11 @@
-"""Provisioning data: the local directory cache and the audit log.
+"""The local directory cache: stores (AUs), their workers and scoped admin roles.
 
-The directory cache mirrors what Lanyard needs from Entra — administrative units ("stores"), their
-user members, and who holds an AU-scoped authentication admin role on them — so pages list workers
-and check a manager's scope without a Graph round trip. `sync_directory` keeps it current.
+The cache mirrors what Lanyard needs from Entra so pages list workers and check a manager's scope
+without a Graph round trip; `sync_directory` keeps it current.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 
 
@@ -63,6 +61,9 @@ class AUMembership(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.administrative_unit_id}"
+
 
 class ScopedRoleAssignment(models.Model):
     """Someone holds a directory role scoped to one administrative unit (Graph scopedRoleMembers).
@@ -81,6 +82,9 @@ class ScopedRoleAssignment(models.Model):
     role_template_id = models.CharField(max_length=36)
     synced_at = models.DateTimeField()
 
+    def __str__(self) -> str:
+        return f"{self.principal_upn} holds {self.role_template_id} on {self.administrative_unit_id}"
+
 
 class DirectorySync(models.Model):
     """One run of sync_directory, with what it changed."""
@@ -94,28 +98,5 @@ class DirectorySync(models.Model):
     class Meta:
         get_latest_by = "started_at"
 
-
-class AuditEvent(models.Model):
-    """Who did what to whom, when, with what outcome (DESIGN.md §5 "Audit"). Never a secret."""
-
-    class Outcome(models.TextChoices):
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        DENIED = "denied"
-        PENDING = "pending"
-
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    actor_label = models.CharField(max_length=320)  # kept when the user row is gone
-    action = models.CharField(max_length=64, db_index=True)
-    target_user_id = models.CharField(max_length=36, blank=True, db_index=True)
-    target_label = models.CharField(max_length=320, blank=True)
-    administrative_unit_id = models.CharField(max_length=36, blank=True, db_index=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    graph_request_id = models.CharField(max_length=64, blank=True)
-    detail = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
+    def __str__(self) -> str:
+        return f"Directory sync {self.started_at:%Y-%m-%d %H:%M} ({self.outcome})"

@@ -1,4 +1,4 @@
-"""Celery tasks: thin, idempotent, ids as the only arguments (STYLE.md "Celery tasks")."""
+"""Directory and vault housekeeping tasks: thin, idempotent, ids as the only arguments."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from provisioning import directory
+from provisioning import directory, vault
 from provisioning.graph import get_app_client, operations
 from provisioning.graph.errors import GraphError
 
@@ -38,3 +38,9 @@ def sync_administrative_unit(au_id: str) -> dict[str, int]:
     client = get_app_client()
     unit = operations.administrative_unit_get(client, au_id)
     return dict(directory.administrative_unit_sync(client=client, unit=unit))
+
+
+@shared_task(name="provisioning.vault_purge_expired")
+def vault_purge_expired() -> int:
+    """Destroy PINs and QR payloads past their expiry (every 10 minutes)."""
+    return vault.secrets_purge_expired()

@@ -1,0 +1,70 @@
+"""Phone numbers as people type them → the form Graph requires (CONTRACT.md §3, gotcha 8).
+
+Graph wants `+{country code} {number}[x{extension}]` — a space after the country code, not E.164.
+Numbers are parsed with `phonenumbers`; a number written without a country code is read in the
+worker's own country (usageLocation, else country, else LANYARD_DEFAULT_REGION).
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from django.conf import settings
+
+
+class PhoneNumberInvalid(ValueError):
+    """The text is not a phone number we can write to Entra; the message says why, plainly."""
+
+
+def phone_region_for(*, usage_location: str = "", country: str = "") -> str:
+    """The region a national-format number is read in, for a worker."""
+    for candidate in (usage_location, country):
+        code = (candidate or "").strip().upper()
+        if len(code) == 2 and code in phonenumbers.SUPPORTED_REGIONS:
+            return code
+        if candidate:
+            # `country` is free text in Entra ("Germany"); match a region's English name.
+            region = _REGION_BY_NAME.get(candidate.strip().lower())
+            if region:
+                return region
+    return settings.LANYARD_DEFAULT_REGION
+
+
+def phone_number_normalise(raw: str, *, region: str) -> str:
+    """`raw` in Graph's format, or PhoneNumberInvalid with a reason a person understands."""
+    text = (raw or "").strip()
+    if not text:
+        raise PhoneNumberInvalid("The phone number is empty.")
+    # People write international numbers with a 00 prefix; phonenumbers reads those only when the
+    # region's international prefix is 00, so turn a leading 00 into + first.
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneNumberInvalid(f"“{raw.strip()}” is not a phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        where = phonenumbers.region_code_for_country_code(number.country_code)
+        raise PhoneNumberInvalid(
+            f"“{raw.strip()}” is not a valid phone number for {where}; "
+            "check the digits, or write it with its country code (+44 …)."
+        )
+    formatted = f"+{number.country_code} {phonenumbers.national_significant_number(number)}"
+    if number.extension:
+        formatted += f"x{number.extension}"
+    return formatted
+
+
+def _region_names() -> dict[str, str]:
+    """English country names → region codes, for Entra's free-text `country` field."""
+    from phonenumbers.geocoder import _region_display_name  # stable helper used by geocoder
+
+    names = {}
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        name = _region_display_name(region, "en")
+        if name:
+            names[name.lower()] = region
+    names.update({"usa": "US", "uk": "GB", "united states of america": "US"})
+    return names
+
+
+_REGION_BY_NAME = _region_names()

@@ -1,0 +1,135 @@
+"""The vault: where PINs and QR payloads live between Graph's response and a person (DESIGN.md §5).
+
+A secret is encrypted with VAULT_KEYS, bound to its kind and owner (the worker it belongs to), and
+expires. A PIN is revealed once to the person who created or reset it, and destroyed in the same
+transaction; a QR payload is kept until its badge is printed or it expires (7 days by default).
+The plaintext never reaches a log, an exception message, a task argument or a plaintext column:
+callers get it back only from `secret_reveal_once` / `secret_read`, and this module logs ids only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from portal.models import User
+from provisioning import crypto
+from provisioning.models import VaultSecret
+
+logger = logging.getLogger(__name__)
+
+
+class SecretUnavailable(Exception):
+    """The secret is gone (revealed, printed, expired or destroyed) or is not the caller's."""
+
+
+def _default_ttl(kind: str) -> timedelta:
+    if kind == VaultSecret.Kind.QR_PAYLOAD:
+        return timedelta(days=settings.VAULT_QR_PAYLOAD_DAYS)
+    return timedelta(hours=settings.VAULT_PIN_HOURS)
+
+
+def secret_store(
+    *,
+    kind: str,
+    owner_id: str,
+    value: str,
+    created_by: User | None,
+    ttl: timedelta | None = None,
+) -> VaultSecret:
+    """Encrypt `value` for `owner_id` (an Entra user id); the row never holds it in clear."""
+    # The kind and owner travel inside the ciphertext, so a row whose columns were swapped for
+    # another worker's cannot be opened as that worker's secret.
+    sealed = json.dumps({"kind": kind, "owner": owner_id.lower(), "value": value}).encode()
+    return VaultSecret.objects.create(
+        kind=kind,
+        owner_id=owner_id.lower(),
+        created_by=created_by,
+        ciphertext=crypto.encrypt(sealed),
+        expires_at=timezone.now() + (ttl or _default_ttl(kind)),
+    )
+
+
+def _open(secret: VaultSecret) -> str:
+    try:
+        sealed = json.loads(crypto.decrypt(secret.ciphertext))
+    except (crypto.InvalidToken, ValueError) as exc:
+        raise SecretUnavailable("This secret can no longer be opened.") from exc
+    if sealed.get("kind") != secret.kind or sealed.get("owner") != secret.owner_id:
+        raise SecretUnavailable("This secret does not belong here.")
+    return sealed["value"]
+
+
+def _usable(secret: VaultSecret | None, *, kind: str, owner_id: str) -> VaultSecret:
+    if (
+        secret is None
+        or secret.kind != kind
+        or secret.owner_id != owner_id.lower()
+        or secret.destroyed_at is not None
+        or secret.expires_at <= timezone.now()
+    ):
+        raise SecretUnavailable("This secret is no longer available.")
+    return secret
+
+
+def secret_reveal_once(*, secret_id: int, kind: str, owner_id: str, requester: User) -> str:
+    """The plaintext, for the person who created the secret, exactly once; then it is destroyed."""
+    with transaction.atomic():
+        secret = _usable(
+            VaultSecret.objects.select_for_update().filter(id=secret_id).first(),
+            kind=kind,
+            owner_id=owner_id,
+        )
+        if secret.created_by_id != requester.pk:
+            raise SecretUnavailable("Only the person who set this secret can see it.")
+        value = _open(secret)
+        _destroy(secret, reason="revealed")
+    logger.info("Vault secret %s revealed and destroyed", secret_id)
+    return value
+
+
+def secret_read(*, secret_id: int, kind: str, owner_id: str) -> str:
+    """The plaintext, leaving it in the vault (QR payloads, until their badge is printed)."""
+    secret = _usable(
+        VaultSecret.objects.filter(id=secret_id).first(), kind=kind, owner_id=owner_id
+    )
+    return _open(secret)
+
+
+def secret_destroy(*, secret_id: int, reason: str) -> None:
+    with transaction.atomic():
+        secret = VaultSecret.objects.select_for_update().filter(id=secret_id).first()
+        if secret is not None and secret.destroyed_at is None:
+            _destroy(secret, reason=reason)
+
+
+def _destroy(secret: VaultSecret, *, reason: str) -> None:
+    secret.ciphertext = b""
+    secret.destroyed_at = timezone.now()
+    secret.destroyed_reason = reason
+    secret.save(update_fields=["ciphertext", "destroyed_at", "destroyed_reason"])
+
+
+def secrets_purge_expired() -> int:
+    """Destroy every secret past its expiry; returns how many (a scheduled task runs this)."""
+    count = VaultSecret.objects.filter(
+        destroyed_at__isnull=True, expires_at__lte=timezone.now()
+    ).update(ciphertext=b"", destroyed_at=timezone.now(), destroyed_reason="expired")
+    if count:
+        logger.info("Vault: destroyed %d expired secrets", count)
+    return count
+
+
+def secrets_rotate() -> int:
+    """Re-encrypt every live secret with the newest VAULT_KEYS key (before dropping an old key)."""
+    rotated = 0
+    for secret in VaultSecret.objects.filter(destroyed_at__isnull=True).iterator():
+        secret.ciphertext = crypto.rotate(secret.ciphertext)
+        secret.save(update_fields=["ciphertext"])
+        rotated += 1
+    return rotated
