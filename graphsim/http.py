@@ -97,7 +97,7 @@ class _Route:
 
 
 class Router:
-    """Matches (method, path) to a handler. Literal segments match case-insensitively, as Graph's."""
+    """Matches (method, path) to a handler; literal segments match case-insensitively (Graph)."""
 
     def __init__(self) -> None:
         self._routes: list[_Route] = []

@@ -279,7 +279,9 @@ def _give_methods(tenant: Tenant, rng: random.Random, new_id: _Ids, user: User, 
         )
     if rng.random() < 0.25:
         number = _phone_for(rng, user.country or "US")
-        tenant.phone_methods[user.id] = {"mobile": PhoneMethod("mobile", number, "notEnabled")}
+        tenant.phone_methods[user.id] = {
+            "mobile": PhoneMethod("mobile", number, "notAllowedByPolicy")
+        }
         tenant.sign_in_preferences[user.id] = SignInPreferences(
             is_system_preferred_authentication_method_enabled=True,
             user_preferred_method_for_secondary_authentication="sms",

@@ -1,4 +1,4 @@
-"""Lanyard's Django project: settings, URLs, the Celery app, sign-in, and the manager and admin UI."""
+"""Lanyard's Django project: settings, URLs, the Celery app, sign-in, manager and admin UI."""
 
 from portal.celery import app as celery_app
 

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 def broker_health() -> str:
-    """"ok" or "unavailable"."""
+    """ "ok" or "unavailable"."""
     if settings.BROKER_IS_FILESYSTEM:
         # The embedded broker is a folder: healthy when the folder is there and writable.
         folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]

@@ -30,3 +30,6 @@ class TokenCache(models.Model):
     home_account_id = models.CharField(max_length=200, blank=True)
     ciphertext = models.BinaryField()
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:  # never the tokens
+        return f"Token cache of user {self.user_id}"

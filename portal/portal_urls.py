@@ -11,5 +11,4 @@ urlpatterns = [
     path("auth/sign-in", auth_views.sign_in, name="sign-in"),
     path("auth/callback", auth_views.callback, name="auth-callback"),
     path("auth/sign-out", auth_views.sign_out, name="sign-out"),
-    path("stores/<str:au_id>/", views.store_detail, name="store-detail"),
 ]

@@ -111,9 +111,7 @@ GRAPH_ENDPOINT = env_str(
     "GRAPH_ENDPOINT", demo.DEMO_GRAPHSIM_URL if DEMO_MODE else "https://graph.microsoft.com"
 ).rstrip("/")
 ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID", demo.DEMO_CLIENT_ID if DEMO_MODE else "")
-ENTRA_CLIENT_SECRET = env_str(
-    "ENTRA_CLIENT_SECRET", demo.DEMO_CLIENT_SECRET if DEMO_MODE else ""
-)
+ENTRA_CLIENT_SECRET = env_str("ENTRA_CLIENT_SECRET", demo.DEMO_CLIENT_SECRET if DEMO_MODE else "")
 ENTRA_CLIENT_CERTIFICATE = env_str("ENTRA_CLIENT_CERTIFICATE")
 LANYARD_ADMIN_GROUP_ID = env_str(
     "LANYARD_ADMIN_GROUP_ID", demo.DEMO_ADMIN_GROUP_ID if DEMO_MODE else ""
@@ -296,4 +294,17 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
         "msal": {"level": "WARNING"},
     },
+}
+
+# --- Badges and kiosks ---------------------------------------------------------------------------
+
+# A kiosk pairing code works once, for this many minutes (badges/services.py).
+KIOSK_PAIRING_MINUTES = env_int("KIOSK_PAIRING_MINUTES", 15, minimum=1)
+# How long a kiosk's device credential (its cookie) lasts before it must be paired again.
+KIOSK_CREDENTIAL_DAYS = env_int("KIOSK_CREDENTIAL_DAYS", 365, minimum=1)
+KIOSK_COOKIE_NAME = "lanyard_kiosk"
+# Close sheets not printed in time and destroy their QR payloads.
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "badges-print-jobs-expire": {"task": "badges.print_jobs_expire", "schedule": 600.0},
 }

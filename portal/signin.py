@@ -93,7 +93,10 @@ def signin_complete(*, flow: dict | None, auth_response: dict[str, str]) -> User
         new_units = manager_scope_refresh(user=user, client=delegated_client_for(user=user))
     except GraphError as exc:
         audit.record(
-            actor=user, action="sign-in", outcome="failed", detail=str(exc),
+            actor=user,
+            action="sign-in",
+            outcome="failed",
+            detail=str(exc),
             graph_request_id=exc.request_id or "",
         )
         raise SignInError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -14,11 +13,7 @@ from django_htmx.middleware import HtmxDetails
 
 from portal.health import broker_health
 from portal.models import User
-from provisioning.selectors import (
-    administrative_unit_list_for_manager,
-    get_administrative_unit_for_manager,
-    worker_list_for_administrative_unit,
-)
+from provisioning.selectors import administrative_unit_list_for_manager
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +31,6 @@ def home(request: HttpRequest) -> HttpResponse:
     if not stores and not request.user.is_it_admin:
         return render(request, "portal/no_access.html", status=403)
     return render(request, "portal/home.html", {"stores": stores})
-
-
-@require_GET
-@login_required
-def store_detail(request: AuthenticatedRequest, au_id: str) -> HttpResponse:
-    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
-    workers = worker_list_for_administrative_unit(unit=store)
-    return render(
-        request,
-        "portal/store_detail.html",
-        {"store": store, "workers": workers[:200], "worker_count": workers.count()},
-    )
 
 
 @require_GET

@@ -120,7 +120,10 @@ def administrative_unit_sync(
         )
         if created:
             summary["units_created"] += 1
-        elif (row.display_name, row.description) != (unit.display_name or "", unit.description or ""):
+        elif (row.display_name, row.description) != (
+            unit.display_name or "",
+            unit.description or "",
+        ):
             row.display_name = unit.display_name or ""
             row.description = unit.description or ""
             row.synced_at = now

@@ -14,6 +14,7 @@ Manager actions (one worker) and bulk jobs (many) both go through these function
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,10 +111,9 @@ def qr_credentials_reissue(
 
     Used after a lost create response, and for a lost badge (with reset_pin=False: the PIN stays).
     """
-    try:
+    # Already gone is fine: an earlier attempt deleted it, or it expired and was removed.
+    with contextlib.suppress(GraphNotFound):
         operations.qr_code_delete(client, user_id, STANDARD)
-    except GraphNotFound:
-        pass  # already gone: an earlier attempt deleted it, or it expired and was removed
     code = operations.qr_code_set(client, user_id, STANDARD, start=start, expire=expire)
     pin = operations.qr_pin_reset(client, user_id) if reset_pin else None
     payload_id, pin_id = _store(user_id=user_id, code=code, pin=pin, created_by=created_by)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from portal.models import User
-from provisioning.models import AdministrativeUnit, DirectoryUser
+from provisioning.models import (
+    AdministrativeUnit,
+    AuditEvent,
+    AUMembership,
+    DirectoryUser,
+    Operation,
+    ScopedRoleAssignment,
+)
 from provisioning.roles import MANAGER_ROLE_TEMPLATES
 
 
@@ -22,11 +29,7 @@ def administrative_unit_list_for_manager(*, user: User) -> QuerySet[Administrati
 
 def get_administrative_unit_for_manager(*, user: User, au_id: str) -> AdministrativeUnit:
     """The store `au_id` if `user` manages it; otherwise 404, exactly as if it did not exist."""
-    unit = (
-        administrative_unit_list_for_manager(user=user)
-        .filter(id=au_id)
-        .first()
-    )
+    unit = administrative_unit_list_for_manager(user=user).filter(id=au_id).first()
     if unit is None:
         raise Http404("No such store.")
     return unit
@@ -36,3 +39,82 @@ def worker_list_for_administrative_unit(*, unit: AdministrativeUnit) -> QuerySet
     return DirectoryUser.objects.filter(memberships__administrative_unit=unit).order_by(
         "display_name", "id"
     )
+
+
+def get_worker_for_manager(*, user: User, au_id: str, user_id: str) -> DirectoryUser:
+    """Worker `user_id` of store `au_id` if `user` manages that store; otherwise 404.
+
+    The store is checked first (the manager's scope), then the worker's membership of it.
+    """
+    unit = get_administrative_unit_for_manager(user=user, au_id=au_id)
+    worker = (
+        DirectoryUser.objects.filter(id=user_id)
+        .filter(memberships__administrative_unit=unit)
+        .select_related("method_state")
+        .first()
+    )
+    if worker is None:
+        raise Http404("No such worker.")
+    return worker
+
+
+def manager_manages_worker(*, user: User, au_id: str, user_id: str) -> bool:
+    """The check a task repeats before writing: does `user` still manage this worker's store?"""
+    if not user.entra_object_id:
+        return False
+    return (
+        ScopedRoleAssignment.objects.filter(
+            administrative_unit_id=au_id,
+            principal_id=user.entra_object_id,
+            role_template_id__in=MANAGER_ROLE_TEMPLATES,
+        ).exists()
+        and AUMembership.objects.filter(administrative_unit_id=au_id, user_id=user_id).exists()
+    )
+
+
+def worker_search_for_administrative_unit(
+    *, unit: AdministrativeUnit, query: str = ""
+) -> QuerySet[DirectoryUser]:
+    """The store's workers matching `query` (name, UPN or employee ID), with their method state."""
+    workers = worker_list_for_administrative_unit(unit=unit).select_related("method_state")
+    query = query.strip()
+    if query:
+        workers = workers.filter(
+            Q(display_name__icontains=query)
+            | Q(user_principal_name__icontains=query)
+            | Q(employee_id__icontains=query)
+        )
+    return workers
+
+
+def operation_list_for_worker(*, user: User, unit: AdministrativeUnit, worker_id: str):
+    """This manager's recent actions on the worker (the worker page's progress panel)."""
+    return Operation.objects.filter(
+        administrative_unit=unit, worker_id=worker_id, requested_by=user
+    ).order_by("-created_at", "-id")
+
+
+def get_operation_for_manager(
+    *, user: User, au_id: str, user_id: str, operation_id: int
+) -> Operation:
+    """An action the manager requested on a worker of a store they manage; otherwise 404."""
+    worker = get_worker_for_manager(user=user, au_id=au_id, user_id=user_id)
+    operation = Operation.objects.filter(
+        id=operation_id,
+        administrative_unit_id=au_id,
+        worker_id=worker.id,
+        requested_by=user,
+    ).first()
+    if operation is None:
+        raise Http404("No such action.")
+    return operation
+
+
+def audit_event_list_for_worker(*, unit: AdministrativeUnit, worker_id: str):
+    return AuditEvent.objects.filter(target_user_id=worker_id).filter(
+        Q(administrative_unit_id=unit.id) | Q(administrative_unit_id="")
+    )
+
+
+def audit_event_list_for_administrative_unit(*, unit: AdministrativeUnit):
+    return AuditEvent.objects.filter(administrative_unit_id=unit.id)

@@ -93,11 +93,27 @@ def secret_reveal_once(*, secret_id: int, kind: str, owner_id: str, requester: U
     return value
 
 
+def secret_take(*, secret_id: int, kind: str, owner_id: str, reason: str) -> str:
+    """The plaintext, exactly once, destroyed in the same transaction (a printed PIN slip).
+
+    Unlike `secret_reveal_once` this does not check who created the secret: the caller has
+    decided who may take it (badges/services.py: the creator or an IT admin).
+    """
+    with transaction.atomic():
+        secret = _usable(
+            VaultSecret.objects.select_for_update().filter(id=secret_id).first(),
+            kind=kind,
+            owner_id=owner_id,
+        )
+        value = _open(secret)
+        _destroy(secret, reason=reason)
+    logger.info("Vault secret %s taken and destroyed (%s)", secret_id, reason)
+    return value
+
+
 def secret_read(*, secret_id: int, kind: str, owner_id: str) -> str:
     """The plaintext, leaving it in the vault (QR payloads, until their badge is printed)."""
-    secret = _usable(
-        VaultSecret.objects.filter(id=secret_id).first(), kind=kind, owner_id=owner_id
-    )
+    secret = _usable(VaultSecret.objects.filter(id=secret_id).first(), kind=kind, owner_id=owner_id)
     return _open(secret)
 
 

@@ -1,16 +1,17 @@
-"""Shared fixtures. graphsim's (a real simulator over HTTPS) come from tests/fixtures_graphsim.py."""
+"""Shared fixtures; graphsim (a real simulator over HTTPS) comes from tests/fixtures_graphsim.py."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 
 import pytest
 
-from pathlib import Path
-
 # Every tests/fixtures_*.py is a plugin: graphsim, the portal's personas, and each area's own.
-pytest_plugins = sorted(f"tests.{path.stem}" for path in Path(__file__).parent.glob("fixtures_*.py"))
+pytest_plugins = sorted(
+    f"tests.{path.stem}" for path in Path(__file__).parent.glob("fixtures_*.py")
+)
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -97,6 +97,7 @@ def test_write_items_that_fail_with_5xx_are_returned_not_resent(graphsim, config
     for result in results:
         assert result.status in (503, 504, None)
         assert result.error is not None and not result.error.permanent
+        assert "request-id unknown" not in str(result.error)
     assert graphsim.stats["qr_method_creations"] == {}
 
 

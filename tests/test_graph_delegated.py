@@ -127,12 +127,12 @@ def test_config_reads_django_style_settings(tmp_path):
         GRAPH_ENDPOINT = "https://graph.example/"
         GRAPH_WRITES_PER_SECOND = "12"
         GRAPH_RATE_LIMITER_URL = "redis://127.0.0.1:6379/1"
-        GRAPH_TIMEOUT_SECONDS = 7
+        GRAPH_TIMEOUT_SECONDS = 30
 
     config = GraphConfig.from_django_settings(Settings())
     assert config.authority == "https://login.example/t"
     assert config.app_scope == "https://graph.example/.default"
     assert config.writes_per_second == 12.0
-    assert config.timeout == (7.0, 7.0)
+    assert config.timeout == (10.0, 30.0)
     assert config.client_certificate_path is None
     assert "client_secret" not in repr(config)

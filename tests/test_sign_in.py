@@ -33,9 +33,7 @@ def test_a_manager_signs_in_and_sees_their_stores(client, alice, directory):
     response = client.get("/")
     page = response.content.decode()
     assert response.status_code == 200
-    stores = AdministrativeUnit.objects.filter(
-        scoped_roles__principal_id=alice.user_id
-    ).distinct()
+    stores = AdministrativeUnit.objects.filter(scoped_roles__principal_id=alice.user_id).distinct()
     assert stores.count() == 2  # the demo tenant's first manager manages two stores
     for store in stores:
         assert store.display_name in page

@@ -69,7 +69,9 @@ def test_it_removes_departed_members_and_revoked_roles(portal_graph):
 
     sync()
     summary = DirectorySync.objects.latest().summary
-    assert not AUMembership.objects.filter(administrative_unit_id=unit.id, user_id=departed).exists()
+    assert not AUMembership.objects.filter(
+        administrative_unit_id=unit.id, user_id=departed
+    ).exists()
     assert not ScopedRoleAssignment.objects.filter(id=membership).exists()
     assert DirectoryUser.objects.get(id=renamed).job_title == "Shift Lead (renamed)"
     assert summary["members_removed"] == 1

@@ -136,10 +136,22 @@ def delegated_token_provider(
     load: Callable[[], str | None],
     save: Callable[[str], None],
     config: GraphConfig | None = None,
+    scopes: list[str] | None = None,
 ) -> DelegatedTokenProvider:
-    """Tokens for one manager from their stored MSAL cache (`load`/`save` the serialized cache)."""
+    """Tokens for one manager from their stored MSAL cache (`load`/`save` the serialized cache).
+
+    `scopes` default to settings.ENTRA_DELEGATED_SCOPES, the ones the manager consented to.
+    """
+    if scopes is None:
+        from django.conf import settings
+
+        scopes = list(getattr(settings, "ENTRA_DELEGATED_SCOPES", DELEGATED_SCOPES))
     return DelegatedTokenProvider(
-        config or get_config(), home_account_id=home_account_id, load=load, save=save
+        config or get_config(),
+        home_account_id=home_account_id,
+        load=load,
+        save=save,
+        scopes=scopes,
     )
 
 

@@ -122,8 +122,8 @@ class GraphConfig:
         timeout = get("GRAPH_TIMEOUT_SECONDS", (5.0, 30.0))
         if isinstance(timeout, list | tuple):
             timeout = (float(timeout[0]), float(timeout[1]))
-        else:
-            timeout = (float(timeout), float(timeout))
+        else:  # one number: the read timeout; connecting should never take that long
+            timeout = (min(10.0, float(timeout)), float(timeout))
         return cls(
             tenant_id=get("ENTRA_TENANT_ID"),
             client_id=get("ENTRA_CLIENT_ID"),

@@ -1,6 +1,7 @@
 """Provisioning models, one module per domain; everything is importable from here."""
 
 from provisioning.models.audit import AuditEvent
+from provisioning.models.bulk import BulkJob, BulkJobRow
 from provisioning.models.directory import (
     AdministrativeUnit,
     AUMembership,
@@ -8,14 +9,19 @@ from provisioning.models.directory import (
     DirectoryUser,
     ScopedRoleAssignment,
 )
+from provisioning.models.operations import Operation, WorkerMethodState
 from provisioning.models.vault import VaultSecret
 
 __all__ = [
     "AUMembership",
     "AdministrativeUnit",
     "AuditEvent",
+    "BulkJob",
+    "BulkJobRow",
     "DirectorySync",
     "DirectoryUser",
+    "Operation",
     "ScopedRoleAssignment",
     "VaultSecret",
+    "WorkerMethodState",
 ]

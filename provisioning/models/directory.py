@@ -83,7 +83,9 @@ class ScopedRoleAssignment(models.Model):
     synced_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"{self.principal_upn} holds {self.role_template_id} on {self.administrative_unit_id}"
+        return (
+            f"{self.principal_upn} holds {self.role_template_id} on {self.administrative_unit_id}"
+        )
 
 
 class DirectorySync(models.Model):

@@ -127,6 +127,7 @@ def test_failed_dependency_gives_424_to_dependants(graphsim, app):
 
 def test_each_item_counts_against_the_write_budget(graphsim, app):
     graphsim.sim.config.write_budget_per_s = 5
+    graphsim.sim.config.write_burst = None  # a strict 1-second window
     workers = workers_without_phone(graphsim, 8)
     items = [add_phone(str(i), w) for i, w in enumerate(workers)]
     answers = by_id(post_batch(graphsim, app, items))

@@ -56,7 +56,14 @@ def create_qr_method(graphsim, session, user_id):
 # -- throttling ------------------------------------------------------------------------------
 
 
+def test_the_default_write_budget_is_graphs_3000_per_150_seconds(graphsim):
+    config = graphsim.sim.config
+    assert config.write_budget_per_s == 20
+    assert config.write_burst == 3000  # CONTRACT.md §7.3: 3,000 writes / 2 min 30 s
+
+
 def test_the_21st_write_within_a_second_is_throttled(graphsim, app):
+    graphsim.sim.config.write_burst = None  # a strict 1-second window of 20 writes
     workers = worker_ids(graphsim, 21)
     started = time.monotonic()
     statuses = [add_phone(graphsim, app, w).status_code for w in workers]
@@ -83,6 +90,7 @@ def test_the_21st_write_within_a_second_is_throttled(graphsim, app):
 
 def test_spaced_writes_never_throttle(graphsim, app):
     graphsim.sim.config.write_budget_per_s = 50
+    graphsim.sim.config.write_burst = None  # a strict 1-second window
     for worker in worker_ids(graphsim, 30):
         assert add_phone(graphsim, app, worker).status_code == 201
         time.sleep(0.021)
@@ -99,11 +107,13 @@ def test_read_units_are_charged(graphsim, app):
 def test_throttle_can_be_switched_off(graphsim, app):
     graphsim.sim.config.throttle_enabled = False
     graphsim.sim.config.write_budget_per_s = 1
+    graphsim.sim.config.write_burst = None  # a strict 1-second window
     assert all(add_phone(graphsim, app, w).status_code == 201 for w in worker_ids(graphsim, 5))
 
 
 def test_integer_retry_after_option(graphsim, app):
     graphsim.sim.config.write_budget_per_s = 1
+    graphsim.sim.config.write_burst = None  # a strict 1-second window
     graphsim.sim.config.retry_after_integer = True
     workers = worker_ids(graphsim, 2)
     add_phone(graphsim, app, workers[0])
@@ -242,6 +252,8 @@ def test_concurrent_creates_for_one_user_make_one_method(graphsim):
     from concurrent.futures import ThreadPoolExecutor
 
     graphsim.sim.config.write_budget_per_s = 1000
+
+    graphsim.sim.config.write_burst = None  # a strict 1-second window
     [worker] = worker_ids(graphsim, 1)
     token = graphsim.issue_app_token()
 

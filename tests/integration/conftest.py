@@ -50,9 +50,7 @@ def worker_environment(graphsim: GraphsimHandle, tmp_path: Path) -> dict[str, st
         f"{database['PORT'] or 5432}/{database['NAME']}"
     )
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("ENTRA_", "PYTEST_"))
+        key: value for key, value in os.environ.items() if not key.startswith(("ENTRA_", "PYTEST_"))
     }
     env.update(
         DATABASE_URL=url,
@@ -157,7 +155,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
 
     if not os.access(CHROMIUM_PATH, os.X_OK):
-        pytest.fail(f"No Chromium at {CHROMIUM_PATH}: apt-get install chromium, or set CHROMIUM_PATH")
+        pytest.fail(
+            f"No Chromium at {CHROMIUM_PATH}: apt-get install chromium, or set CHROMIUM_PATH"
+        )
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM_PATH,

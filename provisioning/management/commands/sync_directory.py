@@ -20,5 +20,7 @@ class Command(BaseCommand):
             summary = directory.directory_sync_recorded(client=get_app_client())
         except GraphError as exc:
             raise CommandError(f"Directory sync failed: {exc}") from exc
-        parts = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in sorted(summary.items()))
+        parts = ", ".join(
+            f"{key.replace('_', ' ')} {value}" for key, value in sorted(summary.items())
+        )
         self.stdout.write(self.style.SUCCESS(f"Directory synced: {parts or 'no changes'}."))

@@ -1,0 +1,125 @@
+"""Reads of print jobs and kiosks, always through someone's scope: a manager's stores, or a
+kiosk's own stores (DESIGN.md §5). Another store's sheet or kiosk is a 404."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from badges.models import Kiosk, PrintJob
+from portal.models import User
+from provisioning.models import AdministrativeUnit, VaultSecret
+from provisioning.selectors import (
+    administrative_unit_list_for_manager,
+    get_administrative_unit_for_manager,
+)
+
+
+def qr_payload_latest(*, worker_id: str) -> VaultSecret | None:
+    """The newest QR payload of the worker still in the vault (None: replace the QR code)."""
+    return (
+        VaultSecret.objects.filter(
+            kind=VaultSecret.Kind.QR_PAYLOAD,
+            owner_id=worker_id.lower(),
+            destroyed_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def pin_secret_latest(*, worker_id: str, created_by: User | None = None) -> VaultSecret | None:
+    """The newest PIN of the worker still in the vault, optionally only one `created_by` set."""
+    pins = VaultSecret.objects.filter(
+        kind=VaultSecret.Kind.PIN,
+        owner_id=worker_id.lower(),
+        destroyed_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+    if created_by is not None:
+        pins = pins.filter(created_by=created_by)
+    return pins.order_by("-created_at", "-id").first()
+
+
+# -- managers ----------------------------------------------------------------------------------
+
+
+def print_job_list_for_store(*, unit: AdministrativeUnit) -> QuerySet[PrintJob]:
+    return (
+        PrintJob.objects.filter(store=unit)
+        .select_related("kiosk", "created_by")
+        .annotate(badge_count=Count("items"))
+    )
+
+
+def get_print_job_for_manager(*, user: User, au_id: str, job_id: int) -> PrintJob:
+    """Sheet `job_id` of store `au_id` if `user` manages that store; otherwise 404."""
+    unit = get_administrative_unit_for_manager(user=user, au_id=au_id)
+    job = (
+        PrintJob.objects.filter(id=job_id)
+        .filter(store=unit)
+        .select_related("store", "kiosk")
+        .first()
+    )
+    if job is None:
+        raise Http404("No such badge sheet.")
+    return job
+
+
+def kiosk_store_choices_for_user(*, user: User) -> QuerySet[AdministrativeUnit]:
+    """Stores `user` may register a kiosk for: an IT admin any, a manager their own."""
+    if user.is_it_admin:
+        return AdministrativeUnit.objects.all()
+    return administrative_unit_list_for_manager(user=user)
+
+
+def kiosk_list_for_user(*, user: User) -> QuerySet[Kiosk]:
+    """Kiosks serving at least one store `user` may manage kiosks for, with their pending sheets."""
+    kiosks = Kiosk.objects.all()
+    if not user.is_it_admin:
+        stores = administrative_unit_list_for_manager(user=user)
+        kiosks = kiosks.filter(stores__in=stores)
+    return (
+        kiosks.distinct()
+        .prefetch_related("stores")
+        .annotate(
+            pending_count=Count(
+                "stores__print_jobs",
+                filter=Q(stores__print_jobs__status__in=PrintJob.OPEN_STATUSES),
+                distinct=True,
+            )
+        )
+        .order_by("revoked_at", "name", "id")
+    )
+
+
+def get_kiosk_for_user(*, user: User, kiosk_id: int) -> Kiosk:
+    kiosk = kiosk_list_for_user(user=user).filter(id=kiosk_id).first()
+    if kiosk is None:
+        raise Http404("No such kiosk.")
+    return kiosk
+
+
+# -- kiosks ------------------------------------------------------------------------------------
+
+
+def print_job_list_for_kiosk(*, kiosk: Kiosk) -> QuerySet[PrintJob]:
+    """The open sheets of the kiosk's own stores, oldest first (its print queue)."""
+    return (
+        PrintJob.objects.filter(store__in=kiosk.stores.all())
+        .filter(status__in=PrintJob.OPEN_STATUSES)
+        .filter(expires_at__gt=timezone.now())
+        .select_related("store")
+        .prefetch_related("items")
+        .order_by("created_at", "id")
+    )
+
+
+def get_print_job_for_kiosk(*, kiosk: Kiosk, job_id: int) -> PrintJob:
+    """An open sheet of one of the kiosk's stores; anything else is a 404."""
+    job = print_job_list_for_kiosk(kiosk=kiosk).filter(id=job_id).first()
+    if job is None:
+        raise Http404("No such badge sheet.")
+    return job

@@ -1,0 +1,161 @@
+"""Reading an uploaded CSV into rows of text, with file-level checks in plain words (DESIGN.md §7).
+
+Accepted: UTF-8 with or without BOM, UTF-16 (LE/BE, with BOM, as Excel's "Unicode text" writes it),
+comma or semicolon as the delimiter (Excel in many European locales writes semicolons), header
+names case- and space-insensitive. Anything else is a FileProblem whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from django.conf import settings
+
+# Canonical column names per kind; header cells are matched after lower-casing and removing
+# spaces, dashes and underscores.
+QR_COLUMNS = ("userPrincipalName", "startDateTime", "expireDateTime", "pin")
+QR_REQUIRED = ("userPrincipalName",)
+PHONE_COLUMNS = ("UPN", "Mobile", "AlternateMobile", "OfficePhone", "ForcedUpdate", "ForcedRemoval")
+PHONE_REQUIRED = ("UPN",)
+COLUMNS = {"qr": QR_COLUMNS, "phone": PHONE_COLUMNS}
+REQUIRED = {"qr": QR_REQUIRED, "phone": PHONE_REQUIRED}
+# A few spellings people use for the same column.
+ALIASES = {"upn": "userPrincipalName", "user": "userPrincipalName", "userprincipalname": "UPN"}
+
+TEMPLATES = {
+    "qr": (
+        "userPrincipalName,startDateTime,expireDateTime,pin\r\n"
+        "ana.silva@contoso.com,,,\r\n"
+        "ben.okafor@contoso.com,2026-12-01,2027-11-30,\r\n"
+    ),
+    "phone": (
+        "UPN,Mobile,AlternateMobile,OfficePhone,ForcedUpdate,ForcedRemoval\r\n"
+        "ana.silva@contoso.com,+1 206 555 0100,,,False,False\r\n"
+        "ben.okafor@contoso.com,07700 900123,,,True,False\r\n"
+    ),
+}
+
+
+class FileProblem(ValueError):
+    """The file as a whole cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line: int  # physical line number in the file (header = 1)
+    values: dict[str, str]  # canonical column → stripped text ("" when empty or absent)
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def decode(data: bytes) -> str:
+    """The file's text, or FileProblem for empty, binary or undecodable content."""
+    max_bytes = settings.BULK_MAX_UPLOAD_BYTES
+    if len(data) > max_bytes:
+        raise FileProblem(
+            f"The file is {len(data) // 1024:,} KB; the limit is {max_bytes // 1024:,} KB. "
+            "Split it into smaller files."
+        )
+    if not data.strip(b"\x00\t\r\n \xef\xbb\xbf\xff\xfe"):
+        raise FileProblem("The file is empty.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise FileProblem("The file says it is UTF-16 but is not readable as such.") from exc
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif b"\x00" in data[:4096]:
+        # UTF-16 without a BOM still has a zero byte in every ASCII character.
+        for encoding in ("utf-16-le", "utf-16-be"):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if text.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in text[:2000]):
+                return text
+        raise FileProblem(
+            "This is not a text file (it looks binary: an Excel workbook or an image?). "
+            "Save it from Excel as “CSV UTF-8 (comma delimited)”."
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileProblem(
+            "The file is not UTF-8 or UTF-16 text. Save it from Excel as "
+            "“CSV UTF-8 (comma delimited)” and upload it again."
+        ) from exc
+    if any(not (c.isprintable() or c in "\r\n\t") for c in text[:4096]):
+        raise FileProblem(
+            "This is not a text file (it holds control characters). "
+            "Save it from Excel as “CSV UTF-8 (comma delimited)”."
+        )
+    return text
+
+
+def _delimiter(header_line: str) -> str:
+    # The header decides: its names contain neither character.
+    commas, semicolons = header_line.count(","), header_line.count(";")
+    if semicolons > commas:
+        return ";"
+    if "\t" in header_line and not commas:
+        return "\t"
+    return ","
+
+
+def read_rows(data: bytes, *, kind: str) -> list[CsvRow]:
+    """Parse an uploaded file of `kind` ("qr" or "phone") into rows; FileProblem if unusable."""
+    if kind not in COLUMNS:
+        raise FileProblem(f"Unknown kind of file {kind!r}: use qr or phone.")
+    text = decode(data)
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first))
+    known = {_key(name): name for name in COLUMNS[kind]}
+    header: list[str | None] | None = None
+    rows: list[CsvRow] = []
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if header is None:
+                if not any(cell.strip() for cell in cells):
+                    continue
+                header = []
+                for cell in cells:
+                    key = _key(cell)
+                    canonical = known.get(key)
+                    if canonical is None and key in ALIASES:
+                        alias = ALIASES[key]
+                        canonical = alias if alias in COLUMNS[kind] else None
+                    header.append(canonical)
+                missing = [name for name in REQUIRED[kind] if name not in header]
+                if missing:
+                    expected = ",".join(COLUMNS[kind])
+                    raise FileProblem(
+                        f"The file has no {' / '.join(missing)} column. The first line must name "
+                        f"the columns: {expected} (download the template)."
+                    )
+                continue
+            if not any(cell.strip() for cell in cells):
+                continue
+            values = dict.fromkeys(COLUMNS[kind], "")
+            for name, cell in zip(header, cells, strict=False):
+                if name is not None:
+                    values[name] = cell.strip()
+            rows.append(CsvRow(line=line, values=values))
+            if len(rows) > settings.BULK_MAX_ROWS:
+                raise FileProblem(
+                    f"The file has more than {settings.BULK_MAX_ROWS:,} rows. "
+                    "Split it into smaller files."
+                )
+    except csv.Error as exc:
+        raise FileProblem(f"Line {reader.line_num} is not valid CSV ({exc}).") from exc
+    if header is None:
+        raise FileProblem("The file is empty.")
+    if not rows:
+        raise FileProblem("The file has a header but no rows.")
+    return rows

@@ -1,0 +1,451 @@
+"""Row checks and the preview (dry run): a BulkJob in status "draft" with every row's plan.
+
+Nothing is written to Entra here. A preview is bound to what the IT admin saw: `preview_hash` is
+a SHA-256 over the previewed rows (line, UPN, user id, plan, non-secret inputs, vault id of a custom
+PIN) and the policy values used (PIN length, standard lifetime, default region); `job_confirm`
+(jobs.py) recomputes it and refuses a confirmation whose hash differs, or whose policy changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.functions import Lower
+from django.utils.dateparse import parse_datetime
+
+from portal.models import User as PortalUser
+from provisioning import vault
+from provisioning.actions import STANDARD_MAX_DAYS, pin_problem, qr_policy_current
+from provisioning.graph import GraphClient, GraphRequest, get_app_client, operations
+from provisioning.graph.models import USER_SELECT
+from provisioning.graph.models import User as GraphUser
+from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret, WorkerMethodState
+from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
+
+logger = logging.getLogger(__name__)
+
+PHONE_TYPES = (("Mobile", "mobile"), ("AlternateMobile", "alternateMobile"), ("OfficePhone", "office"))
+PHONE_LABELS = {"mobile": "mobile", "alternateMobile": "alternate mobile", "office": "office phone"}
+_TRUE = {"true", "yes", "y", "1", "x", "$true"}
+_FALSE = {"false", "no", "n", "0", "", "$false"}
+
+
+@dataclass(frozen=True)
+class RowInput:
+    """One row before checks: from a CSV (values by canonical column) or from a group/store."""
+
+    line: int
+    upn: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Person:
+    """What the checks need to know about a user."""
+
+    id: str
+    upn: str
+    display_name: str
+    account_enabled: bool
+    user_type: str
+    usage_location: str = ""
+    country: str = ""
+
+    @classmethod
+    def from_directory(cls, user: DirectoryUser) -> Person:
+        return cls(
+            user.id,
+            user.user_principal_name,
+            user.display_name,
+            user.account_enabled,
+            user.user_type or "Member",
+            user.usage_location,
+            user.country,
+        )
+
+    @classmethod
+    def from_graph(cls, user: GraphUser) -> Person:
+        return cls(
+            user.id,
+            user.user_principal_name or "",
+            user.display_name or "",
+            user.account_enabled is not False,
+            user.user_type or "Member",
+            user.usage_location or "",
+            user.country or "",
+        )
+
+
+@dataclass
+class Plan:
+    line: int
+    upn: str
+    person: Person | None
+    action: str
+    reason: str = ""
+    warning: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    pin: str | None = field(default=None, repr=False)  # a custom PIN, until it is vaulted
+
+
+@dataclass(frozen=True)
+class Policy:
+    pin_length: int
+    lifetime_days: int
+    region: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pin_length": self.pin_length, "lifetime_days": self.lifetime_days,
+                "region": self.region}  # fmt: skip
+
+
+def current_policy() -> Policy:
+    """The tenant's QR policy values the checks use (cached a few minutes by actions.py)."""
+    policy = qr_policy_current()
+    return Policy(
+        pin_length=policy.pin_length or 8,
+        lifetime_days=policy.standard_qr_code_lifetime_in_days or 365,
+        region=settings.LANYARD_DEFAULT_REGION,
+    )
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+def people_lookup(upns: Iterable[str], *, client: GraphClient | None = None) -> dict[str, Person]:
+    """UPN (lower-case) → Person: from the directory cache, then Graph for the rest ($batch reads)."""
+    wanted = {u.strip().lower() for u in upns if u and u.strip()}
+    found: dict[str, Person] = {}
+    cached = DirectoryUser.objects.annotate(upn_lower=Lower("user_principal_name")).filter(
+        upn_lower__in=wanted
+    )
+    for user in cached:
+        found[user.user_principal_name.lower()] = Person.from_directory(user)
+    missing = sorted(wanted - found.keys())
+    if missing:
+        client = client or get_app_client()
+        requests_ = [
+            GraphRequest("GET", operations.url(f"/users/{quote(upn, safe='@')}", select=USER_SELECT))
+            for upn in missing
+        ]
+        for upn, result in zip(missing, client.batch(requests_), strict=True):
+            if result.ok and isinstance(result.body, dict) and result.body.get("id"):
+                found[upn] = Person.from_graph(GraphUser.from_graph(result.body))
+            elif result.status != 404:
+                # Not "no such user": Graph could not answer. Say so rather than guess.
+                logger.info("User lookup failed for a bulk row: %s", result.error)
+    return found
+
+
+# -- value parsing --------------------------------------------------------------------------
+
+
+def parse_when(text: str) -> datetime:
+    """ISO 8601 date-time or YYYY-MM-DD (midnight UTC); ValueError with a plain message."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        value = parse_datetime(text.replace(" ", "T", 1))
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValueError(f"“{text}” is not a date (use YYYY-MM-DD or ISO 8601).")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+def parse_flag(text: str, column: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{column} must be True or False, not “{text.strip()}”.")
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- row checks -----------------------------------------------------------------------------
+
+
+def _person_problem(plan: Plan, person: Person | None) -> bool:
+    """Fill in the plan for a missing, guest or disabled user; True when the row stops here."""
+    if not plan.upn:
+        plan.action, plan.reason = BulkJobRow.Action.INVALID, "The row has no UPN."
+        return True
+    if person is None:
+        plan.action = BulkJobRow.Action.INVALID
+        plan.reason = f"No user {plan.upn} in Entra ID (check the spelling)."
+        return True
+    if person.user_type.lower() == "guest":
+        plan.action = BulkJobRow.Action.SKIP
+        plan.reason = "Guest account (B2B): Lanyard does not provision guests."
+        plan.warning = "guest"
+        return True
+    if not person.account_enabled:
+        plan.action = BulkJobRow.Action.SKIP
+        plan.reason = "The account is disabled in Entra ID."
+        plan.warning = "disabled"
+        return True
+    return False
+
+
+def check_qr_row(
+    row: RowInput, person: Person | None, policy: Policy, *, has_method: bool, now: datetime
+) -> Plan:
+    plan = Plan(row.line, row.upn, person, BulkJobRow.Action.CREATE)
+    if _person_problem(plan, person):
+        return plan
+    values = row.values
+    problems: list[str] = []
+    start = expire = None
+    if values.get("startDateTime"):
+        try:
+            start = parse_when(values["startDateTime"])
+        except ValueError as exc:
+            problems.append(f"startDateTime: {exc}")
+    if values.get("expireDateTime"):
+        try:
+            expire = parse_when(values["expireDateTime"])
+        except ValueError as exc:
+            problems.append(f"expireDateTime: {exc}")
+    if expire is not None:
+        base = start or now
+        if expire <= base:
+            problems.append("expireDateTime must be after startDateTime (or after now).")
+        elif expire - base > timedelta(days=STANDARD_MAX_DAYS):
+            problems.append(f"A QR code can live at most {STANDARD_MAX_DAYS} days.")
+        elif expire <= now:
+            problems.append("expireDateTime is in the past.")
+    pin = values.get("pin") or ""
+    if pin:
+        problem = pin_problem(pin, min_length=policy.pin_length)
+        if problem:
+            problems.append(f"PIN: {problem}")
+    if problems:
+        plan.action, plan.reason = BulkJobRow.Action.INVALID, " ".join(problems)
+        return plan
+    plan.params = {
+        "start": _iso(start) if start else "",
+        "expire": _iso(expire) if expire else "",
+        "pin": "custom" if pin else "generated",
+    }
+    plan.pin = pin or None
+    if has_method:
+        plan.action = BulkJobRow.Action.SKIP
+        plan.reason = (
+            "Already has a QR code + PIN method (as of the last refresh): delete it or replace "
+            "its QR code from the worker's page."
+        )
+        return plan
+    when = values.get("startDateTime") and _iso(start) or "now"
+    until = _iso(expire) if expire else f"{policy.lifetime_days} days (policy)"
+    plan.reason = f"Create QR code + PIN: valid from {when}, for {until}; PIN {plan.params['pin']}."
+    return plan
+
+
+def check_phone_row(row: RowInput, person: Person | None, policy: Policy) -> Plan:
+    plan = Plan(row.line, row.upn, person, BulkJobRow.Action.UPDATE)
+    if _person_problem(plan, person):
+        return plan
+    assert person is not None
+    values = row.values
+    problems: list[str] = []
+    region = phone_region_for(usage_location=person.usage_location, country=person.country)
+    numbers: dict[str, str] = {}
+    for column, phone_type in PHONE_TYPES:
+        raw = values.get(column) or ""
+        if raw:
+            try:
+                numbers[phone_type] = phone_number_normalise(raw, region=region)
+            except PhoneNumberInvalid as exc:
+                problems.append(f"{column}: {exc}")
+    flags = {}
+    for column in ("ForcedUpdate", "ForcedRemoval"):
+        try:
+            flags[column] = parse_flag(values.get(column) or "", column)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        plan.action, plan.reason = BulkJobRow.Action.INVALID, " ".join(problems)
+        return plan
+    forced_update, forced_removal = flags["ForcedUpdate"], flags["ForcedRemoval"]
+    if "alternateMobile" in numbers and "mobile" not in numbers and forced_removal:
+        plan.action = BulkJobRow.Action.INVALID
+        plan.reason = (
+            "An alternate mobile needs a mobile number, and ForcedRemoval would remove it "
+            "(the Mobile cell is empty)."
+        )
+        return plan
+    if not numbers and not forced_removal:
+        plan.action, plan.reason = BulkJobRow.Action.SKIP, "Nothing to change: every number is empty."
+        return plan
+    plan.params = {
+        "numbers": numbers,
+        "forced_update": forced_update,
+        "forced_removal": forced_removal,
+        "region": region,
+    }
+    parts = [f"set {PHONE_LABELS[t]} {n}" for t, n in numbers.items()]
+    if forced_removal:
+        removed = [PHONE_LABELS[t] for _, t in PHONE_TYPES if t not in numbers]
+        parts.append("remove " + ", ".join(removed) + " if present")
+    if numbers and not forced_update:
+        parts.append("existing numbers are kept (ForcedUpdate false)")
+    plan.reason = "; ".join(parts).capitalize() + "."
+    if "alternateMobile" in numbers and "mobile" not in numbers:
+        plan.warning = "An alternate mobile needs a mobile number; checked when the job runs."
+    return plan
+
+
+def _merge_duplicates(plans: list[Plan]) -> None:
+    """Identical rows for one user are merged (later ones skipped); conflicting ones rejected."""
+    by_user: dict[str, list[Plan]] = {}
+    for plan in plans:
+        if plan.person is not None and plan.action in (
+            BulkJobRow.Action.CREATE,
+            BulkJobRow.Action.UPDATE,
+            BulkJobRow.Action.SKIP,
+        ):
+            by_user.setdefault(plan.person.id, []).append(plan)
+    for group in by_user.values():
+        if len(group) < 2:
+            continue
+        first = group[0]
+        same = all(p.params == first.params and p.pin == first.pin for p in group[1:])
+        if same:
+            for plan in group[1:]:
+                plan.action = BulkJobRow.Action.SKIP
+                plan.reason = f"Duplicate of line {first.line} (merged)."
+                plan.pin = None
+        else:
+            lines = ", ".join(str(p.line) for p in group)
+            for plan in group:
+                plan.action = BulkJobRow.Action.INVALID
+                plan.reason = f"Conflicting rows for the same user (lines {lines}): fix the file."
+                plan.pin = None
+
+
+def preview_hash(*, kind: str, policy: dict[str, Any], rows: Iterable[BulkJobRow]) -> str:
+    """SHA-256 of exactly what a preview showed (never a PIN: a vault id stands for it)."""
+    canonical = {
+        "kind": kind,
+        "policy": policy,
+        "rows": [
+            [r.line, r.upn.lower(), r.user_id, r.action, r.params, r.input_secret_id]
+            for r in sorted(rows, key=lambda r: r.line)
+        ],
+    }
+    data = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- the service ----------------------------------------------------------------------------
+
+
+def bulk_job_preview(
+    *,
+    kind: str,
+    source: str,
+    source_label: str,
+    inputs: list[RowInput],
+    created_by: PortalUser | None,
+    source_ref: str = "",
+    people: dict[str, Person] | None = None,
+    client: GraphClient | None = None,
+) -> BulkJob:
+    """Check every row and store the plan as a draft job; nothing is written to Entra."""
+    if kind not in BulkJob.Kind.values:
+        raise ValueError(f"unknown kind {kind!r}")
+    policy = current_policy()
+    if people is None:
+        people = people_lookup([i.upn for i in inputs], client=client)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with_method: set[str] = set()
+    if kind == BulkJob.Kind.QR:
+        ids = [p.id for p in people.values()]
+        with_method = set(
+            WorkerMethodState.objects.filter(user_id__in=ids, has_qr_method=True).values_list(
+                "user_id", flat=True
+            )
+        )
+    plans = []
+    for row in inputs:
+        person = people.get(row.upn.strip().lower()) if row.upn else None
+        if kind == BulkJob.Kind.QR:
+            plan = check_qr_row(
+                row, person, policy, has_method=bool(person and person.id in with_method), now=now
+            )
+        else:
+            plan = check_phone_row(row, person, policy)
+        plans.append(plan)
+    _merge_duplicates(plans)
+    with transaction.atomic():
+        job = BulkJob.objects.create(
+            kind=kind,
+            source=source,
+            source_ref=source_ref,
+            source_label=source_label[:300],
+            created_by=created_by,
+            policy=policy.as_dict(),
+            preview_hash="",
+        )
+        rows = []
+        for plan in plans:
+            secret_id = None
+            if plan.pin and plan.person and plan.action == BulkJobRow.Action.CREATE:
+                secret_id = vault.secret_store(
+                    kind=VaultSecret.Kind.PIN,
+                    owner_id=plan.person.id,
+                    value=plan.pin,
+                    created_by=created_by,
+                ).pk
+            plan.pin = None
+            status = {
+                BulkJobRow.Action.INVALID: BulkJobRow.Status.FAILED,
+                BulkJobRow.Action.SKIP: BulkJobRow.Status.SKIPPED,
+            }.get(plan.action, BulkJobRow.Status.PENDING)
+            rows.append(
+                BulkJobRow(
+                    job=job,
+                    line=plan.line,
+                    upn=plan.upn[:320],
+                    user_id=plan.person.id if plan.person else "",
+                    display_name=(plan.person.display_name if plan.person else "")[:256],
+                    action=plan.action,
+                    reason=plan.reason,
+                    warning=plan.warning[:300],
+                    params=plan.params,
+                    input_secret_id=secret_id,
+                    status=status,
+                    outcome=plan.reason if status != BulkJobRow.Status.PENDING else "",
+                )
+            )
+        BulkJobRow.objects.bulk_create(rows, batch_size=1000)
+        job.preview_hash = preview_hash(kind=kind, policy=job.policy, rows=rows)
+        job.summary = preview_counts(rows)
+        job.save(update_fields=["preview_hash", "summary"])
+    logger.info("Bulk job %s previewed: %s", job.pk, job.summary)
+    return job
+
+
+def preview_counts(rows: Iterable[BulkJobRow]) -> dict[str, int]:
+    counts = {"rows": 0, "create": 0, "update": 0, "skip": 0, "invalid": 0}
+    for row in rows:
+        counts["rows"] += 1
+        counts[row.action] += 1
+    return counts

@@ -1,0 +1,129 @@
+"""Bulk jobs (DESIGN.md §7, ISSUE 5): one BulkJob per CSV / group / store, one BulkJobRow per worker.
+
+Neither model ever holds a secret. A custom PIN from a CSV goes into the vault at preview time and
+the row keeps its vault id (`input_secret_id`); the QR payload and PIN Graph returns go into the
+vault and the row keeps their ids. Row lease and write bookkeeping (`claim_token`, `lease_until`,
+`write_sent_at`, `phase`) are what make the engine's effect exactly-once: see
+provisioning/bulk/engine.py.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class BulkJob(models.Model):
+    class Kind(models.TextChoices):
+        QR = "qr", "QR code + PIN"
+        PHONE = "phone", "Phone numbers"
+
+    class Source(models.TextChoices):
+        CSV = "csv", "CSV file"
+        GROUP = "group", "Group"
+        STORE = "store", "Store"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "previewed, waiting for confirmation"
+        RUNNING = "running"
+        FINISHED = "finished"
+        CANCELLED = "cancelled"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    source_ref = models.CharField(max_length=64, blank=True)  # group / AU object id
+    source_label = models.CharField(max_length=300)  # file name, group or store name
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="bulk_jobs",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Updated after every chunk: the sweeper restarts a job whose workers all died.
+    last_progress_at = models.DateTimeField(null=True, blank=True)
+    # What the IT admin saw: a hash of the previewed rows and of the policy values used.
+    preview_hash = models.CharField(max_length=64)
+    policy = models.JSONField(default=dict, blank=True)  # pin_length, lifetime_days, region
+    summary = models.JSONField(default=dict, blank=True)  # counts at preview time
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["draft", "running", "finished", "cancelled"]),
+                name="bulkjob_status_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Bulk job {self.pk} ({self.get_kind_display()}, {self.source_label})"
+
+
+class BulkJobRow(models.Model):
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        SKIP = "skip"
+        INVALID = "invalid"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        CANCELLED = "cancelled"
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="rows")
+    line = models.PositiveIntegerField()  # line in the file (header = 1), or position
+    upn = models.CharField(max_length=320)
+    user_id = models.CharField(max_length=36, blank=True, db_index=True)  # Entra object id
+    display_name = models.CharField(max_length=256, blank=True)
+    # The plan shown in the preview, and why.
+    action = models.CharField(max_length=8, choices=Action.choices)
+    reason = models.TextField(blank=True)
+    warning = models.CharField(max_length=300, blank=True)
+    # Non-secret inputs: ISO dates, normalised phone numbers, flags, "pin": "custom"|"generated".
+    params = models.JSONField(default=dict, blank=True)
+    input_secret_id = models.BigIntegerField(null=True, blank=True)  # custom PIN, in the vault
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claim_token = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)  # backoff after a transient error
+    # Set (and committed) before the first write for this row is sent: from then on, every
+    # attempt first re-reads Graph's state.
+    write_sent_at = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=8, blank=True)  # "" | "create" | "reissue"
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    outcome = models.TextField(blank=True)  # plain language, with the Graph request-id
+    graph_request_id = models.CharField(max_length=64, blank=True)
+    result = models.JSONField(default=dict, blank=True)  # expires_at, reissued, phones, sms state
+    payload_secret_id = models.BigIntegerField(null=True, blank=True)
+    pin_secret_id = models.BigIntegerField(null=True, blank=True)
+    badge_printed_at = models.DateTimeField(null=True, blank=True)
+    pin_printed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["line", "id"]
+        indexes = [models.Index(fields=["job", "status"])]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "line"], name="bulkjobrow_unique_line"),
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+                ),
+                name="bulkjobrow_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Row {self.line} of job {self.job_id}: {self.upn} ({self.status})"

@@ -1,0 +1,93 @@
+"""WorkerMethodState: the worker list's QR and phone columns, read from Graph.
+
+The worker list of a 5,000-worker store must come from the database with a constant number of
+queries, so the state Graph reports is copied here: for one worker after each manager action (with
+the manager's own token), and for a whole store by a task (app identity) the store page triggers.
+Nothing here is a secret: GET never returns PINs or QR images.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.utils import timezone
+
+from provisioning.graph import GraphClient, GraphError, InteractionRequired, operations
+from provisioning.graph.models import QrCode
+from provisioning.models import AdministrativeUnit, DirectoryUser, WorkerMethodState
+
+logger = logging.getLogger(__name__)
+
+
+def _last_used(code: QrCode | None) -> datetime | None:
+    """lastUsedDateTime, with Graph's never-used value (0001-01-01, or absent) as None."""
+    if code is None or code.last_used_date_time is None:
+        return None
+    if code.last_used_date_time.year <= 1:
+        return None
+    return code.last_used_date_time
+
+
+def worker_state_refresh(
+    *, client: GraphClient, user_id: str, with_preferences: bool = True
+) -> WorkerMethodState:
+    """Read the worker's QR method and phones from Graph and store what the list shows."""
+    method = operations.qr_method_get(client, user_id)
+    phones = {phone.phone_type: phone for phone in operations.phone_method_list(client, user_id)}
+    default_method = ""
+    if with_preferences and phones:
+        # Beta only (CONTRACT.md §3.1); used to explain why a phone cannot be removed.
+        try:
+            prefs = operations.sign_in_preferences_get(client, user_id)
+            default_method = prefs.user_preferred_method_for_secondary_authentication or ""
+        except InteractionRequired:
+            raise
+        except GraphError as exc:
+            logger.info("signInPreferences of %s unreadable: %s", user_id, exc)
+    standard = method.standard_qr_code if method else None
+    temporary = method.temporary_qr_code if method else None
+    mobile = phones.get("mobile")
+    values = {
+        "has_qr_method": method is not None,
+        "qr_created_at": method.created_date_time if method else None,
+        "standard_start": standard.start_date_time if standard else None,
+        "standard_expires": standard.expire_date_time if standard else None,
+        "standard_last_used": _last_used(standard),
+        "temporary_start": temporary.start_date_time if temporary else None,
+        "temporary_expires": temporary.expire_date_time if temporary else None,
+        "temporary_last_used": _last_used(temporary),
+        "pin_force_change": (
+            method.pin.force_change_pin_next_sign_in if method and method.pin else None
+        ),
+        "mobile_phone": (mobile.phone_number or "") if mobile else "",
+        "alternate_mobile_phone": (
+            phones["alternateMobile"].phone_number or "" if "alternateMobile" in phones else ""
+        ),
+        "office_phone": (phones["office"].phone_number or "") if "office" in phones else "",
+        "sms_sign_in_state": (mobile.sms_sign_in_state or "") if mobile else "",
+        "default_method": default_method,
+        "refreshed_at": timezone.now(),
+        "refresh_error": "",
+    }
+    state, _ = WorkerMethodState.objects.update_or_create(user_id=user_id, defaults=values)
+    return state
+
+
+def worker_states_refresh_for_unit(*, client: GraphClient, unit: AdministrativeUnit) -> dict:
+    """Refresh every worker of a store (app identity, one worker at a time); returns counts."""
+    refreshed = failed = 0
+    user_ids = DirectoryUser.objects.filter(memberships__administrative_unit=unit).values_list(
+        "id", flat=True
+    )
+    for user_id in user_ids.iterator():
+        try:
+            worker_state_refresh(client=client, user_id=user_id, with_preferences=False)
+            refreshed += 1
+        except GraphError as exc:
+            if not exc.permanent:
+                raise  # throttled or unavailable: the task retries the whole (idempotent) pass
+            failed += 1
+            WorkerMethodState.objects.filter(user_id=user_id).update(refresh_error=str(exc)[:500])
+    logger.info("Method states of store %s: %d refreshed, %d failed", unit.pk, refreshed, failed)
+    return {"refreshed": refreshed, "failed": failed}

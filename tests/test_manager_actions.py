@@ -1,0 +1,229 @@
+"""The worker page's QR code + PIN actions, end to end: view → Operation → task → graphsim."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from provisioning.models import AuditEvent, Operation, VaultSecret, WorkerMethodState
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def _add_qr(client, worker, run_tasks, *, pin=None, **extra):
+    expiry = (timezone.localdate() + timedelta(days=200)).isoformat()
+    data = {"add-activation": "now", "add-expiry": expiry, "add-pin_mode": "generated"}
+    if pin is not None:
+        data.update({"add-pin_mode": "custom", "add-pin": pin})
+    data.update(extra)
+    with run_tasks():
+        response = client.post(worker.url("qr/"), data, **HTMX)
+    return response
+
+
+def test_it_adds_a_qr_method_with_a_custom_pin(
+    alice_client, alice_worker, run_tasks, directory, known_pin
+):
+    response = _add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
+    assert response.status_code == 200
+    op = Operation.objects.get(worker_id=alice_worker.user_id)
+    assert op.kind == "qr_create"
+    assert op.status == "succeeded", op.error
+    method = directory.tenant.qr_methods[alice_worker.user_id]
+    assert method.pin.code == known_pin
+    assert op.payload_secret_id and op.pin_secret_id
+    assert known_pin not in str(op.params)
+    state = WorkerMethodState.objects.get(user_id=alice_worker.user_id)
+    assert state.has_qr_method and state.qr_never_used
+    assert state.qr_status()[0] == "active"
+    # The custom PIN that waited in the vault for the task is destroyed.
+    assert VaultSecret.objects.filter(destroyed_reason="used").count() == 1
+
+
+def test_the_new_pin_is_shown_once_then_gone(alice_client, alice_worker, run_tasks, known_pin):
+    _add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
+    op = Operation.objects.get(worker_id=alice_worker.user_id)
+    page = alice_client.get(alice_worker.url())
+    assert "Show PIN" in page.content.decode()
+    assert known_pin not in page.content.decode()
+    reveal = alice_client.post(alice_worker.url(f"operations/{op.id}/pin"), **HTMX)
+    assert reveal.status_code == 200
+    assert known_pin in reveal.content.decode()
+    assert "no-store" in reveal["Cache-Control"] or "no-cache" in reveal["Cache-Control"]
+    assert "data-copy-target" in reveal.content.decode()
+    again = alice_client.post(alice_worker.url(f"operations/{op.id}/pin"), **HTMX)
+    assert known_pin not in again.content.decode()
+    assert "no longer available" in again.content.decode()
+    handed = alice_client.post(alice_worker.url(f"operations/{op.id}/handed-over"), **HTMX)
+    assert handed.status_code == 200
+    assert "handed over" in handed.content.decode()
+    op.refresh_from_db()
+    assert op.pin_handed_over_at is not None
+    assert AuditEvent.objects.filter(action="pin-revealed", target_user_id=op.worker_id).exists()
+
+
+def test_a_generated_pin_and_a_badge(alice_client, alice_worker, run_tasks):
+    _add_qr(alice_client, alice_worker, run_tasks)
+    op = Operation.objects.get(worker_id=alice_worker.user_id)
+    assert op.status == "succeeded"
+    svg = alice_client.get(alice_worker.url(f"operations/{op.id}/qr.svg"))
+    assert svg.status_code == 200 and svg["Content-Type"] == "image/svg+xml"
+    assert "no-cache" in svg["Cache-Control"] or "no-store" in svg["Cache-Control"]
+    pdf = alice_client.get(alice_worker.url(f"operations/{op.id}/badge.pdf"))
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF")
+    assert "attachment" in pdf["Content-Disposition"]
+
+
+def test_a_weak_custom_pin_is_refused_before_graph(alice_client, alice_worker, run_tasks):
+    response = _add_qr(alice_client, alice_worker, run_tasks, pin="12121212")
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == "#action-feedback"
+    assert "repeat a group" in response.content.decode()
+    assert not Operation.objects.exists()
+    plain = alice_client.post(
+        alice_worker.url("qr/"),
+        {"add-activation": "now", "add-expiry": "2099-01-01", "add-pin_mode": "custom",
+         "add-pin": "0123456789"},
+    )  # fmt: skip
+    assert plain.status_code == 422
+
+
+def test_expiry_never_goes_beyond_395_days(alice_client, alice_worker, run_tasks, directory):
+    far = (timezone.localdate() + timedelta(days=500)).isoformat()
+    _add_qr(alice_client, alice_worker, run_tasks, **{"add-expiry": far})
+    method = directory.tenant.qr_methods[alice_worker.user_id]
+    lifetime = method.standard.expire_date_time - method.standard.start_date_time
+    assert lifetime <= timedelta(days=395)
+
+
+def test_a_second_method_is_explained_in_plain_words(
+    alice_client, alice_worker, run_tasks, directory
+):
+    _add_qr(alice_client, alice_worker, run_tasks)
+    WorkerMethodState.objects.filter(user_id=alice_worker.user_id).update(has_qr_method=False)
+    _add_qr(alice_client, alice_worker, run_tasks)
+    failed = Operation.objects.filter(worker_id=alice_worker.user_id, status="failed").get()
+    assert "already has a QR code + PIN method" in failed.error
+    assert "request-id" in failed.error
+    assert failed.graph_request_id
+    page = alice_client.get(alice_worker.url())
+    assert "already has a QR code + PIN method" in page.content.decode()
+    assert "Traceback" not in page.content.decode()
+
+
+def test_activation_later(alice_client, alice_worker, run_tasks, directory):
+    later = timezone.localtime() + timedelta(days=3)
+    _add_qr(
+        alice_client,
+        alice_worker,
+        run_tasks,
+        **{"add-activation": "later", "add-start": later.strftime("%Y-%m-%dT%H:%M")},
+    )
+    method = directory.tenant.qr_methods[alice_worker.user_id]
+    assert method.standard.start_date_time > timezone.now() + timedelta(days=2)
+    state = WorkerMethodState.objects.get(user_id=alice_worker.user_id)
+    assert state.qr_status()[0] == "scheduled"
+
+
+def test_edit_expiry_replace_temporary_reset_and_delete(
+    alice_client, alice_worker, run_tasks, directory
+):
+    _add_qr(alice_client, alice_worker, run_tasks)
+    tenant = directory.tenant
+    first_code = tenant.qr_methods[alice_worker.user_id].standard.id
+    pin_before = tenant.qr_methods[alice_worker.user_id].pin.code
+
+    new_expiry = timezone.localdate() + timedelta(days=20)
+    with run_tasks():
+        alice_client.post(alice_worker.url("qr/expiry"), {"expiry-expiry": new_expiry}, **HTMX)
+    op = Operation.objects.filter(kind="qr_expiry_set").get()
+    assert op.status == "succeeded", op.error
+    code = tenant.qr_methods[alice_worker.user_id].standard
+    assert timezone.localtime(code.expire_date_time).date() == new_expiry
+    state = WorkerMethodState.objects.get(user_id=alice_worker.user_id)
+    assert state.expires_soon
+    assert "expires within 30 days" in alice_client.get(alice_worker.url()).content.decode()
+
+    replace_expiry = timezone.localdate() + timedelta(days=100)
+    with run_tasks():
+        alice_client.post(
+            alice_worker.url("qr/replace"), {"replace-expiry": replace_expiry}, **HTMX
+        )
+    op = Operation.objects.filter(kind="qr_replace").get()
+    assert op.status == "succeeded", op.error
+    assert op.payload_secret_id and not op.pin_secret_id
+    assert tenant.qr_methods[alice_worker.user_id].standard.id != first_code
+    assert tenant.qr_methods[alice_worker.user_id].pin.code == pin_before  # the PIN stays
+
+    with run_tasks():
+        alice_client.post(
+            alice_worker.url("qr/temporary"),
+            {"temporary-activation": "now", "temporary-hours": "4"},
+            **HTMX,
+        )
+    op = Operation.objects.filter(kind="qr_temporary_create").get()
+    assert op.status == "succeeded", op.error
+    temporary = tenant.qr_methods[alice_worker.user_id].temporary
+    assert (
+        timedelta(hours=3, minutes=59)
+        < (temporary.expire_date_time - temporary.start_date_time)
+        <= timedelta(hours=4)
+    )
+    state = WorkerMethodState.objects.get(user_id=alice_worker.user_id)
+    assert state.qr_status()[0] == "temporary"
+    badge = alice_client.get(alice_worker.url(f"operations/{op.id}/badge.pdf"))
+    assert badge.status_code == 200
+
+    with run_tasks():
+        alice_client.post(alice_worker.url("qr/temporary/delete"), **HTMX)
+    assert tenant.qr_methods[alice_worker.user_id].temporary is None
+
+    with run_tasks():
+        alice_client.post(alice_worker.url("qr/pin-reset"), **HTMX)
+    op = Operation.objects.filter(kind="qr_pin_reset").get()
+    assert op.status == "succeeded", op.error
+    new_pin = tenant.qr_methods[alice_worker.user_id].pin.code
+    assert new_pin != pin_before
+    reveal = alice_client.post(alice_worker.url(f"operations/{op.id}/pin"), **HTMX)
+    assert new_pin in reveal.content.decode()
+
+    with run_tasks():
+        alice_client.post(alice_worker.url("qr/delete"), **HTMX)
+    assert alice_worker.user_id not in tenant.qr_methods
+    state = WorkerMethodState.objects.get(user_id=alice_worker.user_id)
+    assert not state.has_qr_method
+
+
+def test_a_temporary_code_outside_1_to_12_hours_is_refused(alice_client, alice_worker, run_tasks):
+    _add_qr(alice_client, alice_worker, run_tasks)
+    response = alice_client.post(
+        alice_worker.url("qr/temporary"),
+        {"temporary-activation": "now", "temporary-hours": "13"},
+        **HTMX,
+    )
+    assert response["HX-Retarget"] == "#action-feedback"
+    assert not Operation.objects.filter(kind="qr_temporary_create").exists()
+
+
+def test_progress_polls_until_done_then_stops(alice_client, alice_worker, eager_tasks):
+    # Without running the on-commit callbacks the task never starts: the fragment keeps polling.
+    expiry = (timezone.localdate() + timedelta(days=30)).isoformat()
+    response = alice_client.post(
+        alice_worker.url("qr/"),
+        {"add-activation": "now", "add-expiry": expiry, "add-pin_mode": "generated"},
+        **HTMX,
+    )
+    op = Operation.objects.get()
+    assert op.status == "pending"
+    assert 'hx-trigger="every 1s"' in response.content.decode()
+    status = alice_client.get(alice_worker.url(f"operations/{op.id}/"), **HTMX)
+    assert status.status_code == 200
+    from provisioning.tasks import operation_run
+
+    operation_run.apply(args=[op.id])
+    done = alice_client.get(alice_worker.url(f"operations/{op.id}/"), **HTMX)
+    assert done.status_code == 286
+    assert "every 1s" not in done.content.decode()
+    assert "worker-changed" in done["HX-Trigger"]
