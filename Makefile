@@ -60,7 +60,7 @@ run: $(VENV_STAMP)
 # The default suite always runs in demo configuration, whatever the shell exports.
 test: $(VENV_STAMP)
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u GRAPH_RATE_LIMITER_URL -u ENTRA_TENANT_ID \
-		$(VENV)/bin/pytest -m "not integration and not slow" $(PYTEST_ARGS) $(PYTEST_STATUS)
+		$(VENV)/bin/pytest -m "not integration and not slow" -n auto $(PYTEST_ARGS) $(PYTEST_STATUS)
 
 define CHECK_SERVICES
 import os, socket, sys

@@ -21,7 +21,7 @@ class WorkerSelectionForm(forms.Form):
     """Workers picked on the store page (`user_id` checkboxes), and the layout."""
 
     user_id = forms.MultipleChoiceField(required=True, label="Workers")
-    layout = forms.ChoiceField(choices=LAYOUT_CHOICES, initial=CR80, label="Layout")
+    layout = forms.ChoiceField(choices=LAYOUT_CHOICES, initial=CR80, label="Layout", required=False)
     destination = forms.ChoiceField(
         choices=[("kiosk", "Send to the store's kiosk"), ("download", "Download the PDF")],
         initial="kiosk",
@@ -33,6 +33,9 @@ class WorkerSelectionForm(forms.Form):
         # Any id is accepted here; the service checks each worker belongs to the store.
         self.fields["user_id"].valid_value = lambda value: bool(value) and len(value) <= 36
 
+    def clean_layout(self):
+        return self.cleaned_data.get("layout") or CR80
+
     def clean_user_id(self):
         ids = list(dict.fromkeys(self.cleaned_data["user_id"]))
         if len(ids) > MAX_WORKERS_PER_SHEET:
@@ -42,11 +45,16 @@ class WorkerSelectionForm(forms.Form):
 
 class PinSlipForm(forms.Form):
     user_id = forms.MultipleChoiceField(required=True, label="Workers")
-    page = forms.ChoiceField(choices=[("a4", "A4"), ("letter", "Letter")], initial="a4")
+    page = forms.ChoiceField(
+        choices=[("a4", "A4"), ("letter", "Letter")], initial="a4", required=False
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["user_id"].valid_value = lambda value: bool(value) and len(value) <= 36
+
+    def clean_page(self):
+        return self.cleaned_data.get("page") or "a4"
 
 
 class ForgottenBadgeForm(forms.Form):

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from badges.models import Kiosk, PrintJob
 from portal.models import User
-from provisioning.models import AdministrativeUnit, VaultSecret
+from provisioning.models import AdministrativeUnit, DirectoryUser, VaultSecret
 from provisioning.selectors import (
     administrative_unit_list_for_manager,
     get_administrative_unit_for_manager,
@@ -44,6 +44,18 @@ def pin_secret_latest(*, worker_id: str, created_by: User | None = None) -> Vaul
 
 
 # -- managers ----------------------------------------------------------------------------------
+
+
+def worker_list_printable_for_store(*, unit: AdministrativeUnit) -> QuerySet[DirectoryUser]:
+    """The store's workers whose QR payload is still in the vault (their badge can be printed)."""
+    live = VaultSecret.objects.filter(
+        kind=VaultSecret.Kind.QR_PAYLOAD,
+        destroyed_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).values("owner_id")
+    return DirectoryUser.objects.filter(
+        memberships__administrative_unit=unit, id__in=live
+    ).order_by("display_name", "id")
 
 
 def print_job_list_for_store(*, unit: AdministrativeUnit) -> QuerySet[PrintJob]:

@@ -24,6 +24,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_datetime
@@ -90,7 +91,9 @@ class Unprintable:
 
 REASON_NO_PAYLOAD = "The QR code is no longer in Lanyard: replace the QR code to print."
 REASON_NOT_IN_STORE = "Not a worker of this store."
-REASON_NO_EXPIRY = "Lanyard does not know when this QR code expires: refresh the worker, then retry."
+REASON_NO_EXPIRY = (
+    "Lanyard does not know when this QR code expires: refresh the worker, then retry."
+)
 
 
 @dataclass
@@ -371,8 +374,17 @@ def print_job_items_resolve(*, jobs: Iterable[PrintJob]) -> None:
             item.payload_secret_id = operation.payload_secret_id
             item.valid_until = operation.result_expires_at
             item.save(update_fields=["payload_secret_id", "valid_until"])
-        elif operation.is_finished:
-            _close(item.job, PrintJob.Status.CANCELLED)
+        elif operation.is_finished and _close(item.job, PrintJob.Status.CANCELLED):
+            audit.record(
+                actor=None,
+                actor_label="Lanyard",
+                action="badge-sheet-cancelled",
+                outcome="failed",
+                target_user_id=item.worker_id,
+                target_label=item.user_principal_name,
+                administrative_unit_id=item.job.store_id or "",
+                detail="The temporary QR code could not be created; nothing to print.",
+            )
 
 
 # -- rendering and printing --------------------------------------------------------------------
@@ -571,7 +583,10 @@ def pin_slips_pdf(
     ).in_bulk()
     for secret_id in pin_secret_ids:
         secret = secrets_by_id.get(secret_id)
-        if secret is not None and secret.created_by_id != requester.pk and not requester.is_it_admin:
+        allowed = secret is not None and (
+            secret.created_by_id == requester.pk or requester.is_it_admin
+        )
+        if not allowed:
             secret = None
         wanted.append((secret.owner_id if secret else "", secret))
     ids = [user_id for user_id, _ in wanted if user_id]
@@ -632,7 +647,9 @@ def _normalise_code(code: str) -> str:
 
 
 def _code_hash(code: str) -> str:
-    return salted_hmac("lanyard.badges.kiosk-pairing", _normalise_code(code)).hexdigest()
+    return salted_hmac(
+        "lanyard.badges.kiosk-pairing", _normalise_code(code), algorithm="sha256"
+    ).hexdigest()
 
 
 def _token_hash(token: str) -> str:
@@ -731,7 +748,9 @@ def kiosk_authenticate(*, credential: str) -> Kiosk | None:
         )
     except signing.BadSignature:
         return None
-    token = data.get("t") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    token = data.get("t")
     if (
         data.get("k") != kiosk.pk
         or not isinstance(token, str)
@@ -752,7 +771,7 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: User) -> bool:
             revoked_at=timezone.now(),
             revoked_by=actor,
             credential_hash="",
-            credential_version=kiosk.credential_version + 1,
+            credential_version=F("credential_version") + 1,
         )
         if not updated:
             return False

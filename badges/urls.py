@@ -33,5 +33,9 @@ urlpatterns = [
     path("kiosk/pair", views.kiosk_pair, name="kiosk-pair"),
     path("kiosk/", views.kiosk_home, name="kiosk-home"),
     path("kiosk/sheets/<int:job_id>.pdf", views.kiosk_sheet_pdf, name="kiosk-sheet-pdf"),
-    path("kiosk/sheets/<int:job_id>/printed", views.kiosk_sheet_printed, name="kiosk-sheet-printed"),
+    path(
+        "kiosk/sheets/<int:job_id>/printed",
+        views.kiosk_sheet_printed,
+        name="kiosk-sheet-printed",
+    ),
 ]

@@ -41,6 +41,7 @@ from badges.selectors import (
     kiosk_list_for_user,
     kiosk_store_choices_for_user,
     print_job_list_for_store,
+    worker_list_printable_for_store,
 )
 from portal.models import User
 from provisioning.actions import STANDARD_MAX_DAYS, ActionRefused
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 # "replace"): the one-click fix for a worker whose payload is no longer in the vault.
 WORKER_QR_REPLACE_URL = "manager:qr-replace"
 REPLACE_DEFAULT_DAYS = 365
+PRINTABLE_LIST_LIMIT = 500
 PAIR_ATTEMPTS_PER_WINDOW = 10
 PAIR_WINDOW_SECONDS = 600
 
@@ -110,6 +112,8 @@ def sheet_list(request: ManagerRequest, au_id: str) -> HttpResponse:
         "open_jobs": list(jobs.filter(status__in=PrintJob.OPEN_STATUSES)),
         "recent_jobs": list(jobs.exclude(status__in=PrintJob.OPEN_STATUSES)[:20]),
         "kiosks": list(store.kiosks.filter(revoked_at__isnull=True)),
+        "printable": list(worker_list_printable_for_store(unit=store)[:PRINTABLE_LIST_LIMIT]),
+        "form": WorkerSelectionForm(),
     }
     return render(request, _partial(request, "badges/sheet_list.html", "sheets"), context)
 
@@ -121,8 +125,8 @@ def sheet_create(request: ManagerRequest, au_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     form = WorkerSelectionForm(request.POST)
     if not form.is_valid():
-        context = {"store": store, "form": form}
-        return render(request, _partial(request, "badges/sheet_result.html", "result"), context, status=422)
+        template = _partial(request, "badges/sheet_result.html", "result")
+        return render(request, template, {"store": store, "form": form}, status=422)
     result = services.print_job_create_from_users(
         unit=store,
         created_by=request.user,
@@ -130,9 +134,8 @@ def sheet_create(request: ManagerRequest, au_id: str) -> HttpResponse:
         user_ids=form.cleaned_data["user_id"],
     )
     job = result.job
-    if job is not None and form.cleaned_data.get("destination") == "download":
-        if not result.unprintable:
-            return redirect("badges:sheet-detail", au_id=store.id, job_id=job.pk)
+    if job and form.cleaned_data.get("destination") == "download" and not result.unprintable:
+        return redirect("badges:sheet-detail", au_id=store.id, job_id=job.pk)
     context = {
         "store": store,
         "job": job,
@@ -163,7 +166,8 @@ def sheet_pdf(request: ManagerRequest, au_id: str, job_id: int) -> HttpResponse:
     try:
         pdf = services.print_job_pdf(job=job)
     except services.PrintJobUnavailable as exc:
-        context = {"store": job.store, "job": job, "items": list(job.items.all()), "error": str(exc)}
+        context = {"store": job.store, "job": job, "items": list(job.items.all())}
+        context["error"] = str(exc)
         return render(request, "badges/sheet_detail.html", context, status=409)
     return _pdf(pdf, f"badges-{job.store_id[:8]}-{job.pk}.pdf")
 
@@ -333,14 +337,23 @@ def kiosk_required(view):
     return wrapper
 
 
+def pair_throttle_key(remote_addr: str) -> str:
+    return f"badges:kiosk-pair-failures:{remote_addr}"
+
+
 def _pair_throttled(request: HttpRequest) -> bool:
-    key = f"badges:kiosk-pair:{request.META.get('REMOTE_ADDR', '')}"
+    """Too many wrong codes from this address lately (a code has ~40 bits and lives minutes)."""
+    key = pair_throttle_key(request.META.get("REMOTE_ADDR", ""))
+    return cache.get(key, 0) >= PAIR_ATTEMPTS_PER_WINDOW
+
+
+def _pair_failed(request: HttpRequest) -> None:
+    key = pair_throttle_key(request.META.get("REMOTE_ADDR", ""))
     cache.add(key, 0, PAIR_WINDOW_SECONDS)
     try:
-        attempts = cache.incr(key)
-    except ValueError:
-        attempts = 1
-    return attempts > PAIR_ATTEMPTS_PER_WINDOW
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, PAIR_WINDOW_SECONDS)
 
 
 @require_http_methods(["GET", "POST"])
@@ -359,6 +372,7 @@ def kiosk_pair(request: KioskRequest) -> HttpResponse:
     try:
         kiosk, credential = services.kiosk_pair(code=form.cleaned_data["code"])
     except services.PairingFailed as exc:
+        _pair_failed(request)
         context["error"] = str(exc)
         return render(request, "badges/kiosk_pair.html", context, status=422)
     response = redirect("badges:kiosk-home")

@@ -1,7 +1,26 @@
-"""The IT admin's pages: bulk jobs, QR policy, MFA coverage, audit log."""
+"""The IT admin's pages: bulk jobs (upload or pick a source, preview, run, follow, results)."""
 
 from __future__ import annotations
 
+from django.urls import path
+
+from portal import admin_views as views
+
 app_name = "itadmin"
 
-urlpatterns: list = []
+JOB = "bulk/<int:job_id>/"
+
+urlpatterns = [
+    path("", views.bulk_job_list, name="bulk-jobs"),
+    path("bulk/new", views.bulk_upload, name="bulk-upload"),
+    path("bulk/source", views.bulk_source, name="bulk-source"),
+    path("bulk/template/<str:kind>.csv", views.bulk_template, name="bulk-template"),
+    path(JOB, views.bulk_job_detail, name="bulk-job"),
+    path(JOB + "confirm", views.bulk_job_confirm, name="bulk-confirm"),
+    path(JOB + "progress", views.bulk_job_progress, name="bulk-progress"),
+    path(JOB + "cancel", views.bulk_job_cancel, name="bulk-cancel"),
+    path(JOB + "rerun", views.bulk_job_rerun, name="bulk-rerun"),
+    path(JOB + "results.csv", views.bulk_job_results, name="bulk-results"),
+    path(JOB + "badges.pdf", views.bulk_job_badges, name="bulk-badges"),
+    path(JOB + "pin-slips.pdf", views.bulk_job_pin_slips, name="bulk-pin-slips"),
+]

@@ -19,6 +19,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     start = signin.signin_start(
         redirect_uri=request.build_absolute_uri(reverse("portal:auth-callback")),
         login_hint=request.GET.get("login_hint") or None,
+        claims_challenge=request.GET.get("claims") or None,
     )
     request.session[signin.FLOW_SESSION_KEY] = start.flow
     next_url = request.GET.get("next", "")

@@ -36,4 +36,5 @@ urlpatterns = [
     path(OPERATION + "resume", views.operation_resume, name="operation-resume"),
     path(OPERATION + "qr.svg", views.operation_qr, name="operation-qr"),
     path(OPERATION + "badge.pdf", views.operation_badge, name="operation-badge"),
+    path(OPERATION + "kiosk", views.operation_kiosk, name="operation-kiosk"),
 ]

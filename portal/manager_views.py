@@ -10,9 +10,9 @@ never-cached URLs.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 import io
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -59,7 +59,8 @@ PAGE_SIZE = 50
 LAST_STORE_SESSION_KEY = "lanyard_last_store"
 STORE_SEARCH_THRESHOLD = 8
 PIN_REVEALS_PER_MINUTE = 10
-BADGE_LAYOUT = "cr80"
+BADGE_LAYOUT = "cr80"  # one badge, card-sized, for a download printed at once
+KIOSK_LAYOUT = "sheet-a4"  # the store kiosk prints sheets
 
 
 class ManagerRequest(HttpRequest):
@@ -86,9 +87,7 @@ class WorkerRow:
         except WorkerMethodState.DoesNotExist:
             return cls(worker=worker, known=False)
         code, label = state.qr_status()
-        phones = tuple(
-            (label[0], label, number) for _, label, number in state.phones if number
-        )
+        phones = tuple((label[0], label, number) for _, label, number in state.phones if number)
         return cls(worker, True, code, label, state.qr_never_used, phones)
 
 
@@ -605,6 +604,45 @@ def operation_resume(request: ManagerRequest, au_id: str, user_id: str, op_id: i
             "portal/manager/worker_detail.html#operation",
             {"store": store, "worker": worker, "op": operation},
         )
+    url = reverse("manager:worker-detail", kwargs={"au_id": au_id, "user_id": user_id})
+    return redirect(f"{url}#operations")
+
+
+@require_POST
+@manager_required
+def operation_kiosk(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+    """Queue the new QR code's badge for the store's kiosk (badges: print queue)."""
+    from badges import services as badge_services
+
+    store, worker, operation = _operation(request, au_id, user_id, op_id)
+    if not operation.payload_secret_id:
+        raise Http404("This action created no QR code.")
+    try:
+        result = badge_services.print_job_create_from_users(
+            unit=store,
+            created_by=request.user,
+            layout=KIOSK_LAYOUT,
+            requests=[
+                badge_services.BadgeRequest(
+                    user_id=worker.id,
+                    payload_secret_id=operation.payload_secret_id,
+                    valid_until=operation.result_expires_at,
+                    temporary=operation.is_temporary_qr,
+                )
+            ],
+        )
+    except badge_services.BadgeError as exc:
+        message, job = str(exc), None
+    else:
+        job = result.job
+        message = (
+            "Sent to the store's kiosk print queue."
+            if job
+            else "; ".join(u.reason for u in result.unprintable) or "Nothing to print."
+        )
+    context = {"store": store, "worker": worker, "op": operation, "message": message, "job": job}
+    if request.htmx:
+        return render(request, "portal/manager/worker_detail.html#kiosk-result", context)
     url = reverse("manager:worker-detail", kwargs={"au_id": au_id, "user_id": user_id})
     return redirect(f"{url}#operations")
 

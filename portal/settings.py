@@ -308,3 +308,21 @@ CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
     "badges-print-jobs-expire": {"task": "badges.print_jobs_expire", "schedule": 600.0},
 }
+
+# --- Bulk jobs ---
+# Limits of an upload, and how the engine works rows (provisioning/bulk/engine.py): chunk = one
+# $batch; a claimed row's lease, after which the sweeper gives it to another task; a job with no
+# progress for BULK_STALL_SECONDS gets new tasks.
+BULK_MAX_UPLOAD_BYTES = env_int("BULK_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1024)
+BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 50_000, minimum=1)
+BULK_CHUNK_ROWS = env_int("BULK_CHUNK_ROWS", 20, minimum=1)
+BULK_PARALLEL_TASKS = env_int("BULK_PARALLEL_TASKS", 4, minimum=1)
+BULK_LEASE_SECONDS = env_int("BULK_LEASE_SECONDS", 180, minimum=5)
+BULK_STALL_SECONDS = env_int("BULK_STALL_SECONDS", 240, minimum=5)
+BULK_TASK_SECONDS = env_int("BULK_TASK_SECONDS", 60, minimum=1)
+BULK_MAX_ATTEMPTS = env_int("BULK_MAX_ATTEMPTS", 12, minimum=1)
+BULK_BACKOFF_MAX_SECONDS = env_int("BULK_BACKOFF_MAX_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "bulk-jobs-sweep": {"task": "provisioning.bulk_jobs_sweep", "schedule": 30.0},
+}

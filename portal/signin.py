@@ -43,13 +43,20 @@ class SignInStart:
     flow: dict
 
 
-def signin_start(*, redirect_uri: str, login_hint: str | None = None) -> SignInStart:
-    """The Entra authorize URL to send the browser to, and the flow to keep in the session."""
+def signin_start(
+    *, redirect_uri: str, login_hint: str | None = None, claims_challenge: str | None = None
+) -> SignInStart:
+    """The Entra authorize URL to send the browser to, and the flow to keep in the session.
+
+    `claims_challenge` is the `claims` of a Graph claims challenge (for example a fresh-MFA
+    requirement): Entra then asks for exactly what Graph demanded.
+    """
     app = build_msal_app(get_config())
     flow = app.initiate_auth_code_flow(
         scopes=settings.ENTRA_DELEGATED_SCOPES,
         redirect_uri=redirect_uri,
         login_hint=login_hint,
+        claims_challenge=claims_challenge,
         response_mode="query",
     )
     return SignInStart(auth_uri=flow["auth_uri"], flow=flow)

@@ -88,3 +88,13 @@ def bob_worker(directory, bob_store) -> StoreWorker:
 @pytest.fixture
 def known_pin() -> str:
     return "73914862"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Throttle counters and the cached QR policy must not leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

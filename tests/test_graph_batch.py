@@ -71,6 +71,7 @@ def test_it_splits_into_batches_of_20_and_returns_results_in_order(graphsim, con
 
 def test_throttled_items_are_resent_after_their_retry_after(graphsim, config):
     graphsim.sim.config.write_budget_per_s = 10.0  # graphsim allows 10 writes/s …
+    graphsim.sim.config.write_burst = None  # … in any one second
     users = workers_without_qr(graphsim, 40)
     client = build_client(config, rate_limiter=NoRateLimiter())  # … and nothing holds us back
     results = client.batch(create_requests(users))
@@ -81,6 +82,7 @@ def test_throttled_items_are_resent_after_their_retry_after(graphsim, config):
 
 def test_the_rate_limiter_keeps_batches_under_graphs_write_budget(graphsim, config):
     graphsim.sim.config.write_budget_per_s = 20.0
+    graphsim.sim.config.write_burst = None  # strict: 20 in any one second
     users = workers_without_qr(graphsim, 60)
     slow = dataclasses.replace(config, writes_per_second=18.0)
     client = build_client(slow)

@@ -79,7 +79,7 @@ def test_it_names_what_to_install_when_the_python_is_too_old(tmp_path: Path) -> 
 def test_it_runs_the_default_suite_without_integration_tests() -> None:
     result = run("make", "--dry-run", "test")
     assert result.returncode == 0, result.stderr
-    assert '.venv/bin/pytest -m "not integration"' in result.stdout
+    assert '.venv/bin/pytest -m "not integration and not slow" -n auto' in result.stdout
     assert "-u DATABASE_URL -u CELERY_BROKER_URL" in result.stdout
 
 
@@ -89,7 +89,7 @@ def test_it_points_the_integration_suite_at_local_services() -> None:
     assert result.returncode == 0, result.stderr
     assert "DATABASE_URL='postgres://postgres@127.0.0.1:5432/lanyard'" in result.stdout
     assert "CELERY_BROKER_URL='redis://127.0.0.1:6379/14'" in result.stdout
-    assert ".venv/bin/pytest -m integration" in result.stdout
+    assert '.venv/bin/pytest -m "integration or slow"' in result.stdout
 
 
 @needs_make

@@ -227,3 +227,17 @@ def test_progress_polls_until_done_then_stops(alice_client, alice_worker, eager_
     assert done.status_code == 286
     assert "every 1s" not in done.content.decode()
     assert "worker-changed" in done["HX-Trigger"]
+
+
+def test_a_new_badge_can_be_sent_to_the_store_kiosk(alice_client, alice_worker, run_tasks):
+    from badges.models import PrintJob
+
+    _add_qr(alice_client, alice_worker, run_tasks)
+    op = Operation.objects.get(worker_id=alice_worker.user_id)
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert "Send to the store&#x27;s kiosk" in page or "Send to the store's kiosk" in page
+    response = alice_client.post(alice_worker.url(f"operations/{op.id}/kiosk"), **HTMX)
+    assert response.status_code == 200
+    assert "kiosk print queue" in response.content.decode()
+    job = PrintJob.objects.get()
+    assert job.items.count() == 1

@@ -140,3 +140,13 @@ def test_the_store_refresh_reads_every_worker(alice_client, alice_store, run_tas
     with_qr = sum(1 for uid in directory.tenant.administrative_units[alice_store].member_ids
                   if uid in directory.tenant.qr_methods)  # fmt: skip
     assert WorkerMethodState.objects.filter(user__in=members, has_qr_method=True).count() == with_qr
+
+
+def test_someone_with_no_scoped_role_is_told_what_role_they_need(client, directory, alice_worker):
+    from tests.fixtures_portal import Persona, sign_in
+
+    sign_in(client, Persona(alice_worker.user_id, alice_worker.upn, alice_worker.display_name))
+    page = client.get("/stores/")
+    assert page.status_code == 403
+    assert "Authentication Administrator" in page.content.decode()
+    assert client.get(f"/stores/{alice_worker.au_id}/").status_code == 404

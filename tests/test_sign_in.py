@@ -145,3 +145,11 @@ def test_graphsim_authorize_page_lists_the_demo_managers(client, portal_graph, a
     page = requests.get(start["Location"])
     assert page.status_code == 200
     assert alice.upn in page.text
+
+
+def test_a_claims_challenge_is_passed_to_entra(client, portal_graph):
+    claims = '{"access_token":{"acrs":{"essential":true,"value":"c1"}}}'
+    response = client.get("/auth/sign-in", {"claims": claims, "login_hint": "a@b.example"})
+    query = parse_qs(urlsplit(response["Location"]).query)
+    assert '"acrs"' in query["claims"][0]
+    assert query["login_hint"] == ["a@b.example"]

@@ -102,3 +102,15 @@ def test_it_fails_with_a_clear_message_when_graph_refuses(portal_graph):
     with pytest.raises(CommandError, match="Directory sync failed"):
         sync()
     assert DirectorySync.objects.latest().outcome == "failed"
+
+
+def test_it_can_read_every_workers_methods_too(portal_graph):
+    from provisioning.models import WorkerMethodState
+
+    call_command("sync_directory", "--with-method-state", stdout=StringIO())
+    tenant = portal_graph.tenant
+    with_qr = {user_id for user_id in tenant.qr_methods}
+    states = WorkerMethodState.objects.filter(has_qr_method=True)
+    assert set(states.values_list("user_id", flat=True)) == with_qr & set(
+        DirectoryUser.objects.values_list("id", flat=True)
+    )

@@ -64,20 +64,22 @@ def decode(data: bytes) -> str:
         raise FileProblem("The file is empty.")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            return _checked(data.decode("utf-16"))
         except UnicodeDecodeError as exc:
             raise FileProblem("The file says it is UTF-16 but is not readable as such.") from exc
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     elif b"\x00" in data[:4096]:
-        # UTF-16 without a BOM still has a zero byte in every ASCII character.
-        for encoding in ("utf-16-le", "utf-16-be"):
+        # UTF-16 without a BOM: a zero byte in every ASCII character, all on the same side.
+        head = data[:4096]
+        for encoding, side in (("utf-16-le", 1), ("utf-16-be", 0)):
+            zeros = head[side::2].count(0)
+            if zeros < len(head) // 4:
+                continue
             try:
-                text = data.decode(encoding)
+                return _checked(data.decode(encoding))
             except UnicodeDecodeError:
                 continue
-            if text.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in text[:2000]):
-                return text
         raise FileProblem(
             "This is not a text file (it looks binary: an Excel workbook or an image?). "
             "Save it from Excel as “CSV UTF-8 (comma delimited)”."
@@ -89,12 +91,16 @@ def decode(data: bytes) -> str:
             "The file is not UTF-8 or UTF-16 text. Save it from Excel as "
             "“CSV UTF-8 (comma delimited)” and upload it again."
         ) from exc
-    if any(not (c.isprintable() or c in "\r\n\t") for c in text[:4096]):
+    return _checked(text)
+
+
+def _checked(text: str) -> str:
+    if any(not (c.isprintable() or c in "\r\n\t\ufeff") for c in text[:4096]):
         raise FileProblem(
-            "This is not a text file (it holds control characters). "
-            "Save it from Excel as “CSV UTF-8 (comma delimited)”."
+            "This is not a text file (it holds control characters: an Excel workbook or an "
+            "image?). Save it from Excel as “CSV UTF-8 (comma delimited)”."
         )
-    return text
+    return text.lstrip("\ufeff")
 
 
 def _delimiter(header_line: str) -> str:
@@ -114,7 +120,7 @@ def read_rows(data: bytes, *, kind: str) -> list[CsvRow]:
     text = decode(data)
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first), strict=True)
     known = {_key(name): name for name in COLUMNS[kind]}
     header: list[str | None] | None = None
     rows: list[CsvRow] = []

@@ -34,8 +34,9 @@ rows from the database, works them, and records the outcome; any number may run 
    made no progress for `BULK_STALL_SECONDS` (all its tasks died), enqueues new tasks for it.
 5. **Retries.** Transient outcomes (429 after the client's own retries, 5xx, no answer) put the row
    back to pending with exponential backoff and jitter (`not_before`, honouring Retry-After);
-   permanent ones fail the row with Graph's reason and request-id. After BULK_MAX_ATTEMPTS the row
-   fails with "state unknown"; re-running failed rows goes through the re-check of point 3.
+   permanent ones fail the row with Graph's reason and request-id. A row nothing of which can have
+   reached Graph fails after BULK_MAX_ATTEMPTS; a row whose write may have taken effect is never
+   abandoned (not even by a cancel) until a re-check has resolved it, so no credential is orphaned.
 
 Throughput: every write goes through `GraphClient.batch` (20 per $batch), which charges the shared
 rate limiter once per write item, so all workers together stay within GRAPH_WRITES_PER_SECOND.
@@ -171,14 +172,11 @@ def _finish(row: Row, token: str, status: str, outcome: str, **fields: Any) -> b
 
 def _requeue(row: Row, token: str, why: str, *, retry_after: float | None = None) -> None:
     """A transient outcome: try again later (after re-checking Graph if a write may have gone)."""
-    if row.attempts >= settings.BULK_MAX_ATTEMPTS:
-        _finish(
-            row,
-            token,
-            Row.Status.FAILED,
-            f"Gave up after {row.attempts} attempts: {why} Entra's state for this row is "
-            "checked again when failed rows are re-run.",
-        )
+    if row.attempts >= settings.BULK_MAX_ATTEMPTS and row.write_sent_at is None:
+        # Nothing of this row can have reached Graph: giving up leaves nothing behind. A row
+        # whose write may have taken effect is never abandoned (that could orphan a credential):
+        # it keeps being retried, with capped backoff, until Graph's state is known.
+        _finish(row, token, Row.Status.FAILED, f"Gave up after {row.attempts} attempts: {why}")
         return
     Row.objects.filter(pk=row.pk, claim_token=token, status=RUNNING).update(
         status=PENDING,
@@ -191,8 +189,9 @@ def _requeue(row: Row, token: str, why: str, *, retry_after: float | None = None
 
 def _still_held(rows: list[Row], token: str) -> list[Row]:
     held = set(
-        Row.objects.filter(pk__in=[r.pk for r in rows], claim_token=token, status=RUNNING)
-        .values_list("pk", flat=True)
+        Row.objects.filter(
+            pk__in=[r.pk for r in rows], claim_token=token, status=RUNNING
+        ).values_list("pk", flat=True)
     )
     return [r for r in rows if r.pk in held]
 
@@ -245,8 +244,10 @@ def _record_credentials(
         "expires_at": expires_at.isoformat() if expires_at else row.params.get("expire"),
         "reissued": reissued,
     }
-    outcome = "QR code + PIN re-issued (an earlier answer was lost)." if reissued else (
-        "QR code + PIN created."
+    outcome = (
+        "QR code + PIN re-issued (an earlier answer was lost)."
+        if reissued
+        else ("QR code + PIN created.")
     )
     if not _finish(
         row,
@@ -339,8 +340,12 @@ def _qr_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) ->
                     secret_id=row.input_secret_id, kind=VaultSecret.Kind.PIN, owner_id=row.user_id
                 )
             except vault.SecretUnavailable:
-                _finish(row, token, Row.Status.FAILED,
-                        "The custom PIN expired in the vault before the job ran: preview again.")
+                _finish(
+                    row,
+                    token,
+                    Row.Status.FAILED,
+                    "The custom PIN expired in the vault before the job ran: preview again.",
+                )
                 continue  # fmt: skip
         request = operations.qr_method_create_request(
             row.user_id, start=_dt(row.params["start"]), expire=_dt(row.params["expire"]), pin=pin
@@ -551,7 +556,9 @@ def _phone_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient)
         if not batch_rows:
             break
         ops = [plans[r.pk].ops[step] for r in batch_rows]
-        results = client.batch([_phone_request(r.user_id, op) for r, op in zip(batch_rows, ops)])
+        results = client.batch(
+            [_phone_request(r.user_id, op) for r, op in zip(batch_rows, ops, strict=True)]
+        )
         for row, op, item in zip(batch_rows, ops, results, strict=True):
             if item.ok:
                 if op[0] == "create" and op[1] == "mobile" and isinstance(item.body, dict):
@@ -572,7 +579,8 @@ def _phone_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient)
         result = {"changes": plan.notes, "sms_sign_in_state": states.get(row.pk, "")}
         changed = bool(plan.ops) or row.write_sent_at is not None and row.attempts > 1
         sms = f" SMS sign-in: {states[row.pk]}." if states.get(row.pk) else ""
-        outcome = "; ".join(plan.notes).capitalize() + "." + sms
+        text = "; ".join(plan.notes)
+        outcome = text[:1].upper() + text[1:] + "." + sms
         _finish(row, token, Row.Status.SUCCEEDED if changed else Row.Status.SKIPPED,
                 outcome if changed else f"Nothing changed: {outcome}", result=result)  # fmt: skip
 

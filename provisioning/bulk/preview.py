@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +26,7 @@ from django.utils.dateparse import parse_datetime
 from portal.models import User as PortalUser
 from provisioning import vault
 from provisioning.actions import STANDARD_MAX_DAYS, pin_problem, qr_policy_current
-from provisioning.graph import GraphClient, GraphRequest, get_app_client, operations
+from provisioning.graph import GraphClient, GraphError, GraphRequest, get_app_client, operations
 from provisioning.graph.models import USER_SELECT
 from provisioning.graph.models import User as GraphUser
 from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret, WorkerMethodState
@@ -33,8 +34,13 @@ from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalis
 
 logger = logging.getLogger(__name__)
 
-PHONE_TYPES = (("Mobile", "mobile"), ("AlternateMobile", "alternateMobile"), ("OfficePhone", "office"))
+PHONE_TYPES = (
+    ("Mobile", "mobile"),
+    ("AlternateMobile", "alternateMobile"),
+    ("OfficePhone", "office"),
+)
 PHONE_LABELS = {"mobile": "mobile", "alternateMobile": "alternate mobile", "office": "office phone"}
+UPN_SHAPE = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _TRUE = {"true", "yes", "y", "1", "x", "$true"}
 _FALSE = {"false", "no", "n", "0", "", "$false"}
 
@@ -122,8 +128,9 @@ def current_policy() -> Policy:
 
 
 def people_lookup(upns: Iterable[str], *, client: GraphClient | None = None) -> dict[str, Person]:
-    """UPN (lower-case) → Person: from the directory cache, then Graph for the rest ($batch reads)."""
-    wanted = {u.strip().lower() for u in upns if u and u.strip()}
+    """UPN (lower-case) → Person: the directory cache first, then Graph ($batch reads)."""
+    # Only things shaped like a UPN are looked up; the rest is reported "no such user".
+    wanted = {u.strip().lower() for u in upns if UPN_SHAPE.fullmatch((u or "").strip())}
     found: dict[str, Person] = {}
     cached = DirectoryUser.objects.annotate(upn_lower=Lower("user_principal_name")).filter(
         upn_lower__in=wanted
@@ -133,16 +140,28 @@ def people_lookup(upns: Iterable[str], *, client: GraphClient | None = None) -> 
     missing = sorted(wanted - found.keys())
     if missing:
         client = client or get_app_client()
+        # UPNs with reserved characters (a guest's "#EXT#") are read one by one: $batch item
+        # URLs are not reliably percent-decoded (graphsim does not decode them).
+        for upn in [u for u in missing if quote(u, safe="@") != u]:
+            missing.remove(upn)
+            try:
+                found[upn] = Person.from_graph(operations.user_get(client, upn))
+            except GraphError as exc:
+                if not exc.permanent:
+                    raise
+                logger.info("User lookup refused for a bulk row: %s", exc)
         requests_ = [
-            GraphRequest("GET", operations.url(f"/users/{quote(upn, safe='@')}", select=USER_SELECT))
+            GraphRequest(
+                "GET", operations.url(f"/users/{quote(upn, safe='@')}", select=USER_SELECT)
+            )
             for upn in missing
         ]
         for upn, result in zip(missing, client.batch(requests_), strict=True):
             if result.ok and isinstance(result.body, dict) and result.body.get("id"):
                 found[upn] = Person.from_graph(GraphUser.from_graph(result.body))
-            elif result.status != 404:
+            elif result.error is not None and not result.error.permanent:
                 # Not "no such user": Graph could not answer. Say so rather than guess.
-                logger.info("User lookup failed for a bulk row: %s", result.error)
+                raise result.error
     return found
 
 
@@ -292,7 +311,10 @@ def check_phone_row(row: RowInput, person: Person | None, policy: Policy) -> Pla
         )
         return plan
     if not numbers and not forced_removal:
-        plan.action, plan.reason = BulkJobRow.Action.SKIP, "Nothing to change: every number is empty."
+        plan.action, plan.reason = (
+            BulkJobRow.Action.SKIP,
+            "Nothing to change: every number is empty.",
+        )
         return plan
     plan.params = {
         "numbers": numbers,
@@ -306,7 +328,8 @@ def check_phone_row(row: RowInput, person: Person | None, policy: Policy) -> Pla
         parts.append("remove " + ", ".join(removed) + " if present")
     if numbers and not forced_update:
         parts.append("existing numbers are kept (ForcedUpdate false)")
-    plan.reason = "; ".join(parts).capitalize() + "."
+    text = "; ".join(parts)
+    plan.reason = text[:1].upper() + text[1:] + "."
     if "alternateMobile" in numbers and "mobile" not in numbers:
         plan.warning = "An alternate mobile needs a mobile number; checked when the job runs."
     return plan

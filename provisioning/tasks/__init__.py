@@ -1,6 +1,7 @@
 """Celery tasks, one module per domain (Celery's autodiscovery imports this package)."""
 
 from provisioning.tasks.actions import operation_run, worker_states_refresh
+from provisioning.tasks.bulk import bulk_job_work, bulk_jobs_sweep
 from provisioning.tasks.directory import (
     sync_administrative_unit,
     sync_directory,
@@ -8,6 +9,8 @@ from provisioning.tasks.directory import (
 )
 
 __all__ = [
+    "bulk_job_work",
+    "bulk_jobs_sweep",
     "operation_run",
     "sync_administrative_unit",
     "sync_directory",

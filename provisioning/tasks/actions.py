@@ -102,6 +102,9 @@ def operation_run(self, operation_id: int) -> str:
             operation=operation, client=client, retrying=operation.attempts > 1
         )
     except InteractionRequired as exc:
+        # The claims challenge (e.g. a fresh-MFA requirement) goes to the next sign-in, so Entra
+        # asks for exactly what Graph wanted; it is a policy statement, not a secret.
+        operation.result = {**(operation.result or {}), "claims": exc.claims or ""}
         _finish(
             operation,
             Operation.Status.NEEDS_SIGN_IN,

@@ -9,6 +9,8 @@ from celery import shared_task
 from provisioning import directory, vault
 from provisioning.graph import get_app_client, operations
 from provisioning.graph.errors import GraphError
+from provisioning.models import AdministrativeUnit
+from provisioning.tasks.actions import worker_states_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,10 @@ logger = logging.getLogger(__name__)
 def sync_directory() -> dict[str, int]:
     """Mirror Entra's AUs, members and scoped roles into the cache (hourly, and on demand)."""
     summary = directory.directory_sync_recorded(client=get_app_client())
+    # Then the QR and phone columns of every store, one task per store, so a new worker's status
+    # is known within the hour without anyone pressing "refresh".
+    for au_id in AdministrativeUnit.objects.values_list("id", flat=True):
+        worker_states_refresh.delay(au_id)
     return dict(summary)
 
 
@@ -37,7 +43,9 @@ def sync_administrative_unit(au_id: str) -> dict[str, int]:
     """Mirror one AU (a store a manager was just given) into the cache."""
     client = get_app_client()
     unit = operations.administrative_unit_get(client, au_id)
-    return dict(directory.administrative_unit_sync(client=client, unit=unit))
+    summary = directory.administrative_unit_sync(client=client, unit=unit)
+    worker_states_refresh.delay(au_id)
+    return dict(summary)
 
 
 @shared_task(name="provisioning.vault_purge_expired")

@@ -19,7 +19,8 @@ from playwright.sync_api import expect
 from graphsim.demo import DEMO_CLIENT_ID
 from provisioning.directory import directory_sync
 from provisioning.graph import get_app_client
-from provisioning.models import AdministrativeUnit
+from provisioning.models import AdministrativeUnit, WorkerMethodState
+from tests.integration.conftest import wait_for
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 KNOWN_PIN = "48203917"
@@ -85,9 +86,11 @@ def test_a_manager_runs_the_qr_flows_in_a_browser(
     page = browser.new_page(viewport={"width": 1024, "height": 900})
     page.on(
         "console",
-        lambda m: csp_violations.append(f"{page.url}: {m.text[:90]}")
-        if "Content Security Policy" in m.text and page.url.startswith(portal_url)
-        else None,
+        lambda m: (
+            csp_violations.append(f"{page.url}: {m.text[:90]}")
+            if "Content Security Policy" in m.text and page.url.startswith(portal_url)
+            else None
+        ),
     )
     page.on("dialog", lambda dialog: dialog.accept())
 
@@ -101,6 +104,17 @@ def test_a_manager_runs_the_qr_flows_in_a_browser(
     # Pick the store, search for the worker.
     page.get_by_role("link", name=store.display_name).click()
     page.get_by_role("heading", name=store.display_name).wait_for()
+    # Read every worker's QR and phone state from Graph (a task, app identity), then reload.
+    page.get_by_role("button", name="Refresh QR and phone status").click()
+    page.get_by_text("Refreshing QR and phone status").wait_for()
+    members = tenant.administrative_units[store.id].member_ids
+    wait_for(
+        lambda: WorkerMethodState.objects.filter(user_id__in=members).count() == len(members),
+        60,
+        "the store's method states were not refreshed",
+    )
+    page.reload()
+    expect(page.get_by_text("Not read yet")).to_have_count(0)
     page.screenshot(path=SCREENSHOTS / "worker-list.png", caret="initial")
     page.get_by_label("Search workers").fill(worker.display_name)
     expect(page.locator("table.workers tbody tr")).to_have_count(1)

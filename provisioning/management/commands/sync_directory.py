@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning import directory
+from provisioning import directory, worker_state
 from provisioning.graph import get_app_client
 from provisioning.graph.errors import GraphError
+from provisioning.models import AdministrativeUnit
 
 
 class Command(BaseCommand):
@@ -15,9 +16,21 @@ class Command(BaseCommand):
         "Lanyard's directory cache. Incremental and idempotent: safe to run at any time."
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--with-method-state",
+            action="store_true",
+            help="Also read every worker's QR code and phone methods now (the store pages' "
+            "status columns); otherwise the hourly scheduled sync does it in the background.",
+        )
+
     def handle(self, *args, **options) -> None:
+        client = get_app_client()
         try:
-            summary = directory.directory_sync_recorded(client=get_app_client())
+            summary = directory.directory_sync_recorded(client=client)
+            if options["with_method_state"]:
+                for unit in AdministrativeUnit.objects.all():
+                    worker_state.worker_states_refresh_for_unit(client=client, unit=unit)
         except GraphError as exc:
             raise CommandError(f"Directory sync failed: {exc}") from exc
         parts = ", ".join(

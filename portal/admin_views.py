@@ -1,0 +1,266 @@
+"""The IT admin's bulk pages: upload a CSV or pick a group or store, preview, confirm, follow the
+job's progress (htmx polling), cancel, re-run failed rows, download results, badges and PIN slips.
+
+Every view is for IT admins only (members of LANYARD_ADMIN_GROUP_ID, refreshed at sign-in); others
+get a 403. A confirmation carries the preview's hash and is refused if the rows or the policy
+changed (provisioning/bulk/jobs.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
+
+from portal.admin_forms import ConfirmForm, GroupSourceForm, StoreSourceForm, UploadForm
+from portal.models import User
+from provisioning.bulk import csvfile, engine, jobs, preview, sources
+from provisioning.graph import GraphError
+from provisioning.models import BulkJob
+
+logger = logging.getLogger(__name__)
+
+ROWS_PER_PAGE = 100
+TEMPLATE = "portal/admin/bulk_job.html"
+
+
+class AdminRequest(HttpRequest):
+    user: User
+    htmx: HtmxDetails
+
+
+def it_admin_required(view):
+    """Signed in (else to sign-in) and an IT admin (else 403)."""
+
+    @functools.wraps(view)
+    def wrapper(request: AdminRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            if request.htmx:
+                return HttpResponseClientRedirect(reverse("portal:sign-in"))
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_it_admin:
+            return render(request, "portal/admin/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _job(job_id: int) -> BulkJob:
+    return get_object_or_404(BulkJob.objects.select_related("created_by"), pk=job_id)
+
+
+def _list_context(**forms) -> dict:
+    return {
+        "jobs": jobs.bulk_job_list(),
+        "upload_form": forms.get("upload_form") or UploadForm(),
+        "group_form": forms.get("group_form") or GroupSourceForm(),
+        "store_form": forms.get("store_form") or StoreSourceForm(),
+        "max_rows": settings.BULK_MAX_ROWS,
+    }
+
+
+@require_GET
+@it_admin_required
+def bulk_job_list(request: AdminRequest) -> HttpResponse:
+    return render(request, "portal/admin/bulk_list.html", _list_context())
+
+
+@require_http_methods(["GET", "POST"])
+@it_admin_required
+def bulk_upload(request: AdminRequest) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("itadmin:bulk-jobs")
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        kind = form.cleaned_data["kind"]
+        upload = form.cleaned_data["file"]
+        try:
+            rows = csvfile.read_rows(upload.read(), kind=kind)
+        except csvfile.FileProblem as exc:
+            form.add_error("file", str(exc))
+        else:
+            key = "userPrincipalName" if kind == "qr" else "UPN"
+            inputs = [preview.RowInput(r.line, r.values[key], r.values) for r in rows]
+            try:
+                job = preview.bulk_job_preview(
+                    kind=kind, source=BulkJob.Source.CSV, source_label=upload.name or "upload.csv",
+                    inputs=inputs, created_by=request.user,
+                )  # fmt: skip
+            except GraphError as exc:
+                form.add_error(
+                    None, f"Lanyard could not check the users in Entra: {exc} Try again."
+                )
+            else:
+                return redirect("itadmin:bulk-job", job_id=job.pk)
+    return render(request, "portal/admin/bulk_list.html", _list_context(upload_form=form),
+                  status=400)  # fmt: skip
+
+
+@require_POST
+@it_admin_required
+def bulk_source(request: AdminRequest) -> HttpResponse:
+    which = request.POST.get("source")
+    form = GroupSourceForm(request.POST) if which == "group" else StoreSourceForm(request.POST)
+    if which in ("group", "store") and form.is_valid():
+        try:
+            if which == "group":
+                label, inputs, people = sources.group_members(
+                    group_id=form.cleaned_data["group_id"]
+                )
+                ref = form.cleaned_data["group_id"]
+            else:
+                label, inputs, people = sources.store_members(au_id=form.cleaned_data["au_id"])
+                ref = form.cleaned_data["au_id"]
+        except (sources.SourceProblem, GraphError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            job = preview.bulk_job_preview(
+                kind=BulkJob.Kind.QR, source=which, source_ref=ref, source_label=label,
+                inputs=inputs, people=people, created_by=request.user,
+            )  # fmt: skip
+            return redirect("itadmin:bulk-job", job_id=job.pk)
+    key = "group_form" if which == "group" else "store_form"
+    return render(request, "portal/admin/bulk_list.html", _list_context(**{key: form}), status=400)
+
+
+@require_GET
+@it_admin_required
+def bulk_template(request: AdminRequest, kind: str) -> HttpResponse:
+    if kind not in csvfile.TEMPLATES:
+        raise Http404
+    response = HttpResponse(csvfile.TEMPLATES[kind], content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="lanyard-{kind}-template.csv"'
+    return response
+
+
+def _detail_context(request: AdminRequest, job: BulkJob) -> dict:
+    status = request.GET.get("status", "")
+    page = Paginator(jobs.bulk_job_rows(job=job, status=status), ROWS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return {
+        "job": job,
+        "counts": engine.job_counts(job),
+        "page": page,
+        "status_filter": status,
+        "confirm_form": ConfirmForm(initial={"preview_hash": job.preview_hash}),
+        "printables": jobs.bulk_job_printables(job=job) if job.kind == "qr" else None,
+        "active": job.status == BulkJob.Status.RUNNING
+        or (job.status == BulkJob.Status.CANCELLED and job.finished_at is None),
+    }
+
+
+@require_GET
+@it_admin_required
+def bulk_job_detail(request: AdminRequest, job_id: int) -> HttpResponse:
+    job = _job(job_id)
+    template = f"{TEMPLATE}#rows" if request.htmx else TEMPLATE
+    return render(request, template, _detail_context(request, job))
+
+
+@require_GET
+@it_admin_required
+def bulk_job_progress(request: AdminRequest, job_id: int) -> HttpResponse:
+    """The progress fragment; polling stops once the job is over."""
+    job = _job(job_id)
+    context = _detail_context(request, job)
+    response = render(request, f"{TEMPLATE}#progress", context)
+    if request.htmx and not context["active"]:
+        stop = HttpResponseStopPolling(response.content)
+        return stop
+    return response
+
+
+@require_POST
+@it_admin_required
+def bulk_job_confirm(request: AdminRequest, job_id: int) -> HttpResponse:
+    job = _job(job_id)
+    form = ConfirmForm(request.POST)
+    if form.is_valid():
+        try:
+            jobs.bulk_job_confirm(job=job, previewed_hash=form.cleaned_data["preview_hash"],
+                                  confirmed_by=request.user)  # fmt: skip
+        except jobs.JobRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Job started.")
+    else:
+        messages.error(request, "The confirmation did not say which preview it confirms.")
+    return redirect("itadmin:bulk-job", job_id=job.pk)
+
+
+@require_POST
+@it_admin_required
+def bulk_job_cancel(request: AdminRequest, job_id: int) -> HttpResponse:
+    job = _job(job_id)
+    try:
+        count = jobs.bulk_job_cancel(job=job, cancelled_by=request.user)
+    except jobs.JobRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Job cancelled: {count} rows will not run.")
+    return redirect("itadmin:bulk-job", job_id=job.pk)
+
+
+@require_POST
+@it_admin_required
+def bulk_job_rerun(request: AdminRequest, job_id: int) -> HttpResponse:
+    job = _job(job_id)
+    try:
+        count = jobs.bulk_job_rerun_failed(job=job, requested_by=request.user)
+    except jobs.JobRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{count} failed rows will run again.")
+    return redirect("itadmin:bulk-job", job_id=job.pk)
+
+
+@require_GET
+@it_admin_required
+def bulk_job_results(request: AdminRequest, job_id: int) -> HttpResponse:
+    job = _job(job_id)
+    response = HttpResponse(jobs.bulk_job_results_csv(job=job), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-results.csv"'
+    return response
+
+
+@never_cache
+@require_GET
+@it_admin_required
+def bulk_job_badges(request: AdminRequest, job_id: int) -> HttpResponse:
+    job = _job(job_id)
+    try:
+        pdf = jobs.bulk_job_badges_pdf(job=job, layout=request.GET.get("layout", "sheet-a4"))
+    except (jobs.JobRefused, ValueError) as exc:
+        messages.error(request, str(exc))
+        return redirect("itadmin:bulk-job", job_id=job.pk)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-badges.pdf"'
+    return response
+
+
+@never_cache
+@require_POST
+@it_admin_required
+def bulk_job_pin_slips(request: AdminRequest, job_id: int) -> HttpResponse:
+    """PIN slips, once: the PINs leave the vault in this response."""
+    job = _job(job_id)
+    try:
+        pdf = jobs.bulk_job_pin_slips_pdf(job=job, requested_by=request.user)
+    except jobs.JobRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("itadmin:bulk-job", job_id=job.pk)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-pin-slips.pdf"'
+    return response

@@ -1,0 +1,266 @@
+"""Services on bulk jobs after the preview: confirm, cancel, re-run failed rows, results CSV,
+and the job's badge sheet and PIN slips. Selectors for the admin pages are at the end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from badges.render import BadgeData, PinSlipData, render_badges, render_pin_slips
+from portal.models import User
+from provisioning import audit, vault
+from provisioning.bulk import engine
+from provisioning.bulk.preview import current_policy, preview_hash
+from provisioning.models import AUMembership, BulkJob, BulkJobRow, DirectoryUser, VaultSecret
+
+logger = logging.getLogger(__name__)
+
+Row = BulkJobRow
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class JobRefused(ValueError):
+    """The request cannot be carried out; the message says why in plain words."""
+
+
+def bulk_job_confirm(*, job: BulkJob, previewed_hash: str, confirmed_by: User | None) -> BulkJob:
+    """Start a previewed job, only if it is exactly what was previewed under the same policy."""
+    with transaction.atomic():
+        job = BulkJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != BulkJob.Status.DRAFT:
+            raise JobRefused("This job has already been confirmed or cancelled.")
+        rows = list(job.rows.all())
+        if previewed_hash != job.preview_hash or previewed_hash != preview_hash(
+            kind=job.kind, policy=job.policy, rows=rows
+        ):
+            raise JobRefused("The rows differ from the preview you confirmed: preview again.")
+        if current_policy().as_dict() != job.policy:
+            raise JobRefused(
+                "The tenant's QR policy (PIN length or QR lifetime) changed since the preview: "
+                "preview again."
+            )
+        now = timezone.now().replace(microsecond=0)
+        lifetime = timedelta(days=job.policy.get("lifetime_days", 365))
+        pending = [r for r in rows if r.status == Row.Status.PENDING]
+        if job.kind == BulkJob.Kind.QR:
+            # Missing dates become real ones now, so every attempt of a row sends the same
+            # values (the engine recognises its own method by them).
+            for row in pending:
+                start = row.params.get("start") or _iso(now)
+                if not row.params.get("expire"):
+                    begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
+                    row.params["expire"] = _iso(max(begin, now) + lifetime)
+                row.params["start"] = start
+            Row.objects.bulk_update(pending, ["params"], batch_size=1000)
+        job.status = BulkJob.Status.RUNNING if pending else BulkJob.Status.FINISHED
+        job.confirmed_at = now
+        job.finished_at = None if pending else now
+        job.save(update_fields=["status", "confirmed_at", "finished_at"])
+        audit.record(
+            actor=confirmed_by,
+            action="bulk_job_confirm",
+            outcome="succeeded",
+            target_label=job.source_label,
+            detail=f"Bulk job {job.pk} ({job.kind}): {len(pending)} rows to do",
+        )
+        if pending:
+            transaction.on_commit(lambda: engine.job_start_tasks(job.pk))
+    return job
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bulk_job_cancel(*, job: BulkJob, cancelled_by: User | None) -> int:
+    """Stop a job: rows not started are cancelled; rows being worked finish their step."""
+    with transaction.atomic():
+        updated = BulkJob.objects.filter(
+            pk=job.pk, status__in=[BulkJob.Status.DRAFT, BulkJob.Status.RUNNING]
+        ).update(status=BulkJob.Status.CANCELLED)
+        if not updated:
+            raise JobRefused("This job is not running.")
+        # A row whose write may have reached Graph is not cancelled: it is still resolved.
+        cancelling = Row.objects.filter(
+            job=job, status=Row.Status.PENDING, write_sent_at__isnull=True
+        )
+        for secret_id in cancelling.exclude(input_secret_id=None).values_list(
+            "input_secret_id", flat=True
+        ):
+            vault.secret_destroy(secret_id=secret_id, reason="cancelled")
+        count = cancelling.update(status=Row.Status.CANCELLED, outcome="Cancelled before it ran.",
+                 finished_at=timezone.now())  # fmt: skip
+        audit.record(actor=cancelled_by, action="bulk_job_cancel", outcome="succeeded",
+                     target_label=job.source_label, detail=f"Bulk job {job.pk}: {count} rows "
+                     "cancelled")  # fmt: skip
+    engine.job_finish_if_done(job_id=job.pk)
+    return count
+
+
+def bulk_job_rerun_failed(*, job: BulkJob, requested_by: User | None) -> int:
+    """Put the failed rows (not the invalid ones) back to work; Entra's state is checked first."""
+    with transaction.atomic():
+        job = BulkJob.objects.select_for_update().get(pk=job.pk)
+        if job.status not in (BulkJob.Status.FINISHED, BulkJob.Status.CANCELLED):
+            raise JobRefused("Wait for the job to finish before re-running its failed rows.")
+        count = (
+            Row.objects.filter(job=job, status=Row.Status.FAILED)
+            .exclude(action=Row.Action.INVALID)
+            .update(status=Row.Status.PENDING, attempts=0, not_before=None, finished_at=None,
+                    outcome="Re-run requested.")
+        )  # fmt: skip
+        if not count:
+            raise JobRefused("There are no failed rows to re-run.")
+        job.status = BulkJob.Status.RUNNING
+        job.finished_at = None
+        job.save(update_fields=["status", "finished_at"])
+        audit.record(actor=requested_by, action="bulk_job_rerun", outcome="succeeded",
+                     target_label=job.source_label, detail=f"Bulk job {job.pk}: {count} failed "
+                     "rows re-run")  # fmt: skip
+        transaction.on_commit(lambda: engine.job_start_tasks(job.pk))
+    return count
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+def neutralise(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula (DESIGN.md §5)."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+RESULT_COLUMNS = (
+    "line", "userPrincipalName", "displayName", "plan", "result", "reason", "requestId",
+    "expireDateTime", "smsSignInState",
+)  # fmt: skip
+
+
+def bulk_job_results_csv(*, job: BulkJob) -> bytes:
+    """Every row's result, without secrets, cells neutralised; UTF-8 with BOM for Excel."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(RESULT_COLUMNS)
+    for row in job.rows.order_by("line").iterator(chunk_size=2000):
+        writer.writerow(
+            neutralise(v)
+            for v in (
+                row.line,
+                row.upn,
+                row.display_name,
+                row.action,
+                row.status,
+                row.outcome or row.reason,
+                row.graph_request_id,
+                (row.result or {}).get("expires_at") or (row.params or {}).get("expire", ""),
+                (row.result or {}).get("sms_sign_in_state", ""),
+            )
+        )
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+# -- badges and PIN slips --------------------------------------------------------------------
+
+
+def _store_names(user_ids: list[str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for user_id, name in AUMembership.objects.filter(user_id__in=user_ids).values_list(
+        "user_id", "administrative_unit__display_name"
+    ):
+        names.setdefault(user_id, name)
+    return names
+
+
+def bulk_job_badges_pdf(*, job: BulkJob, layout: str = "sheet-a4") -> bytes:
+    """A badge sheet for the job's new credentials (payloads stay in the vault until expiry)."""
+    rows = list(job.rows.filter(status=Row.Status.SUCCEEDED, payload_secret_id__isnull=False))
+    if not rows:
+        raise JobRefused("This job has no new QR codes to print.")
+    people = DirectoryUser.objects.in_bulk([r.user_id for r in rows])
+    stores = _store_names([r.user_id for r in rows])
+    badges = []
+    for row in rows:
+        try:
+            payload = vault.secret_read(
+                secret_id=row.payload_secret_id, kind=VaultSecret.Kind.QR_PAYLOAD,
+                owner_id=row.user_id,
+            )  # fmt: skip
+        except vault.SecretUnavailable:
+            continue
+        expires = (row.result or {}).get("expires_at") or row.params.get("expire")
+        person = people.get(row.user_id)
+        badges.append(
+            BadgeData(
+                display_name=row.display_name or row.upn,
+                employee_id=person.employee_id if person else "",
+                store_name=stores.get(row.user_id, ""),
+                valid_until=datetime.fromisoformat(expires.replace("Z", "+00:00")),
+                payload=payload.encode("utf-8", errors="surrogateescape"),
+            )
+        )
+    if not badges:
+        raise JobRefused("The QR codes of this job are no longer in the vault.")
+    job.rows.filter(pk__in=[r.pk for r in rows]).update(badge_printed_at=timezone.now())
+    return render_badges(badges, layout)
+
+
+def bulk_job_pin_slips_pdf(*, job: BulkJob, requested_by: User | None) -> bytes:
+    """PIN slips for the job's new PINs, printable once: each PIN leaves the vault here."""
+    with transaction.atomic():
+        rows = list(
+            job.rows.select_for_update()
+            .filter(status=Row.Status.SUCCEEDED, pin_secret_id__isnull=False,
+                    pin_printed_at__isnull=True)
+            .order_by("line")
+        )  # fmt: skip
+        stores = _store_names([r.user_id for r in rows])
+        slips = []
+        for row in rows:
+            try:
+                pin = vault.secret_read(
+                    secret_id=row.pin_secret_id, kind=VaultSecret.Kind.PIN, owner_id=row.user_id
+                )
+            except vault.SecretUnavailable:
+                continue
+            slips.append(PinSlipData(display_name=row.display_name or row.upn,
+                                     store_name=stores.get(row.user_id, ""), pin=pin))  # fmt: skip
+            vault.secret_destroy(secret_id=row.pin_secret_id, reason="printed")
+        if not slips:
+            raise JobRefused("The PIN slips of this job were already printed, or have expired.")
+        job.rows.filter(pk__in=[r.pk for r in rows]).update(pin_printed_at=timezone.now())
+        audit.record(actor=requested_by, action="bulk_job_pin_slips", outcome="succeeded",
+                     target_label=job.source_label,
+                     detail=f"Bulk job {job.pk}: {len(slips)} PIN slips printed")  # fmt: skip
+        return render_pin_slips(slips)
+
+
+# -- selectors -----------------------------------------------------------------------------
+
+
+def bulk_job_list() -> QuerySet[BulkJob]:
+    return BulkJob.objects.select_related("created_by").order_by("-created_at")[:100]
+
+
+def bulk_job_rows(*, job: BulkJob, status: str = "") -> QuerySet[BulkJobRow]:
+    rows = job.rows.order_by("line")
+    if status == "problems":
+        return rows.filter(Q(status=Row.Status.FAILED) | Q(status=Row.Status.SKIPPED))
+    if status:
+        return rows.filter(status=status)
+    return rows
+
+
+def bulk_job_printables(*, job: BulkJob) -> dict[str, int]:
+    rows = job.rows.filter(status=Row.Status.SUCCEEDED)
+    return {
+        "badges": rows.filter(payload_secret_id__isnull=False).count(),
+        "pin_slips": rows.filter(pin_secret_id__isnull=False, pin_printed_at__isnull=True).count(),
+    }

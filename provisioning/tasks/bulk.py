@@ -1,0 +1,40 @@
+"""Bulk job tasks: thin, interchangeable, safe to run twice (the guarantees live in the database;
+see provisioning/bulk/engine.py). Arguments are job ids only."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+from provisioning.bulk import engine
+
+
+@shared_task(
+    name="provisioning.bulk_job_work",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    time_limit=600,
+    soft_time_limit=540,
+    bind=True,
+)
+def bulk_job_work(self, job_id: int) -> None:
+    """Work the job's due rows for a while, then hand over to a fresh task if rows remain."""
+    wait = engine.job_work(job_id=job_id)
+    if wait is None:
+        return
+    if self.request.is_eager:
+        # In-process runs (tests, demo scripts): loop here instead of recursing through delay().
+        while wait is not None:
+            if wait:
+                time.sleep(min(wait, 5.0))
+            wait = engine.job_work(job_id=job_id)
+        return
+    bulk_job_work.apply_async((job_id,), countdown=wait)
+
+
+@shared_task(name="provisioning.bulk_jobs_sweep", ignore_result=True, time_limit=120)
+def bulk_jobs_sweep() -> dict:
+    """Release expired leases and restart jobs whose tasks all died (celery beat)."""
+    return engine.jobs_sweep()

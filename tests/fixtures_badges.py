@@ -1,0 +1,173 @@
+"""pytest plugin: badges and kiosks — QR payloads in the vault for the personas' workers, and
+kiosk browsers (a test client holding a kiosk's device credential, paired the real way)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from graphsim.testing import GraphsimHandle
+
+
+@dataclass
+class Badged:
+    """A worker of a store whose QR payload is in the vault."""
+
+    au_id: str
+    user_id: str
+    display_name: str
+    payload: bytes
+    secret_id: int
+    expires: object
+
+
+def store_payload(user_id: str, *, created_by=None, payload: bytes | None = None) -> Badged:
+    """Put a QR payload for `user_id` in the vault and record the code's expiry, as a QR
+    create would (the payload format is Entra's: ms-qrpin:v1|UPN|…)."""
+    from provisioning import vault
+    from provisioning.models import AUMembership, DirectoryUser, VaultSecret, WorkerMethodState
+
+    worker = DirectoryUser.objects.get(id=user_id)
+    payload = payload or f"ms-qrpin:v1|{worker.user_principal_name}|{user_id[:8]}|0001".encode()
+    secret = vault.secret_store(
+        kind=VaultSecret.Kind.QR_PAYLOAD,
+        owner_id=user_id,
+        value=payload.decode("utf-8", errors="surrogateescape"),
+        created_by=created_by,
+    )
+    expires = timezone.now() + timedelta(days=365)
+    WorkerMethodState.objects.update_or_create(
+        user_id=user_id,
+        defaults={
+            "has_qr_method": True,
+            "standard_start": timezone.now(),
+            "standard_expires": expires,
+            "refreshed_at": timezone.now(),
+        },
+    )
+    au_id = (
+        AUMembership.objects.filter(user_id=user_id)
+        .order_by("administrative_unit__display_name")
+        .values_list("administrative_unit_id", flat=True)
+        .first()
+    )
+    return Badged(au_id or "", user_id, worker.display_name, payload, secret.pk, expires)
+
+
+def store_pin(user_id: str, *, created_by, pin: str = "73914862") -> int:
+    from provisioning import vault
+    from provisioning.models import VaultSecret
+
+    return vault.secret_store(
+        kind=VaultSecret.Kind.PIN, owner_id=user_id, value=pin, created_by=created_by
+    ).pk
+
+
+def _members(graphsim: GraphsimHandle, au_id: str, count: int) -> list[str]:
+    from provisioning.models import AUMembership
+
+    ids = AUMembership.objects.filter(administrative_unit_id=au_id).order_by("user_id")
+    return list(ids.values_list("user_id", flat=True)[:count])
+
+
+@pytest.fixture
+def alice_badged(directory, alice_store) -> list[Badged]:
+    """Three workers of alice's first store with a QR payload in the vault."""
+    return [store_payload(uid) for uid in _members(directory, alice_store, 3)]
+
+
+@pytest.fixture
+def bob_badged(directory, bob_store) -> list[Badged]:
+    return [store_payload(uid) for uid in _members(directory, bob_store, 2)]
+
+
+@pytest.fixture
+def alice_user(alice, directory):
+    """alice's portal user row (as sign-in creates it), for calling services directly."""
+    from portal.models import User
+
+    user, _ = User.objects.get_or_create(
+        entra_object_id=alice.user_id.lower(),
+        defaults={
+            "username": alice.user_id.lower(),
+            "user_principal_name": alice.upn,
+            "display_name": alice.display_name,
+        },
+    )
+    return user
+
+
+@pytest.fixture(autouse=True)
+def _kiosk_pairing_throttle_reset() -> None:
+    """Wrong pairing codes are throttled per address; each test starts with a clean slate."""
+    from django.core.cache import cache
+
+    from badges.views import pair_throttle_key
+
+    cache.delete(pair_throttle_key("127.0.0.1"))
+
+
+@pytest.fixture
+def pair_kiosk(db) -> Callable[..., Client]:
+    """`pair_kiosk([au_id, ...])` → a fresh browser (test client) paired as a kiosk of those
+    stores through the real pairing code exchange."""
+    from badges import services
+    from portal.models import User
+    from provisioning.models import AdministrativeUnit
+
+    def pair(au_ids: list[str], name: str = "Back office PC") -> Client:
+        creator, _ = User.objects.get_or_create(username="kiosk-registrar")
+        stores = list(AdministrativeUnit.objects.filter(id__in=au_ids))
+        _, code = services.kiosk_pairing_start(name=name, stores=stores, created_by=creator)
+        browser = Client()
+        response = browser.post("/badges/kiosk/pair", {"code": code})
+        assert response.status_code == 302, response.content.decode()
+        assert settings.KIOSK_COOKIE_NAME in browser.cookies
+        return browser
+
+    return pair
+
+
+@pytest.fixture
+def alice_kiosk(pair_kiosk, alice_store) -> Client:
+    return pair_kiosk([alice_store])
+
+
+def decoded_qr_codes(pdf: bytes, tmp_path) -> list[bytes]:
+    """Every QR code of the PDF, read by a real reader from a 300 dpi rasterisation."""
+    import subprocess
+
+    import zxingcpp
+    from PIL import Image
+
+    assert pdf.startswith(b"%PDF")
+    source = tmp_path / "sheet.pdf"
+    source.write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "300", "-gray", str(source), str(tmp_path / "page")],
+        check=True,
+        timeout=60,
+    )
+    found: list[bytes] = []
+    for path in sorted(tmp_path.glob("page-*.pgm")):
+        with Image.open(path) as image:
+            found += [
+                result.bytes
+                for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+            ]
+    return found
+
+
+def pdf_text(pdf: bytes) -> str:
+    import subprocess
+
+    result = subprocess.run(
+        ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True, timeout=60
+    )
+    return result.stdout.decode()

@@ -1,0 +1,180 @@
+"""The bulk engine in-process against graphsim: results, faults, and the exactly-once effect."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from provisioning.bulk import engine, jobs
+from provisioning.models import BulkJob, BulkJobRow
+from tests.fixtures_bulk import assert_qr_exactly_once, fresh_workers, run_job
+
+
+def test_it_creates_one_method_per_worker_and_vaults_the_secrets(bulk_graph, make_qr_job):
+    workers = fresh_workers(bulk_graph, 45)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == BulkJob.Status.FINISHED
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 45
+    assert engine.summary_line(counts) == "45 rows: 45 succeeded, 0 failed, 0 skipped"
+    # $batch: 45 creates went out in 3 batches, not 45 requests.
+    from provisioning.graph import get_app_client
+
+    assert get_app_client().stats["requests"] <= 8  # 3 lookup batches + 3 create batches + token
+    assert bulk_graph.stats["requests"]["PUT 201"] == 45
+
+
+def test_it_skips_a_worker_who_already_has_a_method(bulk_graph, make_qr_job):
+    tenant = bulk_graph.tenant
+    has = next(u for uid, u in tenant.users.items() if uid in tenant.qr_methods)
+    fresh = fresh_workers(bulk_graph, 1)[0]
+    job = make_qr_job([has.user_principal_name, fresh.user_principal_name])
+    run_job(job.pk)
+    rows = {r.upn: r for r in job.rows.all()}
+    assert rows[has.user_principal_name].status == "skipped"
+    assert "Already has" in rows[has.user_principal_name].outcome
+    assert rows[fresh.user_principal_name].status == "succeeded"
+    assert_qr_exactly_once(bulk_graph, job)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"error_5xx_rate": 0.25, "error_504_share": 0.5},
+        {"reset_rate": 0.2},
+        {"lost_response_rate": 0.1, "lost_response_mode": "drop"},
+        {"lost_response_rate": 0.1, "lost_response_mode": "504"},
+        {"token_lifetime_s": 60},
+    ],
+    ids=["5xx", "resets", "lost-drop", "lost-504", "short-tokens"],
+)
+def test_it_survives_faults_exactly_once(bulk_graph, make_qr_job, faults):
+    workers = fresh_workers(bulk_graph, 40)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    bulk_graph.sim.config.update(faults)
+    run_job(job.pk, timeout=180)
+    bulk_graph.sim.config.update(
+        {"error_5xx_rate": 0.0, "reset_rate": 0.0, "lost_response_rate": 0.0}
+    )
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 40, [r.outcome for r in job.rows.exclude(status="succeeded")]
+
+
+def test_lost_responses_are_recovered_by_reissuing(bulk_graph, make_qr_job):
+    workers = fresh_workers(bulk_graph, 20)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    bulk_graph.sim.config.update({"lost_response_rate": 1.0})
+    engine.job_work(job_id=job.pk, budget_s=0)  # one chunk; every answer is lost
+    bulk_graph.sim.config.update({"lost_response_rate": 0.0})
+    assert set(job.rows.values_list("status", flat=True)) == {"pending"}
+    assert all(r.write_sent_at for r in job.rows.all())
+    run_job(job.pk)
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 20
+    assert all(r.result["reissued"] for r in job.rows.all())
+
+
+def test_a_429_storm_delays_but_loses_nothing(bulk_graph, make_qr_job):
+    workers = fresh_workers(bulk_graph, 40)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    bulk_graph.sim.config.update({"storm_fraction": 0.7, "storm_retry_after_s": 0.2})
+    bulk_graph.sim.start_storm(2.0)
+    run_job(job.pk, timeout=180)
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 40
+    assert bulk_graph.stats["throttled"] > 0
+
+
+def test_a_row_claimed_by_a_dead_worker_is_resumed_after_its_lease(bulk_graph, make_qr_job):
+    workers = fresh_workers(bulk_graph, 5)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    # A worker claimed the rows, sent the writes, and died before recording anything.
+    rows = engine.rows_claim(job_id=job.pk, token="dead-worker", limit=20)
+    engine._mark_write_intent(rows, "dead-worker", phase="create")
+    from provisioning.graph import get_app_client, operations
+
+    client = get_app_client()
+    for row in rows[:3]:
+        operations.qr_method_create(
+            client, row.user_id, start=engine._dt(row.params["start"]),
+            expire=engine._dt(row.params["expire"]),
+        )  # fmt: skip
+    assert engine.job_work(job_id=job.pk, budget_s=0) is None  # nothing claimable yet
+    BulkJobRow.objects.filter(job=job).update(lease_until=timezone.now() - timedelta(seconds=1))
+    run_job(job.pk)
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 5
+    reissued = sorted(r.result["reissued"] for r in job.rows.all())
+    assert reissued == [False, False, True, True, True]
+
+
+def test_someone_elses_method_found_on_recheck_is_skipped(bulk_graph, make_qr_job):
+    worker = fresh_workers(bulk_graph, 1)[0]
+    job = make_qr_job([worker.user_principal_name])
+    rows = engine.rows_claim(job_id=job.pk, token="dead", limit=20)
+    engine._mark_write_intent(rows, "dead", phase="create")
+    from provisioning.graph import get_app_client, operations
+
+    now = timezone.now()
+    operations.qr_method_create(get_app_client(), worker.id, start=now, expire=now + timedelta(
+        days=30))  # fmt: skip
+    BulkJobRow.objects.filter(job=job).update(lease_until=now - timedelta(seconds=1))
+    run_job(job.pk)
+    row = job.rows.get()
+    assert row.status == "skipped"
+    assert "outside this job" in row.outcome
+    assert row.payload_secret_id is None
+
+
+def test_permanent_errors_fail_the_row_with_the_request_id(bulk_graph, make_qr_job):
+    worker = fresh_workers(bulk_graph, 1)[0]
+    bulk_graph.tenant.users[worker.id].licensed = False
+    job = make_qr_job([worker.user_principal_name])
+    run_job(job.pk)
+    row = job.rows.get()
+    assert row.status == "failed"
+    assert "request-id" in row.outcome
+    assert row.attempts == 1
+
+
+def test_cancel_stops_rows_not_started_and_rerun_failed_retries(bulk_graph, make_qr_job):
+    workers = fresh_workers(bulk_graph, 30)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    cancelled = jobs.bulk_job_cancel(job=job, cancelled_by=None)
+    assert cancelled == 30
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == BulkJob.Status.CANCELLED
+    assert not bulk_graph.stats["qr_method_creations"]
+    # Re-run: failed rows only.
+    job.rows.filter(line__lte=5).update(status="failed", outcome="boom")
+    assert jobs.bulk_job_rerun_failed(job=job, requested_by=None) == 4  # lines 2..5
+    run_job(job.pk)
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 4
+
+
+def test_confirm_is_bound_to_the_preview(bulk_graph, make_qr_job):
+    workers = fresh_workers(bulk_graph, 3)
+    job = make_qr_job([w.user_principal_name for w in workers], confirm=False)
+    with pytest.raises(jobs.JobRefused, match="differ"):
+        jobs.bulk_job_confirm(job=job, previewed_hash="0" * 64, confirmed_by=None)
+    job.rows.filter(line=2).update(params={"start": "", "expire": "", "pin": "custom"})
+    with pytest.raises(jobs.JobRefused, match="differ"):
+        jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash, confirmed_by=None)
+
+
+def test_confirm_refuses_when_the_policy_changed(bulk_graph, make_qr_job):
+    from django.core.cache import cache
+
+    workers = fresh_workers(bulk_graph, 2)
+    job = make_qr_job([w.user_principal_name for w in workers], confirm=False)
+    bulk_graph.tenant.qr_policy.pin_length = 10
+    cache.delete("lanyard:qr-policy")
+    with pytest.raises(jobs.JobRefused, match="policy"):
+        jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash, confirmed_by=None)
+    assert not BulkJob.objects.filter(status="running").exists()

@@ -1,0 +1,114 @@
+"""Row-level checks and the preview (dry run): nothing is written to Entra."""
+
+from __future__ import annotations
+
+from provisioning.bulk import csvfile, preview
+from provisioning.models import BulkJob
+from tests.fixtures_bulk import DATA
+
+
+def _preview(name: str, kind: str) -> BulkJob:
+    rows = csvfile.read_rows((DATA / name).read_bytes(), kind=kind)
+    key = "userPrincipalName" if kind == "qr" else "UPN"
+    inputs = [preview.RowInput(r.line, r.values[key], r.values) for r in rows]
+    return preview.bulk_job_preview(
+        kind=kind, source="csv", source_label=name, inputs=inputs, created_by=None
+    )
+
+
+def _plans(job: BulkJob) -> dict[int, tuple[str, str]]:
+    return {r.line: (r.action, r.reason) for r in job.rows.all()}
+
+
+def test_qr_rows_are_checked_and_nothing_is_written(bulk_graph):
+    job = _preview("qr_mixed.csv", "qr")
+    plans = _plans(job)
+    assert plans[2][0] == "create"
+    assert plans[3][0] == "create" and "2026-12-01" in plans[3][1]
+    assert plans[4][0] == "create" and "PIN custom" in plans[4][1]
+    assert plans[6] == ("skip", "Guest account (B2B): Lanyard does not provision guests.")
+    assert plans[7] == ("skip", "The account is disabled in Entra ID.")
+    assert plans[8][0] == "invalid" and "No user" in plans[8][1]
+    assert plans[9][0] == "invalid" and "not a date" in plans[9][1]
+    assert plans[10][0] == "invalid" and "repeat" in plans[10][1]
+    assert plans[11] == ("skip", "Duplicate of line 2 (merged).")
+    assert job.status == BulkJob.Status.DRAFT
+    assert job.summary == {"rows": 10, "create": 4, "update": 0, "skip": 3, "invalid": 3}
+    writes = {k: v for k, v in bulk_graph.stats["requests"].items() if not k.startswith("GET")}
+    assert writes == {}
+
+
+def test_a_custom_pin_goes_to_the_vault_not_the_row(bulk_graph):
+    job = _preview("qr_mixed.csv", "qr")
+    row = job.rows.get(line=4)
+    assert row.input_secret_id is not None
+    assert "48271593" not in str(row.params) + row.reason + row.outcome
+
+
+def test_pin_rules_follow_the_tenant_policy(bulk_graph):
+    from django.core.cache import cache
+
+    bulk_graph.tenant.qr_policy.pin_length = 10
+    cache.delete("lanyard:qr-policy")
+    job = _preview("qr_mixed.csv", "qr")
+    assert "10 to 20 digits" in job.rows.get(line=4).reason
+    assert job.policy["pin_length"] == 10
+
+
+def test_conflicting_duplicates_are_rejected(bulk_graph):
+    upn = "priya.murphy@lanyard-demo.onmicrosoft.com"
+    data = f"upn,expireDateTime\r\n{upn},2027-01-01\r\n{upn},2027-02-01\r\n".encode()
+    rows = csvfile.read_rows(data, kind="qr")
+    inputs = [preview.RowInput(r.line, r.values["userPrincipalName"], r.values) for r in rows]
+    job = preview.bulk_job_preview(kind="qr", source="csv", source_label="x", inputs=inputs,
+                                   created_by=None)  # fmt: skip
+    assert [r.action for r in job.rows.all()] == ["invalid", "invalid"]
+    assert "lines 2, 3" in job.rows.first().reason
+
+
+def test_lifetimes_are_checked(bulk_graph):
+    upn = "priya.murphy@lanyard-demo.onmicrosoft.com"
+    data = (
+        "upn,startDateTime,expireDateTime\r\n"
+        f"{upn},2026-12-01,2028-12-01\r\n"
+        f"{upn.replace('priya', 'zoe')},2027-01-01,2026-12-01\r\n"
+    ).encode()
+    rows = csvfile.read_rows(data, kind="qr")
+    inputs = [preview.RowInput(r.line, r.values["userPrincipalName"], r.values) for r in rows]
+    job = preview.bulk_job_preview(kind="qr", source="csv", source_label="x", inputs=inputs,
+                                   created_by=None)  # fmt: skip
+    reasons = [r.reason for r in job.rows.all()]
+    assert "at most 395 days" in reasons[0]
+
+
+def test_phone_rows_are_normalised_in_the_users_country(bulk_graph):
+    job = _preview("phone_ps1.csv", "phone")
+    rows = {r.line: r for r in job.rows.all()}
+    assert rows[2].params["numbers"] == {"mobile": "+49 15123456789"}  # German national format
+    assert rows[3].params["numbers"] == {"mobile": "+44 7911123456",
+                                         "alternateMobile": "+44 7911123457"}  # fmt: skip
+    assert rows[6].warning.startswith("An alternate mobile needs a mobile")
+    assert rows[7].action == "invalid" and "Mobile:" in rows[7].reason
+    assert rows[8].action == "invalid" and "ForcedRemoval must be True or False" in rows[8].reason
+
+
+def test_group_members_are_a_source(bulk_graph):
+    from provisioning.bulk import sources
+
+    frontline = next(g for g in bulk_graph.tenant.groups.values()
+                     if g.display_name == "Frontline Workers")  # fmt: skip
+    label, inputs, people = sources.group_members(group_id=frontline.id)
+    assert label == "Frontline Workers"
+    assert len(inputs) > 200  # nested group members included
+    job = preview.bulk_job_preview(kind="qr", source="group", source_label=label, inputs=inputs,
+                                   created_by=None, people=people)  # fmt: skip
+    assert job.summary["create"] > 150
+    assert job.summary["skip"] >= 1  # the disabled worker
+
+
+def test_store_members_are_a_source(bulk_graph):
+    from provisioning.bulk import sources
+
+    label, inputs, _ = sources.store_members(au_id=bulk_graph.people.stores[0])
+    assert label.startswith("Store")
+    assert any("#EXT#" in i.upn for i in inputs)  # the guest of the first store
