@@ -178,3 +178,20 @@ def test_confirm_refuses_when_the_policy_changed(bulk_graph, make_qr_job):
     with pytest.raises(jobs.JobRefused, match="policy"):
         jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash, confirmed_by=None)
     assert not BulkJob.objects.filter(status="running").exists()
+
+
+def test_every_finished_row_is_audited_without_secrets(bulk_graph, make_qr_job):
+    from provisioning import vault
+    from provisioning.models import AuditEvent
+
+    workers = fresh_workers(bulk_graph, 3)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    run_job(job.pk)
+    events = AuditEvent.objects.filter(action="bulk_qr_create")
+    assert sorted(e.target_user_id for e in events) == sorted(w.id for w in workers)
+    assert {e.outcome for e in events} == {"succeeded"}
+    assert AuditEvent.objects.filter(action="bulk_job_finished").count() == 1
+    text = " ".join(e.detail for e in AuditEvent.objects.all())
+    for row in job.rows.all():
+        pin = vault.secret_read(secret_id=row.pin_secret_id, kind="pin", owner_id=row.user_id)
+        assert pin not in text

@@ -71,7 +71,8 @@ def test_lifetimes_are_checked(bulk_graph):
     data = (
         "upn,startDateTime,expireDateTime\r\n"
         f"{upn},2026-12-01,2028-12-01\r\n"
-        f"{upn.replace('priya', 'zoe')},2027-01-01,2026-12-01\r\n"
+        f"{upn.replace('priya.murphy', 'zoe.kierkegard')},2027-01-01,2026-12-01\r\n"
+        f"{upn.replace('priya.murphy', 'amelia.nunez')},2020-01-01,\r\n"
     ).encode()
     rows = csvfile.read_rows(data, kind="qr")
     inputs = [preview.RowInput(r.line, r.values["userPrincipalName"], r.values) for r in rows]
@@ -79,6 +80,8 @@ def test_lifetimes_are_checked(bulk_graph):
                                    created_by=None)  # fmt: skip
     reasons = [r.reason for r in job.rows.all()]
     assert "at most 395 days" in reasons[0]
+    assert "must be after startDateTime" in reasons[1]
+    assert "already in the past" in reasons[2]
 
 
 def test_phone_rows_are_normalised_in_the_users_country(bulk_graph):

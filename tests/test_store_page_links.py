@@ -26,7 +26,9 @@ def test_the_store_page_links_to_badge_printing(alice_client, alice):
 
 def test_the_worker_page_sends_a_forgotten_badge_to_the_kiosk(alice_client, alice, portal_graph):
     store = AdministrativeUnit.objects.filter(scoped_roles__principal_id=alice.user_id).first()
-    members = AUMembership.objects.filter(administrative_unit=store).values_list("user_id", flat=True)
+    members = AUMembership.objects.filter(administrative_unit=store).values_list(
+        "user_id", flat=True
+    )
     worker_id = next(  # a worker with a QR method and no temporary code
         user_id
         for user_id in members

@@ -109,7 +109,7 @@ def test_it_can_read_every_workers_methods_too(portal_graph):
 
     call_command("sync_directory", "--with-method-state", stdout=StringIO())
     tenant = portal_graph.tenant
-    with_qr = {user_id for user_id in tenant.qr_methods}
+    with_qr = set(tenant.qr_methods)
     states = WorkerMethodState.objects.filter(has_qr_method=True)
     assert set(states.values_list("user_id", flat=True)) == with_qr & set(
         DirectoryUser.objects.values_list("id", flat=True)

@@ -55,7 +55,7 @@ def bulk_job_confirm(*, job: BulkJob, previewed_hash: str, confirmed_by: User | 
                 start = row.params.get("start") or _iso(now)
                 if not row.params.get("expire"):
                     begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
-                    row.params["expire"] = _iso(max(begin, now) + lifetime)
+                    row.params["expire"] = _iso(begin + lifetime)
                 row.params["start"] = start
             Row.objects.bulk_update(pending, ["params"], batch_size=1000)
         job.status = BulkJob.Status.RUNNING if pending else BulkJob.Status.FINISHED

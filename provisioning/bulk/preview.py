@@ -250,6 +250,12 @@ def check_qr_row(
             problems.append(f"A QR code can live at most {STANDARD_MAX_DAYS} days.")
         elif expire <= now:
             problems.append("expireDateTime is in the past.")
+    lifetime = timedelta(days=policy.lifetime_days)
+    if start is not None and expire is None and start + lifetime <= now:
+        problems.append(
+            f"startDateTime plus the policy's {policy.lifetime_days}-day lifetime is already "
+            "in the past: give an expireDateTime."
+        )
     pin = values.get("pin") or ""
     if pin:
         problem = pin_problem(pin, min_length=policy.pin_length)
