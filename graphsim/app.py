@@ -373,6 +373,14 @@ class Simulator:
             if version not in API_VERSIONS:
                 raise GraphError(400, "BadRequest", f"Invalid version: {version}")
             handler, params = self.router.match(method, path, version)
+            required = self.config.require_auth_context
+            if (
+                required
+                and principal.kind == "delegated"
+                and method in WRITE_METHODS
+                and required not in principal.auth_contexts
+            ):
+                raise identity.auth_context_challenge(required)
             units = resource_units(method, path, query)
             throttled = self.throttle.check(
                 app_id=principal.app_id,

@@ -14,7 +14,7 @@ import base64
 import json
 import random
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from werkzeug.wrappers import Request
 
@@ -151,6 +151,9 @@ def handle(
             )
             continue
         path, _, query = item["url"].partition("?")
+        # An item's url is percent-encoded like a top-level request's (a guest's UPN holds #EXT#);
+        # werkzeug decodes the top-level path, so decode the item's path the same way.
+        path = unquote(path)
         headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
         inner_request_id = request_id
         result = sim.execute(

@@ -29,6 +29,11 @@ class SimConfig:
     default_page_size: int = 100
     max_page_size: int = 999
 
+    # Conditional Access: an authentication context (e.g. "c1", "fresh MFA") that delegated
+    # writes require. A token without it gets a claims challenge (401 insufficient_claims) until
+    # the user signs in again with the `claims` request the challenge carries.
+    require_auth_context: str | None = None
+
     # Throttling (CONTRACT.md §7.3): 3,000 writes per 150 s per app and tenant, as Graph documents
     # it: at most `write_burst` writes in any window of write_burst / write_budget_per_s seconds.
     # Tests that need a strict per-second limit set write_burst=20 (a 1-second window).

@@ -31,6 +31,8 @@ class Principal:
     user_id: str | None = None  # the signed-in user's object id, for delegated tokens
     roles: frozenset[str] = frozenset()  # application permissions (`roles` claim)
     scopes: frozenset[str] = frozenset()  # delegated permissions (`scp` claim)
+    # Conditional Access authentication contexts satisfied at sign-in (`acrs` claim).
+    auth_contexts: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -122,6 +122,7 @@ class AuthCode:
     nonce: str | None
     expires: dt.datetime
     used: bool = False
+    auth_contexts: tuple[str, ...] = ()  # `acrs` satisfied at this sign-in (claims request)
 
 
 @dataclass
@@ -130,6 +131,7 @@ class RefreshGrant:
     user_id: str
     scopes: list[str]
     requested_scope: str
+    auth_contexts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -177,6 +179,7 @@ def mint_access_token(
     lifetime_s: int | None = None,
     audience: str = GRAPH_AUDIENCE,
     tenant_id: str | None = None,
+    auth_contexts: tuple[str, ...] = (),
 ) -> str:
     """A Graph access token like Entra's v1 Graph tokens: `roles` for apps, `scp` for users."""
     now = int(sim.now().timestamp())
@@ -206,6 +209,9 @@ def mint_access_token(
                 "name": user.display_name if user else None,
             }
         )
+        if auth_contexts:
+            # Conditional Access authentication contexts this sign-in satisfied (e.g. fresh MFA).
+            claims["acrs"] = list(auth_contexts)
     else:
         claims.update({"oid": client_id, "sub": client_id, "idtyp": "app"})
         if roles:
@@ -222,6 +228,43 @@ def _unauthenticated(message: str) -> GraphError:
             "WWW-Authenticate": (
                 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/'
                 f'oauth2/authorize", client_id="{GRAPH_APP_ID}"'
+            )
+        },
+    )
+
+
+def requested_auth_contexts(claims_parameter: str | None) -> tuple[str, ...]:
+    """The authentication contexts a `claims` request asks for ({"access_token": {"acrs": …}}).
+
+    A person signing in at graphsim's page is taken to satisfy them (as if they had just done the
+    MFA or other step the Conditional Access policy demands).
+    """
+    if not claims_parameter:
+        return ()
+    try:
+        acrs = json.loads(claims_parameter).get("access_token", {}).get("acrs", {})
+    except (ValueError, AttributeError):
+        return ()
+    values = acrs.get("values") or ([acrs["value"]] if "value" in acrs else [])
+    return tuple(str(value) for value in values)
+
+
+def auth_context_challenge(context: str) -> GraphError:
+    """Graph's answer when a Conditional Access auth context is required and the token lacks it.
+
+    A 401 whose WWW-Authenticate carries `error="insufficient_claims"` and the base64 `claims` to
+    request at the next sign-in (Continuous Access Evaluation / claims challenge).
+    """
+    claims = json.dumps({"access_token": {"acrs": {"essential": True, "value": context}}})
+    encoded = base64.b64encode(claims.encode()).decode()
+    return GraphError(
+        401,
+        "InvalidAuthenticationToken",
+        "Continuous access evaluation resulted in claims challenge.",
+        headers={
+            "WWW-Authenticate": (
+                'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/'
+                f'oauth2/authorize", error="insufficient_claims", claims="{encoded}"'
             )
         },
     )
@@ -269,6 +312,7 @@ def principal_from_bearer(sim: Simulator, authorization: str | None) -> Principa
             tenant_id=claims["tid"],
             user_id=user.id,
             scopes=frozenset(claims["scp"].split()),
+            auth_contexts=frozenset(claims.get("acrs") or ()),
         )
     return Principal(
         kind="app",
@@ -685,12 +729,15 @@ def _user_tokens(
     requested_scope: str,
     base: str,
     nonce: str | None,
+    auth_contexts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Access, refresh and id tokens for a signed-in user (auth code and refresh grants)."""
     if not user.account_enabled:
         raise TokenError(400, "invalid_grant", 50057, "The user account is disabled.")
     lifetime = sim.config.token_lifetime_s
-    access_token = mint_access_token(sim, client_id=app.client_id, user_id=user.id, scopes=scopes)
+    access_token = mint_access_token(
+        sim, client_id=app.client_id, user_id=user.id, scopes=scopes, auth_contexts=auth_contexts
+    )
     now = int(sim.now().timestamp())
     id_claims: dict[str, Any] = {
         "aud": app.client_id,
@@ -711,7 +758,7 @@ def _user_tokens(
     refresh_token = "0.graphsim." + secrets.token_urlsafe(48)
     with sim.auth_state.lock:
         sim.auth_state.refresh_tokens[refresh_token] = RefreshGrant(
-            app.client_id, user.id, scopes, requested_scope
+            app.client_id, user.id, scopes, requested_scope, auth_contexts
         )
     echoed = " ".join(s for s in requested_scope.split() if s != "offline_access")
     client_info = {"uid": user.id, "utid": tenant.id}
@@ -789,7 +836,17 @@ def _authorization_code(
     user = tenant.users.get(code.user_id)
     if user is None:
         raise TokenError(400, "invalid_grant", 50034, "The user account does not exist.")
-    return _user_tokens(sim, tenant, app, user, code.scopes, code.requested_scope, base, code.nonce)
+    return _user_tokens(
+        sim,
+        tenant,
+        app,
+        user,
+        code.scopes,
+        code.requested_scope,
+        base,
+        code.nonce,
+        code.auth_contexts,
+    )
 
 
 def _refresh_token(
@@ -806,7 +863,7 @@ def _refresh_token(
     user = tenant.users.get(grant.user_id)
     if user is None:
         raise TokenError(400, "invalid_grant", 50034, "The user account does not exist.")
-    return _user_tokens(sim, tenant, app, user, scopes, requested, base, None)
+    return _user_tokens(sim, tenant, app, user, scopes, requested, base, None, grant.auth_contexts)
 
 
 # -- authorize and logout pages --------------------------------------------------------------
@@ -966,6 +1023,7 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
             code_challenge=args["code_challenge"],
             nonce=args.get("nonce"),
             expires=sim.now() + dt.timedelta(seconds=sim.config.auth_code_lifetime_s),
+            auth_contexts=requested_auth_contexts(args.get("claims")),
         )
     params = {"code": code}
     if state is not None:

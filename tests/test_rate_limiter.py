@@ -154,3 +154,23 @@ def test_the_url_picks_the_backend(tmp_path):
     assert isinstance(build_rate_limiter(f"file://{tmp_path}", "k", 20), FileRateLimiter)
     assert isinstance(build_rate_limiter("redis://127.0.0.1:6379/0", "k", 20), RedisRateLimiter)
     assert NoRateLimiter().acquire(10)
+
+
+def test_a_penalty_during_a_reservations_wait_delays_the_send(tmp_path):
+    """A worker sleeping on its reservation does not send inside another worker's 429 pause."""
+    slept: list[float] = []
+    path = tmp_path / "bucket.json"
+    other = FileRateLimiter(path, rate=10.0, capacity=1.0)
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 1:  # while we wait, another worker sees a 429 with Retry-After: 0.5
+            other.penalize(0.5)
+        time.sleep(seconds)
+
+    limiter = FileRateLimiter(path, rate=10.0, capacity=1.0, sleep=sleep)
+    assert limiter.acquire()  # the full bucket's token
+    started = time.monotonic()
+    assert limiter.acquire()  # a reservation: ~0.1 s, then the 0.5 s pause
+    assert time.monotonic() - started >= 0.5
+    assert len(slept) >= 2

@@ -12,6 +12,8 @@ Retries follow DESIGN.md §6:
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import logging
 import random
@@ -122,13 +124,21 @@ def _never_sent(exc: requests.RequestException) -> bool:
 
 
 def _claims_challenge(response: requests.Response) -> str | None:
-    """The `claims` of a Conditional Access challenge (401/403), or None."""
+    """The `claims` of a Conditional Access challenge (401/403), or None.
+
+    Graph sends them base64-encoded in WWW-Authenticate; MSAL's `claims_challenge` wants the JSON,
+    so they are decoded here.
+    """
     www = response.headers.get("WWW-Authenticate", "")
     if "claims=" in www:
         value = www.split("claims=", 1)[1].strip()
         if value.startswith('"'):
             value = value[1:].split('"', 1)[0]
-        return value.split(",", 1)[0]
+        value = value.split(",", 1)[0]
+        if not value.lstrip().startswith("{"):
+            with contextlib.suppress(ValueError):
+                value = base64.b64decode(value + "=" * (-len(value) % 4)).decode()
+        return value
     try:
         code, inner, _, _ = parse_error_body(response.json())
     except ValueError:

@@ -70,6 +70,10 @@ class _BucketLimiter:
     def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
         raise NotImplementedError
 
+    def _blocked_for(self) -> float:
+        """Seconds left of a pause set by `penalize` (0 when none)."""
+        raise NotImplementedError
+
     def acquire(self, cost: int = 1, timeout: float | None = None) -> bool:
         """Take `cost` write tokens, sleeping as needed; False if that would exceed `timeout`."""
         if cost <= 0:
@@ -83,6 +87,12 @@ class _BucketLimiter:
             if granted:
                 if wait > 0:
                     self._sleep(wait)
+                    # A 429 seen by another worker while this one slept on its reservation
+                    # pauses it too: sending now would land inside Graph's Retry-After.
+                    blocked = self._blocked_for()
+                    while blocked > 0:
+                        self._sleep(blocked)
+                        blocked = self._blocked_for()
                 return True
             if deadline is not None and wait > remaining:
                 return False
@@ -119,6 +129,9 @@ class FileRateLimiter(_BucketLimiter):
 
     def penalize(self, retry_after: float) -> None:
         self._locked(lambda s, now: _penalize(s, now, self.rate, retry_after))
+
+    def _blocked_for(self) -> float:
+        return self._locked(lambda s, now: max(0.0, s.get("blocked_until", 0.0) - now))
 
 
 # KEYS[1] bucket; ARGV rate, capacity, cost, max_wait (-1 = unbounded), ttl ms.
@@ -163,6 +176,14 @@ return 1
 """
 
 
+_LUA_BLOCKED_FOR = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local blocked = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
+return tostring(math.max(0, blocked - now))
+"""
+
+
 class RedisRateLimiter(_BucketLimiter):
     """The bucket in a Redis hash, changed only by Lua scripts (atomic across all workers)."""
 
@@ -172,6 +193,7 @@ class RedisRateLimiter(_BucketLimiter):
         self.key = key
         self._acquire = redis_client.register_script(_LUA_ACQUIRE)
         self._penalize = redis_client.register_script(_LUA_PENALIZE)
+        self._blocked = redis_client.register_script(_LUA_BLOCKED_FOR)
 
     def _ttl_ms(self, extra: float = 0.0) -> int:
         # Long enough to remember debt and blocks; an idle bucket expires and starts full.
@@ -185,6 +207,9 @@ class RedisRateLimiter(_BucketLimiter):
 
     def penalize(self, retry_after: float) -> None:
         self._penalize(keys=[self.key], args=[retry_after, self._ttl_ms(retry_after)])
+
+    def _blocked_for(self) -> float:
+        return float(self._blocked(keys=[self.key]))
 
 
 class NoRateLimiter:

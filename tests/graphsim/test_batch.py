@@ -155,3 +155,15 @@ def test_beta_batch_runs_beta_routes(graphsim, app):
     items = [{"id": "1", "method": "GET", "url": "/administrativeUnits"}]
     assert by_id(post_batch(graphsim, app, items, "beta"))["1"]["status"] == 200
     assert by_id(post_batch(graphsim, app, items, "v1.0"))["1"]["status"] == 400
+
+
+def test_item_urls_are_percent_decoded_like_top_level_paths(graphsim, app):
+    guest = graphsim.tenant.users[graphsim.people.guest]
+    encoded = guest.user_principal_name.replace("#", "%23")
+    answers = by_id(
+        post_batch(
+            graphsim, app, [{"id": "1", "method": "GET", "url": f"/users/{encoded}?$select=id"}]
+        )
+    )
+    assert answers["1"]["status"] == 200
+    assert answers["1"]["body"]["id"] == guest.id

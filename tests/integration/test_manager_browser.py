@@ -49,6 +49,15 @@ def _fresh_worker(tenant, au_id):
     raise AssertionError("no fresh worker")
 
 
+# Numbers every visible, enabled control (links, buttons, fields) in a data attribute.
+_MARK_CONTROLS = """() => {
+  const controls = [...document.querySelectorAll('a[href], button, input, select, textarea')]
+    .filter(el => el.type !== 'hidden' && !el.disabled && el.offsetParent !== null);
+  controls.forEach((el, n) => { el.dataset.kbd = String(n); });
+  return controls.length;
+}"""
+
+
 def _unlabelled_controls(page) -> list[str]:
     return page.evaluate(
         """() => [...document.querySelectorAll('input, select, textarea, button')]
@@ -179,6 +188,16 @@ def test_a_manager_runs_the_qr_flows_in_a_browser(
     page.screenshot(path=SCREENSHOTS / "worker-page-tablet.png", full_page=True, caret="initial")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    # Tab through the whole page: every visible control receives the focus at some point.
+    controls = page.evaluate(_MARK_CONTROLS)
+    reached: set[str] = set()
+    for _ in range(controls + 40):
+        page.keyboard.press("Tab")
+        mark = page.evaluate("document.activeElement.dataset.kbd || ''")
+        if mark:
+            reached.add(mark)
+    assert controls > 20
+    assert reached == {str(n) for n in range(controls)}
 
     # Another store's worker: 404, as if it did not exist.
     response = page.goto(f"{portal_url}/stores/{bob_store.id}/workers/{bob_worker.id}/")
