@@ -7,8 +7,11 @@ worker's own country (usageLocation, else country, else LANYARD_DEFAULT_REGION).
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 from django.conf import settings
+from phonenumbers import geocoder
 
 
 class PhoneNumberInvalid(ValueError):
@@ -23,7 +26,7 @@ def phone_region_for(*, usage_location: str = "", country: str = "") -> str:
             return code
         if candidate:
             # `country` is free text in Entra ("Germany"); match a region's English name.
-            region = _REGION_BY_NAME.get(candidate.strip().lower())
+            region = _region_by_name().get(candidate.strip().lower())
             if region:
                 return region
     return settings.LANYARD_DEFAULT_REGION
@@ -54,17 +57,14 @@ def phone_number_normalise(raw: str, *, region: str) -> str:
     return formatted
 
 
-def _region_names() -> dict[str, str]:
-    """English country names → region codes, for Entra's free-text `country` field."""
-    from phonenumbers.geocoder import _region_display_name  # stable helper used by geocoder
-
+@functools.cache
+def _region_by_name() -> dict[str, str]:
+    """English country names → region codes, for Entra's free-text `country` field (built once)."""
     names = {}
     for region in phonenumbers.SUPPORTED_REGIONS:
-        name = _region_display_name(region, "en")
+        example = phonenumbers.example_number(region)
+        name = geocoder.country_name_for_number(example, "en") if example else ""
         if name:
             names[name.lower()] = region
     names.update({"usa": "US", "uk": "GB", "united states of america": "US"})
     return names
-
-
-_REGION_BY_NAME = _region_names()
