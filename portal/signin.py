@@ -19,11 +19,11 @@ from portal.models import TokenCache, User
 from provisioning import audit, crypto
 from provisioning.directory import manager_scope_refresh
 from provisioning.graph import (
-    DelegatedTokenProvider,
     GraphClient,
     GraphError,
     build_msal_app,
     delegated_client,
+    delegated_token_provider,
     get_config,
 )
 from provisioning.tasks import sync_administrative_unit
@@ -142,14 +142,12 @@ def delegated_client_for(*, user: User) -> GraphClient:
     """A Graph client that acts as `user`, with their delegated token (the worker uses it too)."""
     row = TokenCache.objects.filter(user=user).only("home_account_id").first()
     home_account_id = row.home_account_id if row else ""
-    provider = DelegatedTokenProvider(
-        get_config(),
+    provider = delegated_token_provider(
         home_account_id=home_account_id,
         load=lambda: token_cache_load(user=user),
         save=lambda serialized: token_cache_save(
             user=user, home_account_id=home_account_id, serialized=serialized
         ),
-        scopes=settings.ENTRA_DELEGATED_SCOPES,
     )
     return delegated_client(provider)
 

@@ -37,12 +37,12 @@ WELL_KNOWN_AUTHORITY_HOSTS = frozenset(
 # OIDC and instance metadata shared by every MSAL app in the process (holds no tokens).
 _HTTP_CACHE: dict[Any, Any] = {}
 
-# Delegated permissions the portal asks a manager for (CONTRACT.md §1.9, §3, §4).
+# Delegated permissions a manager consents to (CONTRACT.md §1.9, §3, §4.4): the same list as
+# settings.ENTRA_DELEGATED_SCOPES, which adds the resource prefix; used where Django is absent.
 DELEGATED_SCOPES = (
-    "User.Read.All",
+    "User.Read",
     "AdministrativeUnit.Read.All",
     "RoleManagement.Read.Directory",
-    "GroupMember.Read.All",
     "UserAuthenticationMethod.ReadWrite.All",
 )
 
