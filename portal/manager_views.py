@@ -263,8 +263,8 @@ def worker_methods(request: ManagerRequest, au_id: str, user_id: str) -> HttpRes
 @require_POST
 @manager_required
 def worker_refresh(request: ManagerRequest, au_id: str, user_id: str) -> HttpResponse:
-    from portal.signin import delegated_client_for
     from provisioning.graph import GraphError, InteractionRequired
+    from provisioning.token_cache import delegated_client_for
     from provisioning.worker_state import worker_state_refresh
 
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)

@@ -18,12 +18,12 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.models import AbstractUser
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from portal.models import User
 from provisioning import audit, qr, vault
 from provisioning.graph import (
     GraphClient,
@@ -125,7 +125,7 @@ def operation_request(
     kind: str,
     worker: DirectoryUser,
     unit: AdministrativeUnit,
-    requested_by: User,
+    requested_by: AbstractUser,
     params: dict[str, Any] | None = None,
     custom_pin: str | None = None,
 ) -> Operation:
@@ -168,7 +168,7 @@ def qr_method_add(
     *,
     worker: DirectoryUser,
     unit: AdministrativeUnit,
-    requested_by: User,
+    requested_by: AbstractUser,
     start: datetime,
     expire: datetime,
     custom_pin: str | None,
@@ -197,7 +197,7 @@ def qr_method_add(
 
 
 def qr_expiry_set(
-    *, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: User, expire: datetime
+    *, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: AbstractUser, expire: datetime
 ) -> Operation:
     state = _state(worker)
     if state is None or not state.has_qr_method or state.standard_expires is None:
@@ -221,7 +221,7 @@ def qr_expiry_set(
 
 
 def qr_replace(
-    *, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: User, expire: datetime
+    *, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: AbstractUser, expire: datetime
 ) -> Operation:
     """Lost badge: delete + create the standard code; the PIN stays."""
     state = _state(worker)
@@ -243,7 +243,7 @@ def qr_temporary_add(
     *,
     worker: DirectoryUser,
     unit: AdministrativeUnit,
-    requested_by: User,
+    requested_by: AbstractUser,
     start: datetime,
     hours: int,
 ) -> Operation:
@@ -266,7 +266,7 @@ def qr_temporary_add(
 
 
 def qr_simple(
-    *, kind: str, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: User
+    *, kind: str, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: AbstractUser
 ) -> Operation:
     """Delete the temporary code, reset the PIN, or delete the method."""
     state = _state(worker)
@@ -281,7 +281,7 @@ def phone_set(
     *,
     worker: DirectoryUser,
     unit: AdministrativeUnit,
-    requested_by: User,
+    requested_by: AbstractUser,
     phone_type: str,
     number: str,
 ) -> Operation:
@@ -303,7 +303,7 @@ def phone_set(
 
 
 def phone_remove(
-    *, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: User, phone_type: str
+    *, worker: DirectoryUser, unit: AdministrativeUnit, requested_by: AbstractUser, phone_type: str
 ) -> Operation:
     if phone_type not in PHONE_TYPES:
         raise ActionRefused("Unknown phone type.")
@@ -328,7 +328,7 @@ def phone_remove(
     )
 
 
-def operation_resume(*, operation: Operation, requested_by: User) -> bool:
+def operation_resume(*, operation: Operation, requested_by: AbstractUser) -> bool:
     """Run again an action that stopped because the manager had to sign in again."""
     from provisioning.tasks.actions import operation_run
 
@@ -340,7 +340,7 @@ def operation_resume(*, operation: Operation, requested_by: User) -> bool:
     return bool(updated)
 
 
-def pin_reveal(*, operation: Operation, requester: User) -> str:
+def pin_reveal(*, operation: Operation, requester: AbstractUser) -> str:
     """The new PIN, exactly once, for the manager who requested the action."""
     with transaction.atomic():
         locked = Operation.objects.select_for_update().get(pk=operation.pk)
@@ -366,7 +366,7 @@ def pin_reveal(*, operation: Operation, requester: User) -> str:
     return pin
 
 
-def pin_handed_over(*, operation: Operation, requester: User) -> None:
+def pin_handed_over(*, operation: Operation, requester: AbstractUser) -> None:
     """The manager confirms the PIN reached the worker: any unrevealed copy is destroyed too."""
     with transaction.atomic():
         locked = Operation.objects.select_for_update().get(pk=operation.pk)
@@ -416,7 +416,7 @@ def operation_execute(*, operation: Operation, client: GraphClient, retrying: bo
     return handler(operation, client, retrying)
 
 
-def _created_by(operation: Operation) -> User:
+def _created_by(operation: Operation) -> AbstractUser:
     return operation.requested_by
 
 

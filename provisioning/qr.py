@@ -19,7 +19,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from portal.models import User
+from django.contrib.auth.models import AbstractUser
+
 from provisioning import vault
 from provisioning.graph import GraphClient, GraphNotFound, operations
 from provisioning.graph.models import QrCode, QrMethod, QrPin
@@ -52,7 +53,7 @@ def payload_from_code(code: QrCode | None) -> str | None:
 
 
 def _store(
-    *, user_id: str, code: QrCode | None, pin: QrPin | None, created_by: User | None
+    *, user_id: str, code: QrCode | None, pin: QrPin | None, created_by: AbstractUser | None
 ) -> tuple[int | None, int | None]:
     payload = payload_from_code(code)
     payload_id = pin_id = None
@@ -77,7 +78,7 @@ def qr_method_create(
     start: datetime,
     expire: datetime,
     pin: str | None,
-    created_by: User | None,
+    created_by: AbstractUser | None,
 ) -> IssuedCredentials:
     """Create the worker's method and vault its payload and PIN.
 
@@ -104,7 +105,7 @@ def qr_credentials_reissue(
     user_id: str,
     start: datetime,
     expire: datetime,
-    created_by: User | None,
+    created_by: AbstractUser | None,
     reset_pin: bool = True,
 ) -> IssuedCredentials:
     """Replace the standard QR code and (by default) reset the PIN; every step may be repeated.

@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 import requests
 from django.utils import timezone
 
-from portal.models import TokenCache
 from provisioning import actions
-from provisioning.models import AuditEvent, Operation, ScopedRoleAssignment
+from provisioning.models import AuditEvent, Operation, ScopedRoleAssignment, TokenCache
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 

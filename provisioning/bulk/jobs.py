@@ -8,12 +8,12 @@ import io
 import logging
 from datetime import UTC, datetime, timedelta
 
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from badges.render import BadgeData, PinSlipData, render_badges, render_pin_slips
-from portal.models import User
 from provisioning import audit, vault
 from provisioning.bulk import engine
 from provisioning.bulk.preview import current_policy, preview_hash
@@ -29,7 +29,9 @@ class JobRefused(ValueError):
     """The request cannot be carried out; the message says why in plain words."""
 
 
-def bulk_job_confirm(*, job: BulkJob, previewed_hash: str, confirmed_by: User | None) -> BulkJob:
+def bulk_job_confirm(
+    *, job: BulkJob, previewed_hash: str, confirmed_by: AbstractUser | None
+) -> BulkJob:
     """Start a previewed job, only if it is exactly what was previewed under the same policy."""
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job.pk)
@@ -78,7 +80,7 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def bulk_job_cancel(*, job: BulkJob, cancelled_by: User | None) -> int:
+def bulk_job_cancel(*, job: BulkJob, cancelled_by: AbstractUser | None) -> int:
     """Stop a job: rows not started are cancelled; rows being worked finish their step."""
     with transaction.atomic():
         updated = BulkJob.objects.filter(
@@ -103,7 +105,7 @@ def bulk_job_cancel(*, job: BulkJob, cancelled_by: User | None) -> int:
     return count
 
 
-def bulk_job_rerun_failed(*, job: BulkJob, requested_by: User | None) -> int:
+def bulk_job_rerun_failed(*, job: BulkJob, requested_by: AbstractUser | None) -> int:
     """Put the failed rows (not the invalid ones) back to work; Entra's state is checked first."""
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job.pk)
@@ -212,7 +214,7 @@ def bulk_job_badges_pdf(*, job: BulkJob, layout: str = "sheet-a4") -> bytes:
     return render_badges(badges, layout)
 
 
-def bulk_job_pin_slips_pdf(*, job: BulkJob, requested_by: User | None) -> bytes:
+def bulk_job_pin_slips_pdf(*, job: BulkJob, requested_by: AbstractUser | None) -> bytes:
     """PIN slips for the job's new PINs, printable once: each PIN leaves the vault here."""
     with transaction.atomic():
         rows = list(

@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils.dateparse import parse_datetime
 
-from portal.models import User as PortalUser
 from provisioning import vault
 from provisioning.actions import STANDARD_MAX_DAYS, pin_problem, qr_policy_current
 from provisioning.graph import GraphClient, GraphError, GraphRequest, get_app_client, operations
@@ -392,7 +392,7 @@ def bulk_job_preview(
     source: str,
     source_label: str,
     inputs: list[RowInput],
-    created_by: PortalUser | None,
+    created_by: AbstractUser | None,
     source_ref: str = "",
     people: dict[str, Person] | None = None,
     client: GraphClient | None = None,

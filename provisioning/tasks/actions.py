@@ -21,6 +21,7 @@ from provisioning import actions, audit, worker_state
 from provisioning.graph import GraphError, InteractionRequired, get_app_client
 from provisioning.models import AdministrativeUnit, Operation
 from provisioning.selectors import manager_manages_worker
+from provisioning.token_cache import delegated_client_for
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,6 @@ def _backoff(retries: int, retry_after: float | None) -> float:
 )
 def operation_run(self, operation_id: int) -> str:
     """Carry out one manager action (an Operation id)."""
-    from portal.signin import delegated_client_for  # portal.signin imports this package
-
     if not _claim(operation_id):
         return "skipped"
     operation = Operation.objects.select_related("requested_by").get(pk=operation_id)

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from portal.models import User
 from provisioning.bulk import csvfile, engine, jobs, preview
 from provisioning.models import BulkJob
 
@@ -42,7 +42,11 @@ class Command(BaseCommand):
         path = Path(options["path"])
         actor = None
         if options["actor"]:
-            actor = User.objects.filter(user_principal_name__iexact=options["actor"]).first()
+            actor = (
+                get_user_model()
+                .objects.filter(user_principal_name__iexact=options["actor"])
+                .first()
+            )
             if actor is None or not actor.is_it_admin:
                 raise CommandError(f"{options['actor']} is not a Lanyard IT admin.")
         try:
