@@ -18,6 +18,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from django.contrib.auth.models import AbstractUser
 
@@ -32,6 +33,14 @@ STANDARD = "standardQRCode"
 TEMPORARY = "temporaryQRCode"
 
 
+class Issue(StrEnum):
+    """Why Lanyard holds new secrets for a worker (kept in results as `issued`)."""
+
+    CREATED = "created"  # the method's first create
+    RECOVERED = "recovered"  # re-issued because the create's response was lost: new code and PIN
+    REPLACED = "replaced"  # a lost badge: a new standard code; the PIN did not change
+
+
 @dataclass(frozen=True)
 class IssuedCredentials:
     """What Lanyard now holds for a worker: vault ids, never the secrets themselves."""
@@ -40,7 +49,7 @@ class IssuedCredentials:
     payload_secret_id: int | None  # the QR payload (for badges), if a code was created
     pin_secret_id: int | None  # the PIN (shown once), if a PIN was set or reset
     expires_at: datetime | None
-    reissued: bool = False  # True when the secrets came from a re-issue, not the first create
+    issue: Issue = Issue.CREATED
 
 
 def payload_from_code(code: QrCode | None) -> str | None:
@@ -110,7 +119,8 @@ def qr_credentials_reissue(
 ) -> IssuedCredentials:
     """Replace the standard QR code and (by default) reset the PIN; every step may be repeated.
 
-    Used after a lost create response, and for a lost badge (with reset_pin=False: the PIN stays).
+    Used after a lost create response (`Issue.RECOVERED`: new code and PIN), and for a lost badge
+    (reset_pin=False, `Issue.REPLACED`: the PIN stays).
     """
     # Already gone is fine: an earlier attempt deleted it, or it expired and was removed.
     with contextlib.suppress(GraphNotFound):
@@ -124,7 +134,7 @@ def qr_credentials_reissue(
         payload_secret_id=payload_id,
         pin_secret_id=pin_id,
         expires_at=code.expire_date_time or expire,
-        reissued=True,
+        issue=Issue.RECOVERED if reset_pin else Issue.REPLACED,
     )
 
 

@@ -25,12 +25,13 @@ from django.db.models.functions import Lower
 from django.utils.dateparse import parse_datetime
 
 from provisioning import vault
-from provisioning.actions import STANDARD_MAX_DAYS, pin_problem, qr_policy_current
 from provisioning.graph import GraphClient, GraphError, GraphRequest, get_app_client, operations
 from provisioning.graph.models import USER_SELECT
 from provisioning.graph.models import User as GraphUser
 from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret, WorkerMethodState
 from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
+from provisioning.qr_policy import qr_policy_current
+from provisioning.rules import STANDARD_MAX_DAYS, pin_problem
 
 logger = logging.getLogger(__name__)
 
