@@ -118,7 +118,9 @@ class QrExpiryForm(forms.Form):
         self.start = start or timezone.now()
         latest = timezone.localtime(self.start + timedelta(days=STANDARD_MAX_DAYS)).date()
         self.fields["expiry"].widget.attrs.update({"max": latest.isoformat()})
-        self.fields["expiry"].help_text = f"At the latest {latest:%d %b %Y} (395 days)."
+        self.fields[
+            "expiry"
+        ].help_text = f"At the latest {latest:%d %b %Y} ({STANDARD_MAX_DAYS} days)."
 
     def clean(self):
         cleaned = super().clean()

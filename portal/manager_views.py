@@ -43,7 +43,7 @@ from provisioning import actions, vault
 from provisioning.actions import ActionRefused
 from provisioning.models import DirectoryUser, Operation, WorkerMethodState
 from provisioning.qr_policy import qr_policy_current
-from provisioning.rules import PHONE_LABELS
+from provisioning.rules import PHONE_LABELS, STANDARD_MAX_DAYS
 from provisioning.selectors import (
     administrative_unit_list_for_manager,
     audit_event_list_for_administrative_unit,
@@ -211,7 +211,9 @@ def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
         "replace_form": QrReplaceForm(
             prefix="replace",
             start=timezone.now(),
-            initial={"expiry": timezone.localdate() + timedelta(days=min(lifetime, 395))},
+            initial={
+                "expiry": timezone.localdate() + timedelta(days=min(lifetime, STANDARD_MAX_DAYS))
+            },
         ),
         "temporary_form": QrTemporaryForm(prefix="temporary"),
     }

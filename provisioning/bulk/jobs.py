@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
@@ -17,6 +17,7 @@ from badges.render import BadgeData, PinSlipData, render_badges, render_pin_slip
 from provisioning import audit, vault
 from provisioning.bulk import engine
 from provisioning.bulk.preview import current_policy, preview_hash
+from provisioning.graph.models import format_datetime, parse_datetime
 from provisioning.models import AUMembership, BulkJob, BulkJobRow, DirectoryUser, VaultSecret
 
 logger = logging.getLogger(__name__)
@@ -54,10 +55,10 @@ def bulk_job_confirm(
             # Missing dates become real ones now, so every attempt of a row sends the same
             # values (the engine recognises its own method by them).
             for row in pending:
-                start = row.params.get("start") or _iso(now)
+                start = row.params.get("start") or format_datetime(now)
                 if not row.params.get("expire"):
-                    begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
-                    row.params["expire"] = _iso(begin + lifetime)
+                    begin = parse_datetime(start)
+                    row.params["expire"] = format_datetime(begin + lifetime)
                 row.params["start"] = start
             Row.objects.bulk_update(pending, ["params"], batch_size=1000)
         job.status = BulkJob.Status.RUNNING if pending else BulkJob.Status.FINISHED
@@ -74,10 +75,6 @@ def bulk_job_confirm(
         if pending:
             transaction.on_commit(lambda: engine.job_start_tasks(job.pk))
     return job
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bulk_job_cancel(*, job: BulkJob, cancelled_by: AbstractUser | None) -> int:

@@ -292,8 +292,7 @@ def phone_method_list_request(user: str) -> GraphRequest:
 def phone_method_list(client: GraphClient, user: str) -> list[PhoneMethod]:
     """A user's phone methods (≤3) — [G1] api/authentication-list-phonemethods.md."""
     return [
-        PhoneMethod.from_graph(item)
-        for item in client.iter_values(phone_method_list_request(user))
+        PhoneMethod.from_graph(item) for item in client.iter_values(phone_method_list_request(user))
     ]
 
 
