@@ -104,6 +104,7 @@ def row_requeue(row: Row, token: str, why: str, *, retry_after: float | None = N
 
 
 def rows_still_held(rows: list[Row], token: str) -> list[Row]:
+    """The rows this task (`token`) still holds; another task may have taken over the rest."""
     held = set(
         Row.objects.filter(
             pk__in=[r.pk for r in rows], claim_token=token, status=RUNNING
