@@ -116,7 +116,7 @@ class Policy:
 
 
 def current_policy() -> Policy:
-    """The tenant's QR policy values the checks use (cached a few minutes by actions.py)."""
+    """The tenant's QR policy values the checks use (cached a few minutes by qr_policy.py)."""
     policy = qr_policy_current()
     return Policy(
         pin_length=policy.pin_length or 8,
