@@ -113,6 +113,7 @@ lint: $(VENV_STAMP)
 	@rc=0; \
 	echo "==> ruff check ."; $(VENV)/bin/ruff check . || rc=1; \
 	echo "==> ruff format --check ."; $(VENV)/bin/ruff format --check . || rc=1; \
+	echo "==> lint-imports (import directions, pyproject.toml)"; $(VENV)/bin/lint-imports || rc=1; \
 	exit $$rc
 
 format: $(VENV_STAMP)

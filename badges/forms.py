@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from badges.layouts import CR80, LAYOUT_NAMES
-from provisioning.actions import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
+from provisioning.rules import TEMPORARY_MAX_HOURS, TEMPORARY_MIN_HOURS
 
 LAYOUT_LABELS = {
     "cr80": "CR80 card (card printer)",

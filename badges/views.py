@@ -44,7 +44,8 @@ from badges.selectors import (
     worker_list_printable_for_store,
 )
 from portal.models import User
-from provisioning.actions import STANDARD_MAX_DAYS, ActionRefused
+from provisioning.actions import ActionRefused
+from provisioning.rules import STANDARD_MAX_DAYS
 from provisioning.selectors import get_administrative_unit_for_manager, get_worker_for_manager
 
 logger = logging.getLogger(__name__)

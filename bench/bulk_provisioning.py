@@ -111,7 +111,7 @@ def _stop(workers: list[subprocess.Popen]) -> None:
 def _run(gs, *, users: int, processes: int, concurrency: int, budget: float, log_dir: Path):
     from graphsim.tenantgen import large_tenant
     from provisioning import directory
-    from provisioning.bulk import engine, jobs, preview
+    from provisioning.bulk import engine, jobs, preview, selectors
     from provisioning.graph import _singletons, get_app_client
     from provisioning.models import BulkJob, DirectoryUser, VaultSecret
 
@@ -140,7 +140,7 @@ def _run(gs, *, users: int, processes: int, concurrency: int, budget: float, log
         job = jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash, confirmed_by=None)
         while True:
             engine.jobs_sweep()
-            counts = engine.job_counts(job)
+            counts = selectors.job_counts(job)
             if not counts["pending"] and not counts["running"]:
                 break
             time.sleep(1.0)

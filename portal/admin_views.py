@@ -25,7 +25,7 @@ from django_htmx.middleware import HtmxDetails
 
 from portal.admin_forms import ConfirmForm, GroupSourceForm, StoreSourceForm, UploadForm
 from portal.models import User
-from provisioning.bulk import csvfile, engine, jobs, preview, sources
+from provisioning.bulk import csvfile, jobs, preview, selectors, sources
 from provisioning.graph import GraphError
 from provisioning.models import BulkJob
 
@@ -151,7 +151,7 @@ def _detail_context(request: AdminRequest, job: BulkJob) -> dict:
     )
     return {
         "job": job,
-        "counts": engine.job_counts(job),
+        "counts": selectors.job_counts(job),
         "page": page,
         "status_filter": status,
         "confirm_form": ConfirmForm(initial={"preview_hash": job.preview_hash}),

@@ -8,7 +8,8 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from provisioning.actions import (
+from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
+from provisioning.rules import (
     PIN_MAX_LENGTH,
     PIN_MIN_LENGTH,
     STANDARD_MAX_DAYS,
@@ -16,7 +17,6 @@ from provisioning.actions import (
     TEMPORARY_MIN_HOURS,
     pin_problem,
 )
-from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
 
 ACTIVATION_CHOICES = [("now", "Now"), ("later", "Later, at a date and time")]
 
@@ -118,7 +118,9 @@ class QrExpiryForm(forms.Form):
         self.start = start or timezone.now()
         latest = timezone.localtime(self.start + timedelta(days=STANDARD_MAX_DAYS)).date()
         self.fields["expiry"].widget.attrs.update({"max": latest.isoformat()})
-        self.fields["expiry"].help_text = f"At the latest {latest:%d %b %Y} (395 days)."
+        self.fields[
+            "expiry"
+        ].help_text = f"At the latest {latest:%d %b %Y} ({STANDARD_MAX_DAYS} days)."
 
     def clean(self):
         cleaned = super().clean()

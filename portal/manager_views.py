@@ -42,6 +42,8 @@ from portal.models import User
 from provisioning import actions, vault
 from provisioning.actions import ActionRefused
 from provisioning.models import DirectoryUser, Operation, WorkerMethodState
+from provisioning.qr_policy import qr_policy_current
+from provisioning.rules import PHONE_LABELS, STANDARD_MAX_DAYS
 from provisioning.selectors import (
     administrative_unit_list_for_manager,
     audit_event_list_for_administrative_unit,
@@ -189,7 +191,7 @@ def store_activity(request: ManagerRequest, au_id: str) -> HttpResponse:
 
 
 def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
-    policy = actions.qr_policy_current()
+    policy = qr_policy_current()
     state: WorkerMethodState | None = getattr(worker, "method_state", None)
     start = state.standard_start if state and state.standard_start else timezone.now()
     lifetime = policy.standard_qr_code_lifetime_in_days or 365
@@ -209,7 +211,9 @@ def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
         "replace_form": QrReplaceForm(
             prefix="replace",
             start=timezone.now(),
-            initial={"expiry": timezone.localdate() + timedelta(days=min(lifetime, 395))},
+            initial={
+                "expiry": timezone.localdate() + timedelta(days=min(lifetime, STANDARD_MAX_DAYS))
+            },
         ),
         "temporary_form": QrTemporaryForm(prefix="temporary"),
     }
@@ -220,7 +224,7 @@ def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
             country=worker.country,
             label=label,
         )
-        for phone_type, label in actions.PHONE_TYPES.items()
+        for phone_type, label in PHONE_LABELS.items()
     }
     context = {
         "store": store,
@@ -263,8 +267,8 @@ def worker_methods(request: ManagerRequest, au_id: str, user_id: str) -> HttpRes
 @require_POST
 @manager_required
 def worker_refresh(request: ManagerRequest, au_id: str, user_id: str) -> HttpResponse:
-    from portal.signin import delegated_client_for
     from provisioning.graph import GraphError, InteractionRequired
+    from provisioning.token_cache import delegated_client_for
     from provisioning.worker_state import worker_state_refresh
 
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
@@ -366,7 +370,7 @@ def _worker_action(view):
 
 @_worker_action
 def qr_add(request: ManagerRequest, store, worker) -> HttpResponse:
-    policy = actions.qr_policy_current()
+    policy = qr_policy_current()
     form = QrAddForm(
         request.POST,
         prefix="add",
@@ -463,7 +467,7 @@ qr_delete = _simple(Operation.Kind.QR_METHOD_DELETE)
 
 
 def _phone_type(phone_type: str) -> str:
-    if phone_type not in actions.PHONE_TYPES:
+    if phone_type not in PHONE_LABELS:
         raise Http404("No such phone type.")
     return phone_type
 
@@ -476,7 +480,7 @@ def phone_set(request: ManagerRequest, store, worker, phone_type: str) -> HttpRe
         prefix=phone_type,
         usage_location=worker.usage_location,
         country=worker.country,
-        label=actions.PHONE_TYPES[phone_type],
+        label=PHONE_LABELS[phone_type],
     )
     if not form.is_valid():
         if request.htmx:

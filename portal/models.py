@@ -1,4 +1,4 @@
-"""People who sign in to Lanyard, and their encrypted MSAL token caches."""
+"""People who sign in to Lanyard (their token caches live in provisioning.TokenCache)."""
 
 from __future__ import annotations
 
@@ -18,18 +18,3 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.user_principal_name or self.username
-
-
-class TokenCache(models.Model):
-    """A user's MSAL token cache, encrypted with VAULT_KEYS (DESIGN.md §5 "Two identities").
-
-    Workers load it to call Graph with the manager's delegated token (acquire_token_silent).
-    """
-
-    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="token_cache")
-    home_account_id = models.CharField(max_length=200, blank=True)
-    ciphertext = models.BinaryField()
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:  # never the tokens
-        return f"Token cache of user {self.user_id}"

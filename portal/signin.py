@@ -1,8 +1,8 @@
 """Sign-in with Entra: authorization code flow with PKCE through MSAL (DESIGN.md §5).
 
 The flow state (PKCE verifier, nonce, state) lives in the server-side session between the redirect
-and the callback. The manager's MSAL token cache is stored encrypted (portal.TokenCache) so the
-worker can later act with the manager's delegated token (`acquire_token_silent`).
+and the callback. The manager's MSAL token cache is stored encrypted (provisioning/token_cache.py)
+so the worker can later act with the manager's delegated token (`acquire_token_silent`).
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.models import TokenCache, User
-from provisioning import audit, crypto
+from portal.models import User
+from provisioning import audit
 from provisioning.directory import manager_scope_refresh
-from provisioning.graph import (
-    GraphClient,
-    GraphError,
-    build_msal_app,
-    delegated_client,
-    delegated_token_provider,
-    get_config,
-)
+from provisioning.graph import GraphError, build_msal_app, get_config
+from provisioning.models import TokenCache
 from provisioning.tasks import sync_administrative_unit
+from provisioning.token_cache import delegated_client_for, token_cache_save
 
 logger = logging.getLogger(__name__)
 
@@ -114,42 +109,6 @@ def signin_complete(*, flow: dict | None, auth_response: dict[str, str]) -> User
         transaction.on_commit(lambda unit_id=unit_id: sync_administrative_unit.delay(unit_id))
     audit.record(actor=user, action="sign-in", outcome="succeeded")
     return user
-
-
-def token_cache_save(*, user: User, home_account_id: str, serialized: str) -> None:
-    TokenCache.objects.update_or_create(
-        user=user,
-        defaults={
-            "home_account_id": home_account_id,
-            "ciphertext": crypto.encrypt(serialized.encode()),
-        },
-    )
-
-
-def token_cache_load(*, user: User) -> str | None:
-    row = TokenCache.objects.filter(user=user).first()
-    if row is None:
-        return None
-    try:
-        return crypto.decrypt(row.ciphertext).decode()
-    except crypto.InvalidToken:
-        # Encrypted with a retired key: the manager simply signs in again.
-        logger.warning("Token cache of user %s cannot be decrypted", user.pk)
-        return None
-
-
-def delegated_client_for(*, user: User) -> GraphClient:
-    """A Graph client that acts as `user`, with their delegated token (the worker uses it too)."""
-    row = TokenCache.objects.filter(user=user).only("home_account_id").first()
-    home_account_id = row.home_account_id if row else ""
-    provider = delegated_token_provider(
-        home_account_id=home_account_id,
-        load=lambda: token_cache_load(user=user),
-        save=lambda serialized: token_cache_save(
-            user=user, home_account_id=home_account_id, serialized=serialized
-        ),
-    )
-    return delegated_client(provider)
 
 
 def signout(*, user: User) -> None:

@@ -6,13 +6,14 @@ here accepts a credential, and `detail` is for outcomes and reasons ("PIN reset"
 
 from __future__ import annotations
 
-from portal.models import User
+from django.contrib.auth.models import AbstractUser
+
 from provisioning.models import AuditEvent
 
 
 def record(
     *,
-    actor: User | None,
+    actor: AbstractUser | None,
     action: str,
     outcome: str,
     target_user_id: str = "",

@@ -13,10 +13,11 @@ from collections import Counter
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
-from portal.models import User
 from provisioning.graph import GraphClient, operations
 from provisioning.graph import models as graph_models
 from provisioning.models import (
@@ -203,7 +204,7 @@ def _scoped_roles_replace(
     return summary
 
 
-def manager_scope_refresh(*, user: User, client: GraphClient) -> list[str]:
+def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[str]:
     """Re-read `user`'s scoped roles and admin-group membership with their delegated token.
 
     Returns the ids of AUs that were not in the cache yet: the caller syncs their members.
@@ -246,7 +247,9 @@ def manager_scope_refresh(*, user: User, client: GraphClient) -> list[str]:
                 },
             )
         ScopedRoleAssignment.objects.filter(principal_id=principal_id).exclude(id__in=seen).delete()
-        User.objects.filter(pk=user.pk).update(is_it_admin=is_admin, roles_refreshed_at=now)
+        get_user_model().objects.filter(pk=user.pk).update(
+            is_it_admin=is_admin, roles_refreshed_at=now
+        )
     user.is_it_admin = is_admin
     user.roles_refreshed_at = now
     return new_units

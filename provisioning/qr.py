@@ -18,8 +18,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from portal.models import User
+from django.contrib.auth.models import AbstractUser
+
 from provisioning import vault
 from provisioning.graph import GraphClient, GraphNotFound, operations
 from provisioning.graph.models import QrCode, QrMethod, QrPin
@@ -31,6 +33,14 @@ STANDARD = "standardQRCode"
 TEMPORARY = "temporaryQRCode"
 
 
+class Issue(StrEnum):
+    """Why Lanyard holds new secrets for a worker (kept in results as `issued`)."""
+
+    CREATED = "created"  # the method's first create
+    RECOVERED = "recovered"  # re-issued because the create's response was lost: new code and PIN
+    REPLACED = "replaced"  # a lost badge: a new standard code; the PIN did not change
+
+
 @dataclass(frozen=True)
 class IssuedCredentials:
     """What Lanyard now holds for a worker: vault ids, never the secrets themselves."""
@@ -39,7 +49,7 @@ class IssuedCredentials:
     payload_secret_id: int | None  # the QR payload (for badges), if a code was created
     pin_secret_id: int | None  # the PIN (shown once), if a PIN was set or reset
     expires_at: datetime | None
-    reissued: bool = False  # True when the secrets came from a re-issue, not the first create
+    issue: Issue = Issue.CREATED
 
 
 def payload_from_code(code: QrCode | None) -> str | None:
@@ -52,7 +62,7 @@ def payload_from_code(code: QrCode | None) -> str | None:
 
 
 def _store(
-    *, user_id: str, code: QrCode | None, pin: QrPin | None, created_by: User | None
+    *, user_id: str, code: QrCode | None, pin: QrPin | None, created_by: AbstractUser | None
 ) -> tuple[int | None, int | None]:
     payload = payload_from_code(code)
     payload_id = pin_id = None
@@ -77,7 +87,7 @@ def qr_method_create(
     start: datetime,
     expire: datetime,
     pin: str | None,
-    created_by: User | None,
+    created_by: AbstractUser | None,
 ) -> IssuedCredentials:
     """Create the worker's method and vault its payload and PIN.
 
@@ -104,12 +114,13 @@ def qr_credentials_reissue(
     user_id: str,
     start: datetime,
     expire: datetime,
-    created_by: User | None,
+    created_by: AbstractUser | None,
     reset_pin: bool = True,
 ) -> IssuedCredentials:
     """Replace the standard QR code and (by default) reset the PIN; every step may be repeated.
 
-    Used after a lost create response, and for a lost badge (with reset_pin=False: the PIN stays).
+    Used after a lost create response (`Issue.RECOVERED`: new code and PIN), and for a lost badge
+    (reset_pin=False, `Issue.REPLACED`: the PIN stays).
     """
     # Already gone is fine: an earlier attempt deleted it, or it expired and was removed.
     with contextlib.suppress(GraphNotFound):
@@ -123,7 +134,7 @@ def qr_credentials_reissue(
         payload_secret_id=payload_id,
         pin_secret_id=pin_id,
         expires_at=code.expire_date_time or expire,
-        reissued=True,
+        issue=Issue.RECOVERED if reset_pin else Issue.REPLACED,
     )
 
 

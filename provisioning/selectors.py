@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from portal.models import User
 from provisioning.models import (
     AdministrativeUnit,
     AuditEvent,
@@ -17,7 +17,7 @@ from provisioning.models import (
 from provisioning.roles import MANAGER_ROLE_TEMPLATES
 
 
-def administrative_unit_list_for_manager(*, user: User) -> QuerySet[AdministrativeUnit]:
+def administrative_unit_list_for_manager(*, user: AbstractUser) -> QuerySet[AdministrativeUnit]:
     """The stores where `user` holds an AU-scoped authentication admin role."""
     if not user.entra_object_id:
         return AdministrativeUnit.objects.none()
@@ -27,7 +27,7 @@ def administrative_unit_list_for_manager(*, user: User) -> QuerySet[Administrati
     ).distinct()
 
 
-def get_administrative_unit_for_manager(*, user: User, au_id: str) -> AdministrativeUnit:
+def get_administrative_unit_for_manager(*, user: AbstractUser, au_id: str) -> AdministrativeUnit:
     """The store `au_id` if `user` manages it; otherwise 404, exactly as if it did not exist."""
     unit = administrative_unit_list_for_manager(user=user).filter(id=au_id).first()
     if unit is None:
@@ -41,7 +41,7 @@ def worker_list_for_administrative_unit(*, unit: AdministrativeUnit) -> QuerySet
     )
 
 
-def get_worker_for_manager(*, user: User, au_id: str, user_id: str) -> DirectoryUser:
+def get_worker_for_manager(*, user: AbstractUser, au_id: str, user_id: str) -> DirectoryUser:
     """Worker `user_id` of store `au_id` if `user` manages that store; otherwise 404.
 
     The store is checked first (the manager's scope), then the worker's membership of it.
@@ -58,7 +58,7 @@ def get_worker_for_manager(*, user: User, au_id: str, user_id: str) -> Directory
     return worker
 
 
-def manager_manages_worker(*, user: User, au_id: str, user_id: str) -> bool:
+def manager_manages_worker(*, user: AbstractUser, au_id: str, user_id: str) -> bool:
     """The check a task repeats before writing: does `user` still manage this worker's store?"""
     if not user.entra_object_id:
         return False
@@ -87,7 +87,7 @@ def worker_search_for_administrative_unit(
     return workers
 
 
-def operation_list_for_worker(*, user: User, unit: AdministrativeUnit, worker_id: str):
+def operation_list_for_worker(*, user: AbstractUser, unit: AdministrativeUnit, worker_id: str):
     """This manager's recent actions on the worker (the worker page's progress panel)."""
     return Operation.objects.filter(
         administrative_unit=unit, worker_id=worker_id, requested_by=user
@@ -95,7 +95,7 @@ def operation_list_for_worker(*, user: User, unit: AdministrativeUnit, worker_id
 
 
 def get_operation_for_manager(
-    *, user: User, au_id: str, user_id: str, operation_id: int
+    *, user: AbstractUser, au_id: str, user_id: str, operation_id: int
 ) -> Operation:
     """An action the manager requested on a worker of a store they manage; otherwise 404."""
     worker = get_worker_for_manager(user=user, au_id=au_id, user_id=user_id)

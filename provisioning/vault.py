@@ -14,10 +14,10 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
-from portal.models import User
 from provisioning import crypto
 from provisioning.models import VaultSecret
 
@@ -39,7 +39,7 @@ def secret_store(
     kind: str,
     owner_id: str,
     value: str,
-    created_by: User | None,
+    created_by: AbstractUser | None,
     ttl: timedelta | None = None,
 ) -> VaultSecret:
     """Encrypt `value` for `owner_id` (an Entra user id); the row never holds it in clear."""
@@ -77,7 +77,7 @@ def _usable(secret: VaultSecret | None, *, kind: str, owner_id: str) -> VaultSec
     return secret
 
 
-def secret_reveal_once(*, secret_id: int, kind: str, owner_id: str, requester: User) -> str:
+def secret_reveal_once(*, secret_id: int, kind: str, owner_id: str, requester: AbstractUser) -> str:
     """The plaintext, for the person who created the secret, exactly once; then it is destroyed."""
     with transaction.atomic():
         secret = _usable(

@@ -78,7 +78,7 @@ def assert_qr_exactly_once(graphsim: GraphsimHandle, job) -> dict[str, int]:
     and PIN are the ones in Lanyard's vault; no row's worker is left with a method Lanyard
     created but holds no secrets for. Returns the job's counts."""
     from provisioning import vault
-    from provisioning.bulk import engine
+    from provisioning.bulk import selectors
     from provisioning.models import VaultSecret
 
     tenant = graphsim.tenant
@@ -101,7 +101,7 @@ def assert_qr_exactly_once(graphsim: GraphsimHandle, job) -> dict[str, int]:
             assert pin == method.pin.code, f"{row.upn}: stale PIN"
         elif made:
             raise AssertionError(f"{row.upn}: a method was created but the row is {row.status}")
-    counts = engine.job_counts(job)
+    counts = selectors.job_counts(job)
     succeeded = sum(1 for r in job.rows.all() if creations.get(r.user_id))
     assert counts["succeeded"] == succeeded
     return counts

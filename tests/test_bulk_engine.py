@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from provisioning.bulk import engine, jobs
+from provisioning.bulk import engine, jobs, leases, selectors
+from provisioning.graph.models import parse_datetime
 from provisioning.models import BulkJob, BulkJobRow
 from tests.fixtures_bulk import assert_qr_exactly_once, fresh_workers, run_job
 
@@ -20,7 +21,7 @@ def test_it_creates_one_method_per_worker_and_vaults_the_secrets(bulk_graph, mak
     assert job.status == BulkJob.Status.FINISHED
     counts = assert_qr_exactly_once(bulk_graph, job)
     assert counts["succeeded"] == 45
-    assert engine.summary_line(counts) == "45 rows: 45 succeeded, 0 failed, 0 skipped"
+    assert selectors.summary_line(counts) == "45 rows: 45 succeeded, 0 failed, 0 skipped"
     # $batch: 45 creates went out in 3 batches, not 45 requests.
     from provisioning.graph import get_app_client
 
@@ -75,7 +76,7 @@ def test_lost_responses_are_recovered_by_reissuing(bulk_graph, make_qr_job):
     run_job(job.pk)
     counts = assert_qr_exactly_once(bulk_graph, job)
     assert counts["succeeded"] == 20
-    assert all(r.result["reissued"] for r in job.rows.all())
+    assert all(r.result["issued"] == "recovered" for r in job.rows.all())
 
 
 def test_a_429_storm_delays_but_loses_nothing(bulk_graph, make_qr_job):
@@ -93,30 +94,30 @@ def test_a_row_claimed_by_a_dead_worker_is_resumed_after_its_lease(bulk_graph, m
     workers = fresh_workers(bulk_graph, 5)
     job = make_qr_job([w.user_principal_name for w in workers])
     # A worker claimed the rows, sent the writes, and died before recording anything.
-    rows = engine.rows_claim(job_id=job.pk, token="dead-worker", limit=20)
-    engine._mark_write_intent(rows, "dead-worker", phase="create")
+    rows = leases.rows_claim(job_id=job.pk, token="dead-worker", limit=20)
+    leases.rows_mark_write_intent(rows, "dead-worker", phase="create")
     from provisioning.graph import get_app_client, operations
 
     client = get_app_client()
     for row in rows[:3]:
         operations.qr_method_create(
-            client, row.user_id, start=engine._dt(row.params["start"]),
-            expire=engine._dt(row.params["expire"]),
+            client, row.user_id, start=parse_datetime(row.params["start"]),
+            expire=parse_datetime(row.params["expire"]),
         )  # fmt: skip
     assert engine.job_work(job_id=job.pk, budget_s=0) is None  # nothing claimable yet
     BulkJobRow.objects.filter(job=job).update(lease_until=timezone.now() - timedelta(seconds=1))
     run_job(job.pk)
     counts = assert_qr_exactly_once(bulk_graph, job)
     assert counts["succeeded"] == 5
-    reissued = sorted(r.result["reissued"] for r in job.rows.all())
-    assert reissued == [False, False, True, True, True]
+    issued = sorted(r.result["issued"] for r in job.rows.all())
+    assert issued == ["created", "created", "recovered", "recovered", "recovered"]
 
 
 def test_someone_elses_method_found_on_recheck_is_skipped(bulk_graph, make_qr_job):
     worker = fresh_workers(bulk_graph, 1)[0]
     job = make_qr_job([worker.user_principal_name])
-    rows = engine.rows_claim(job_id=job.pk, token="dead", limit=20)
-    engine._mark_write_intent(rows, "dead", phase="create")
+    rows = leases.rows_claim(job_id=job.pk, token="dead", limit=20)
+    leases.rows_mark_write_intent(rows, "dead", phase="create")
     from provisioning.graph import get_app_client, operations
 
     now = timezone.now()

@@ -75,7 +75,7 @@ def test_a_manager_acts_with_their_own_token_from_the_stored_cache(graphsim, con
         config, home_account_id=home_account_id, load=store.load, save=store.save
     )
     client = build_client(config, provider)
-    assert ops.me_get(client).id == manager.id
+    assert client.get("/me")["id"] == manager.id
     units = {m.administrative_unit_id for m in ops.user_scoped_role_member_of(client)}
     assert set(graphsim.people.stores[:2]) <= units
 
@@ -91,12 +91,12 @@ def test_an_expired_token_is_refreshed_silently_and_the_cache_saved(graphsim, co
         save=store.save,
     )
     client = build_client(config, provider)
-    ops.me_get(client)
+    client.get("/me")
     graphsim.sim.config.token_lifetime_s = 3600  # the refreshed token lasts, however slow the CI
     saves = store.saves
     provider._memo.expires_at += 3600  # we think it is fresh; Graph has expired it
     time.sleep(1.1)
-    assert ops.me_get(client).id == manager.id
+    assert client.get("/me")["id"] == manager.id
     assert client.stats["token_refreshes"] == 1
     assert store.saves > saves  # the refresh token was redeemed; the new cache was stored
 
@@ -107,7 +107,7 @@ def test_no_account_in_the_cache_means_sign_in_again(graphsim, config):
         config, home_account_id="nobody.tenant", load=store.load, save=store.save
     )
     with pytest.raises(InteractionRequired) as info:
-        ops.me_get(build_client(config, provider))
+        build_client(config, provider).get("/me")
     assert "sign in again" in str(info.value)
     assert info.value.permanent
 

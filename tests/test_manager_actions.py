@@ -196,6 +196,28 @@ def test_edit_expiry_replace_temporary_reset_and_delete(
     assert not state.has_qr_method
 
 
+def test_a_replaced_qr_code_says_the_pin_stayed_not_that_a_response_was_lost(
+    alice_client, alice_worker, run_tasks, directory
+):
+    _add_qr(alice_client, alice_worker, run_tasks)
+    created = Operation.objects.get(kind="qr_create")
+    assert created.result["issued"] == "created"
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert "lost response" not in page
+    with run_tasks():
+        alice_client.post(
+            alice_worker.url("qr/replace"),
+            {"replace-expiry": timezone.localdate() + timedelta(days=100)},
+            **HTMX,
+        )
+    replaced = Operation.objects.get(kind="qr_replace")
+    assert replaced.status == "succeeded", replaced.error
+    assert replaced.result["issued"] == "replaced"
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert "A new QR code replaces the lost one; the PIN did not change." in page
+    assert "lost response" not in page
+
+
 def test_a_temporary_code_outside_1_to_12_hours_is_refused(alice_client, alice_worker, run_tasks):
     _add_qr(alice_client, alice_worker, run_tasks)
     response = alice_client.post(

@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 import requests
 from django.utils import timezone
 
-from portal.models import TokenCache
-from provisioning import actions
-from provisioning.models import AuditEvent, Operation, ScopedRoleAssignment
+from provisioning import rules
+from provisioning.models import AuditEvent, Operation, ScopedRoleAssignment, TokenCache
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -43,12 +42,14 @@ def test_a_lost_create_response_is_recovered_by_reissuing(
     op.refresh_from_db()
     assert op.status == "succeeded", op.error
     assert op.attempts == 2
-    assert op.result["reissued"] is True
+    assert op.result["issued"] == "recovered"
     assert op.payload_secret_id and op.pin_secret_id
     tenant = directory.tenant
     assert tenant.qr_method_creations[alice_worker.user_id] == 1  # created once, never twice
     assert tenant.qr_methods[alice_worker.user_id].standard is not None
     pin = tenant.qr_methods[alice_worker.user_id].pin.code
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert "re-issued the QR code and PIN after a lost response from Entra" in page
     reveal = alice_client.post(alice_worker.url(f"operations/{op.id}/pin"), **HTMX)
     assert pin in reveal.content.decode()
 
@@ -138,7 +139,7 @@ def test_an_ended_sign_in_asks_to_sign_in_again_and_resumes(
 def test_pin_reveal_is_throttled(alice_client, alice_worker, run_tasks):
     op = _request_create(alice_client, alice_worker)
     url = alice_worker.url(f"operations/{op.id}/pin")
-    codes = [alice_client.post(url, **HTMX).status_code for _ in range(actions.PIN_MIN_LENGTH + 5)]
+    codes = [alice_client.post(url, **HTMX).status_code for _ in range(rules.PIN_MIN_LENGTH + 5)]
     assert 429 in codes
 
 

@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from portal.models import TokenCache, User
+from portal.models import User
 from provisioning import crypto
-from provisioning.models import AdministrativeUnit, AuditEvent, ScopedRoleAssignment
+from provisioning.models import AdministrativeUnit, AuditEvent, ScopedRoleAssignment, TokenCache
 from tests.fixtures_portal import sign_in
 
 pytestmark = pytest.mark.django_db

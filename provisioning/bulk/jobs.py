@@ -6,17 +6,18 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from badges.render import BadgeData, PinSlipData, render_badges, render_pin_slips
-from portal.models import User
 from provisioning import audit, vault
 from provisioning.bulk import engine
 from provisioning.bulk.preview import current_policy, preview_hash
+from provisioning.graph.models import format_datetime, parse_datetime
 from provisioning.models import AUMembership, BulkJob, BulkJobRow, DirectoryUser, VaultSecret
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ class JobRefused(ValueError):
     """The request cannot be carried out; the message says why in plain words."""
 
 
-def bulk_job_confirm(*, job: BulkJob, previewed_hash: str, confirmed_by: User | None) -> BulkJob:
+def bulk_job_confirm(
+    *, job: BulkJob, previewed_hash: str, confirmed_by: AbstractUser | None
+) -> BulkJob:
     """Start a previewed job, only if it is exactly what was previewed under the same policy."""
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job.pk)
@@ -52,10 +55,10 @@ def bulk_job_confirm(*, job: BulkJob, previewed_hash: str, confirmed_by: User | 
             # Missing dates become real ones now, so every attempt of a row sends the same
             # values (the engine recognises its own method by them).
             for row in pending:
-                start = row.params.get("start") or _iso(now)
+                start = row.params.get("start") or format_datetime(now)
                 if not row.params.get("expire"):
-                    begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
-                    row.params["expire"] = _iso(begin + lifetime)
+                    begin = parse_datetime(start)
+                    row.params["expire"] = format_datetime(begin + lifetime)
                 row.params["start"] = start
             Row.objects.bulk_update(pending, ["params"], batch_size=1000)
         job.status = BulkJob.Status.RUNNING if pending else BulkJob.Status.FINISHED
@@ -74,11 +77,7 @@ def bulk_job_confirm(*, job: BulkJob, previewed_hash: str, confirmed_by: User | 
     return job
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def bulk_job_cancel(*, job: BulkJob, cancelled_by: User | None) -> int:
+def bulk_job_cancel(*, job: BulkJob, cancelled_by: AbstractUser | None) -> int:
     """Stop a job: rows not started are cancelled; rows being worked finish their step."""
     with transaction.atomic():
         updated = BulkJob.objects.filter(
@@ -103,7 +102,7 @@ def bulk_job_cancel(*, job: BulkJob, cancelled_by: User | None) -> int:
     return count
 
 
-def bulk_job_rerun_failed(*, job: BulkJob, requested_by: User | None) -> int:
+def bulk_job_rerun_failed(*, job: BulkJob, requested_by: AbstractUser | None) -> int:
     """Put the failed rows (not the invalid ones) back to work; Entra's state is checked first."""
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job.pk)
@@ -212,7 +211,7 @@ def bulk_job_badges_pdf(*, job: BulkJob, layout: str = "sheet-a4") -> bytes:
     return render_badges(badges, layout)
 
 
-def bulk_job_pin_slips_pdf(*, job: BulkJob, requested_by: User | None) -> bytes:
+def bulk_job_pin_slips_pdf(*, job: BulkJob, requested_by: AbstractUser | None) -> bytes:
     """PIN slips for the job's new PINs, printable once: each PIN leaves the vault here."""
     with transaction.atomic():
         rows = list(

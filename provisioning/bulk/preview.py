@@ -19,27 +19,28 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils.dateparse import parse_datetime
 
-from portal.models import User as PortalUser
 from provisioning import vault
-from provisioning.actions import STANDARD_MAX_DAYS, pin_problem, qr_policy_current
 from provisioning.graph import GraphClient, GraphError, GraphRequest, get_app_client, operations
-from provisioning.graph.models import USER_SELECT
+from provisioning.graph.models import USER_SELECT, format_datetime
 from provisioning.graph.models import User as GraphUser
 from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret, WorkerMethodState
 from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
+from provisioning.qr_policy import qr_policy_current
+from provisioning.rules import PHONE_LABELS, STANDARD_MAX_DAYS, pin_problem
 
 logger = logging.getLogger(__name__)
 
-PHONE_TYPES = (
+# CSV column → phone type.
+PHONE_COLUMNS = (
     ("Mobile", "mobile"),
     ("AlternateMobile", "alternateMobile"),
     ("OfficePhone", "office"),
 )
-PHONE_LABELS = {"mobile": "mobile", "alternateMobile": "alternate mobile", "office": "office phone"}
 UPN_SHAPE = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _TRUE = {"true", "yes", "y", "1", "x", "$true"}
 _FALSE = {"false", "no", "n", "0", "", "$false"}
@@ -115,7 +116,7 @@ class Policy:
 
 
 def current_policy() -> Policy:
-    """The tenant's QR policy values the checks use (cached a few minutes by actions.py)."""
+    """The tenant's QR policy values the checks use (cached a few minutes by qr_policy.py)."""
     policy = qr_policy_current()
     return Policy(
         pin_length=policy.pin_length or 8,
@@ -194,10 +195,6 @@ def parse_flag(text: str, column: str) -> bool:
     raise ValueError(f"{column} must be True or False, not “{text.strip()}”.")
 
 
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # -- row checks -----------------------------------------------------------------------------
 
 
@@ -265,8 +262,8 @@ def check_qr_row(
         plan.action, plan.reason = BulkJobRow.Action.INVALID, " ".join(problems)
         return plan
     plan.params = {
-        "start": _iso(start) if start else "",
-        "expire": _iso(expire) if expire else "",
+        "start": format_datetime(start) if start else "",
+        "expire": format_datetime(expire) if expire else "",
         "pin": "custom" if pin else "generated",
     }
     plan.pin = pin or None
@@ -277,8 +274,8 @@ def check_qr_row(
             "its QR code from the worker's page."
         )
         return plan
-    when = values.get("startDateTime") and _iso(start) or "now"
-    until = _iso(expire) if expire else f"{policy.lifetime_days} days (policy)"
+    when = values.get("startDateTime") and format_datetime(start) or "now"
+    until = format_datetime(expire) if expire else f"{policy.lifetime_days} days (policy)"
     plan.reason = f"Create QR code + PIN: valid from {when}, for {until}; PIN {plan.params['pin']}."
     return plan
 
@@ -292,7 +289,7 @@ def check_phone_row(row: RowInput, person: Person | None, policy: Policy) -> Pla
     problems: list[str] = []
     region = phone_region_for(usage_location=person.usage_location, country=person.country)
     numbers: dict[str, str] = {}
-    for column, phone_type in PHONE_TYPES:
+    for column, phone_type in PHONE_COLUMNS:
         raw = values.get(column) or ""
         if raw:
             try:
@@ -330,7 +327,7 @@ def check_phone_row(row: RowInput, person: Person | None, policy: Policy) -> Pla
     }
     parts = [f"set {PHONE_LABELS[t]} {n}" for t, n in numbers.items()]
     if forced_removal:
-        removed = [PHONE_LABELS[t] for _, t in PHONE_TYPES if t not in numbers]
+        removed = [PHONE_LABELS[t] for _, t in PHONE_COLUMNS if t not in numbers]
         parts.append("remove " + ", ".join(removed) + " if present")
     if numbers and not forced_update:
         parts.append("existing numbers are kept (ForcedUpdate false)")
@@ -392,7 +389,7 @@ def bulk_job_preview(
     source: str,
     source_label: str,
     inputs: list[RowInput],
-    created_by: PortalUser | None,
+    created_by: AbstractUser | None,
     source_ref: str = "",
     people: dict[str, Person] | None = None,
     client: GraphClient | None = None,

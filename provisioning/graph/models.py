@@ -310,23 +310,6 @@ class PhoneMethod:
 
 
 @dataclass(frozen=True)
-class AuthenticationMethod:
-    id: str
-    odata_type: str | None  # e.g. "#microsoft.graph.phoneAuthenticationMethod"
-
-    @property
-    def kind(self) -> str | None:
-        """'phone', 'qrCodePin', 'microsoftAuthenticator' … from the @odata.type."""
-        if not self.odata_type:
-            return None
-        return self.odata_type.rsplit(".", 1)[-1].removesuffix("AuthenticationMethod")
-
-    @classmethod
-    def from_graph(cls, data: dict[str, Any]) -> AuthenticationMethod:
-        return cls(data["id"], data.get("@odata.type"))
-
-
-@dataclass(frozen=True)
 class SignInPreferences:
     is_system_preferred_authentication_method_enabled: bool | None
     user_preferred_method_for_secondary_authentication: str | None
@@ -336,37 +319,4 @@ class SignInPreferences:
         return cls(
             data.get("isSystemPreferredAuthenticationMethodEnabled"),
             data.get("userPreferredMethodForSecondaryAuthentication"),
-        )
-
-
-@dataclass(frozen=True)
-class UserRegistrationDetails:
-    id: str
-    user_principal_name: str | None
-    user_display_name: str | None
-    user_type: str | None
-    is_admin: bool | None
-    is_mfa_registered: bool | None
-    is_mfa_capable: bool | None
-    is_passwordless_capable: bool | None
-    methods_registered: tuple[str, ...]
-    user_preferred_method_for_secondary_authentication: str | None = None
-    last_updated_date_time: datetime | None = None
-
-    @classmethod
-    def from_graph(cls, data: dict[str, Any]) -> UserRegistrationDetails:
-        return cls(
-            id=data["id"],
-            user_principal_name=data.get("userPrincipalName"),
-            user_display_name=data.get("userDisplayName"),
-            user_type=data.get("userType"),
-            is_admin=data.get("isAdmin"),
-            is_mfa_registered=data.get("isMfaRegistered"),
-            is_mfa_capable=data.get("isMfaCapable"),
-            is_passwordless_capable=data.get("isPasswordlessCapable"),
-            methods_registered=tuple(data.get("methodsRegistered") or ()),
-            user_preferred_method_for_secondary_authentication=data.get(
-                "userPreferredMethodForSecondaryAuthentication"
-            ),
-            last_updated_date_time=parse_datetime(data.get("lastUpdatedDateTime")),
         )

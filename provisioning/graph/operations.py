@@ -20,7 +20,6 @@ from provisioning.graph.models import (
     PHONE_METHOD_IDS,
     USER_SELECT,
     AdministrativeUnit,
-    AuthenticationMethod,
     DirectoryObject,
     DirectoryRole,
     Group,
@@ -32,7 +31,6 @@ from provisioning.graph.models import (
     ScopedRoleMembership,
     SignInPreferences,
     User,
-    UserRegistrationDetails,
     format_datetime,
 )
 
@@ -59,36 +57,6 @@ def url(path: str, **params: Any) -> str:
 def user_get(client: GraphClient, user: str, *, select: str = USER_SELECT) -> User:
     """Get a user by id or UPN — [G1] api/user-get.md."""
     return User.from_graph(client.get(url(f"/users/{_seg(user)}", select=select)))
-
-
-def user_list(
-    client: GraphClient,
-    *,
-    filter: str | None = None,  # noqa: A002 - the OData name
-    search: str | None = None,
-    top: int | None = None,
-    select: str = USER_SELECT,
-) -> Iterator[User]:
-    """List users, all pages — [G1] api/user-list.md. `search` like 'displayName:ann'."""
-    advanced = filter is not None or search is not None
-    req = GraphRequest(
-        "GET",
-        url(
-            "/users",
-            select=select,
-            filter=filter,
-            search=f'"{search}"' if search else None,
-            top=top,
-            count="true" if advanced else None,
-        ),
-        headers=EVENTUAL if advanced else None,
-    )
-    return (User.from_graph(item) for item in client.iter_values(req))
-
-
-def me_get(client: GraphClient, *, select: str = USER_SELECT) -> User:
-    """The signed-in user — [G1] api/user-get.md (GET /me)."""
-    return User.from_graph(client.get(url("/me", select=select)))
 
 
 def me_transitive_member_of(client: GraphClient) -> Iterator[DirectoryObject]:
@@ -160,13 +128,6 @@ def directory_role_get(client: GraphClient, role_id: str) -> DirectoryRole:
     return DirectoryRole.from_graph(client.get(f"/directoryRoles/{_seg(role_id)}"))
 
 
-def directory_role_get_by_template(client: GraphClient, template_id: str) -> DirectoryRole:
-    """A directory role by template id — [G1] api/directoryrole-get.md (alternate key)."""
-    return DirectoryRole.from_graph(
-        client.get(f"/directoryRoles(roleTemplateId='{_seg(template_id)}')")
-    )
-
-
 def group_get(client: GraphClient, group_id: str) -> Group:
     """Get a group — [G1] api/group-get.md."""
     return Group.from_graph(
@@ -197,10 +158,15 @@ def _qr_path(user: str) -> str:
     return f"/users/{_seg(user)}/authentication/qrCodePinMethod"
 
 
+def qr_method_get_request(user: str) -> GraphRequest:
+    """GET the method — [G1] api/qrcodepinauthenticationmethod-get.md."""
+    return GraphRequest("GET", _qr_path(user))
+
+
 def qr_method_get(client: GraphClient, user: str) -> QrMethod | None:
     """A user's QR method, or None — [G1] api/qrcodepinauthenticationmethod-get.md."""
     try:
-        body = client.get(_qr_path(user))
+        body = client.request(qr_method_get_request(user)).body
     except GraphNotFound:
         return None
     return QrMethod.from_graph(body) if body else None
@@ -310,14 +276,6 @@ def qr_policy_get(client: GraphClient) -> QrPolicy:
     return QrPolicy.from_graph(client.get(QR_POLICY_PATH))
 
 
-def qr_policy_update(client: GraphClient, **changes: Any) -> QrPolicy | None:
-    """PATCH the QR policy (Graph names, e.g. pinLength=10); 200 + body or 204 → None —
-    [G1] api/qrcodepinauthenticationmethodconfiguration-update.md."""
-    body = {"@odata.type": "#microsoft.graph.qrCodePinAuthenticationMethodConfiguration", **changes}
-    response = client.request(GraphRequest("PATCH", QR_POLICY_PATH, body=body))
-    return QrPolicy.from_graph(response.body) if isinstance(response.body, dict) else None
-
-
 # -- phone methods (CONTRACT.md §3) ---------------------------------------------------------
 
 
@@ -326,11 +284,15 @@ def _phone_path(user: str, method_id: str | None = None) -> str:
     return f"{path}/{method_id}" if method_id else path
 
 
+def phone_method_list_request(user: str) -> GraphRequest:
+    """GET a user's phone methods — [G1] api/authentication-list-phonemethods.md."""
+    return GraphRequest("GET", _phone_path(user))
+
+
 def phone_method_list(client: GraphClient, user: str) -> list[PhoneMethod]:
     """A user's phone methods (≤3) — [G1] api/authentication-list-phonemethods.md."""
     return [
-        PhoneMethod.from_graph(item)
-        for item in client.iter_values(GraphRequest("GET", _phone_path(user)))
+        PhoneMethod.from_graph(item) for item in client.iter_values(phone_method_list_request(user))
     ]
 
 
@@ -369,42 +331,15 @@ def phone_method_delete(client: GraphClient, user: str, phone_type: str) -> None
     client.request(phone_method_delete_request(user, phone_type))
 
 
-def phone_sms_sign_in_enable(client: GraphClient, user: str) -> None:
-    """Enable SMS sign-in on mobile — [G1] api/phoneauthenticationmethod-enablesmssignin.md."""
-    path = _phone_path(user, PHONE_METHOD_IDS["mobile"]) + "/enableSmsSignIn"
-    client.request(GraphRequest("POST", path))
+# -- sign-in preferences (the default MFA method) ---------------------------------------------
 
 
-def phone_sms_sign_in_disable(client: GraphClient, user: str) -> None:
-    """Disable SMS sign-in — [G1] api/phoneauthenticationmethod-disablesmssignin.md."""
-    path = _phone_path(user, PHONE_METHOD_IDS["mobile"]) + "/disableSmsSignIn"
-    client.request(GraphRequest("POST", path))
-
-
-# -- other methods and reports --------------------------------------------------------------
-
-
-def authentication_method_list(client: GraphClient, user: str) -> list[AuthenticationMethod]:
-    """All of a user's methods — [G1] api/authentication-list-methods.md."""
-    req = GraphRequest("GET", f"/users/{_seg(user)}/authentication/methods")
-    return [AuthenticationMethod.from_graph(item) for item in client.iter_values(req)]
+def sign_in_preferences_get_request(user: str) -> GraphRequest:
+    """GET the default MFA method (beta only) — [Gb] api/authentication-get-signinpreferences.md."""
+    path = f"/users/{_seg(user)}/authentication/signInPreferences"
+    return GraphRequest("GET", path, api_version="beta")
 
 
 def sign_in_preferences_get(client: GraphClient, user: str) -> SignInPreferences:
     """Default MFA method (beta only) — [Gb] api/authentication-get-signinpreferences.md."""
-    path = f"/users/{_seg(user)}/authentication/signInPreferences"
-    return SignInPreferences.from_graph(client.get(path, api_version="beta"))
-
-
-def user_registration_details_list(
-    client: GraphClient,
-    *,
-    filter: str | None = None,
-    top: int | None = None,  # noqa: A002
-) -> Iterator[UserRegistrationDetails]:
-    """MFA registration — [G1] api/authenticationmethodsroot-list-userregistrationdetails.md."""
-    req = GraphRequest(
-        "GET",
-        url("/reports/authenticationMethods/userRegistrationDetails", filter=filter, top=top),
-    )
-    return (UserRegistrationDetails.from_graph(item) for item in client.iter_values(req))
+    return SignInPreferences.from_graph(client.request(sign_in_preferences_get_request(user)).body)

@@ -10,6 +10,7 @@ from provisioning.models.directory import (
     ScopedRoleAssignment,
 )
 from provisioning.models.operations import Operation, WorkerMethodState
+from provisioning.models.token_cache import TokenCache
 from provisioning.models.vault import VaultSecret
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DirectoryUser",
     "Operation",
     "ScopedRoleAssignment",
+    "TokenCache",
     "VaultSecret",
     "WorkerMethodState",
 ]

@@ -106,7 +106,7 @@ class BulkJobRow(models.Model):
 
     outcome = models.TextField(blank=True)  # plain language, with the Graph request-id
     graph_request_id = models.CharField(max_length=64, blank=True)
-    result = models.JSONField(default=dict, blank=True)  # expires_at, reissued, phones, sms state
+    result = models.JSONField(default=dict, blank=True)  # expires_at, issued, phones, sms state
     payload_secret_id = models.BigIntegerField(null=True, blank=True)
     pin_secret_id = models.BigIntegerField(null=True, blank=True)
     badge_printed_at = models.DateTimeField(null=True, blank=True)

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-NEVER_USED_YEAR = 1  # Graph's "never used" lastUsedDateTime is 0001-01-01T00:00:00Z
 EXPIRY_WARNING_DAYS = 30
 
 
@@ -86,11 +85,6 @@ class Operation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.NEEDS_SIGN_IN)
-
-    @property
-    def pin_waiting(self) -> bool:
-        """A new PIN is in the vault and has not been shown yet."""
-        return bool(self.pin_secret_id) and self.pin_revealed_at is None
 
     @property
     def result_expires_at(self) -> datetime | None:

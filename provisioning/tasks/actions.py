@@ -9,7 +9,6 @@ jitter, honouring Retry-After; the service re-reads Graph's state before writing
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -17,10 +16,13 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from provisioning import actions, audit, worker_state
+from provisioning import audit, worker_state
 from provisioning.graph import GraphError, InteractionRequired, get_app_client
 from provisioning.models import AdministrativeUnit, Operation
+from provisioning.operation_handlers import explain_error, operation_execute
+from provisioning.rules import backoff_seconds
 from provisioning.selectors import manager_manages_worker
+from provisioning.token_cache import delegated_client_for
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +66,9 @@ def _finish(operation: Operation, status: str, *, error: str = "", request_id: s
 
 
 def _backoff(retries: int, retry_after: float | None) -> float:
-    if retry_after:
-        return retry_after + random.uniform(0, 1)  # noqa: S311 - jitter, not a secret
-    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**retries)
-    return random.uniform(delay / 2, delay)  # noqa: S311
+    return backoff_seconds(
+        attempt=retries, retry_after=retry_after, base=BACKOFF_BASE_S, cap=BACKOFF_MAX_S
+    )
 
 
 @shared_task(
@@ -81,8 +82,6 @@ def _backoff(retries: int, retry_after: float | None) -> float:
 )
 def operation_run(self, operation_id: int) -> str:
     """Carry out one manager action (an Operation id)."""
-    from portal.signin import delegated_client_for  # portal.signin imports this package
-
     if not _claim(operation_id):
         return "skipped"
     operation = Operation.objects.select_related("requested_by").get(pk=operation_id)
@@ -98,7 +97,7 @@ def operation_run(self, operation_id: int) -> str:
         return "denied"
     try:
         client = delegated_client_for(user=manager)
-        operation.result = actions.operation_execute(
+        operation.result = operation_execute(
             operation=operation, client=client, retrying=operation.attempts > 1
         )
     except InteractionRequired as exc:
@@ -125,7 +124,7 @@ def operation_run(self, operation_id: int) -> str:
         _finish(
             operation,
             Operation.Status.FAILED,
-            error=actions.explain_error(operation, exc),
+            error=explain_error(operation, exc),
             request_id=exc.request_id or "",
         )
         return "failed"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from graphsim.tenantgen import large_tenant
-from provisioning.bulk import csvfile, engine, jobs, preview
+from provisioning.bulk import csvfile, engine, jobs, preview, selectors
 from provisioning.models import BulkJob
 from tests.fixtures_bulk import assert_qr_exactly_once, fresh_workers, qr_csv
 from tests.integration.conftest import wait_for
@@ -45,7 +45,7 @@ def _qr_job(upns: list[str]) -> BulkJob:
 
 def _done(job: BulkJob) -> bool:
     engine.jobs_sweep()  # what celery beat does every 30 s, and `bulk_import --wait`
-    counts = engine.job_counts(job)
+    counts = selectors.job_counts(job)
     return counts["pending"] == 0 and counts["running"] == 0
 
 
@@ -78,15 +78,15 @@ def test_kill_9_at_random_points_of_a_2000_row_job(
         engine.jobs_sweep()
         time.sleep(rng.uniform(1.5, 5.0))
         worker.kill()  # kill -9 of the whole process group, mid-batch
-        assert engine.job_counts(job)["pending"] > 0, "the job ended before the kills"
+        assert selectors.job_counts(job)["pending"] > 0, "the job ended before the kills"
     start_worker(concurrency=4)
     wait_for(lambda: _done(job), timeout=300, message="the job did not finish after the kills")
     job.refresh_from_db()
     assert job.status == BulkJob.Status.FINISHED
     counts = assert_qr_exactly_once(portal_graph, job)
     creations = portal_graph.stats["qr_method_creations"]
-    assert counts["succeeded"] == 1900, engine.summary_line(counts)
-    assert counts["skipped"] == 100 and counts["failed"] == 0, engine.summary_line(counts)
+    assert counts["succeeded"] == 1900, selectors.summary_line(counts)
+    assert counts["skipped"] == 100 and counts["failed"] == 0, selectors.summary_line(counts)
     assert sum(creations.values()) == 1900  # graphsim's count: one method per fresh worker
 
 
@@ -118,4 +118,4 @@ def test_real_workers_under_graph_faults(
     portal_graph.sim.config.update({"error_5xx_rate": 0.0, "reset_rate": 0.0,
                                     "lost_response_rate": 0.0})  # fmt: skip
     counts = assert_qr_exactly_once(portal_graph, job)
-    assert counts["succeeded"] == 400, engine.summary_line(counts)
+    assert counts["succeeded"] == 400, selectors.summary_line(counts)

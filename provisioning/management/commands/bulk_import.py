@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from portal.models import User
-from provisioning.bulk import csvfile, engine, jobs, preview
+from provisioning.bulk import csvfile, engine, jobs, preview, selectors
 from provisioning.models import BulkJob
 
 FILE_ERROR_EXIT = 2
@@ -42,7 +42,11 @@ class Command(BaseCommand):
         path = Path(options["path"])
         actor = None
         if options["actor"]:
-            actor = User.objects.filter(user_principal_name__iexact=options["actor"]).first()
+            actor = (
+                get_user_model()
+                .objects.filter(user_principal_name__iexact=options["actor"])
+                .first()
+            )
             if actor is None or not actor.is_it_admin:
                 raise CommandError(f"{options['actor']} is not a Lanyard IT admin.")
         try:
@@ -85,7 +89,7 @@ class Command(BaseCommand):
         while True:
             engine.jobs_sweep()
             job.refresh_from_db()
-            counts = engine.job_counts(job)
+            counts = selectors.job_counts(job)
             line = (
                 f"{counts['percent']:3d}% {counts['done']}/{counts['total']} — "
                 f"{counts['succeeded']} succeeded, {counts['failed']} failed, "
@@ -100,7 +104,7 @@ class Command(BaseCommand):
                 break
             time.sleep(options["poll"])
         self._results(job, options["results"])
-        self.stdout.write(engine.summary_line(counts))
+        self.stdout.write(selectors.summary_line(counts))
         if counts["failed"]:
             sys.exit(1)
 

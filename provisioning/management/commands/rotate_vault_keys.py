@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from portal.models import TokenCache
 from provisioning import crypto, vault
+from provisioning.models import TokenCache
 
 
 class Command(BaseCommand):

@@ -1,0 +1,228 @@
+"""Bulk QR rows: create each worker's QR code + PIN method exactly once (step 3 of the protocol in
+provisioning/bulk/engine.py: a row whose write may have reached Graph is re-checked, then created,
+re-issued or skipped — never written blindly again).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+
+from provisioning import qr, vault
+from provisioning.bulk.leases import (
+    ClaimLost,
+    Row,
+    outcome_reason,
+    row_finish,
+    row_requeue,
+    rows_mark_write_intent,
+)
+from provisioning.graph import (
+    BatchResult,
+    GraphClient,
+    GraphConflict,
+    GraphError,
+    GraphNotFound,
+    GraphRequest,
+    operations,
+)
+from provisioning.graph.models import QrMethod, parse_datetime
+from provisioning.models import BulkJob, VaultSecret
+
+logger = logging.getLogger(__name__)
+
+
+def _ours(method: QrMethod, row: Row) -> bool:
+    """Is this the method an earlier attempt of this row created? (Same start and expiry.)"""
+    code = method.standard_qr_code
+    if code is None or code.start_date_time is None or code.expire_date_time is None:
+        return False
+    return (
+        abs((code.start_date_time - parse_datetime(row.params["start"])).total_seconds()) < 1
+        and abs((code.expire_date_time - parse_datetime(row.params["expire"])).total_seconds()) < 1
+    )
+
+
+def _record_credentials(
+    row: Row, token: str, *, payload_id: int | None, pin_id: int | None,
+    expires_at: datetime | None, issue: qr.Issue, request_id: str,
+) -> None:  # fmt: skip
+    """Finish the row with its vault ids; raises ClaimLost when another task holds it now."""
+    result = {
+        "expires_at": expires_at.isoformat() if expires_at else row.params.get("expire"),
+        "issued": issue.value,
+    }
+    outcome = (
+        "QR code + PIN re-issued (an earlier answer was lost)."
+        if issue == qr.Issue.RECOVERED
+        else "QR code + PIN created."
+    )
+    if not row_finish(
+        row,
+        token,
+        Row.Status.SUCCEEDED,
+        outcome,
+        payload_secret_id=payload_id,
+        pin_secret_id=pin_id,
+        result=result,
+        graph_request_id=request_id or "",
+    ):
+        raise ClaimLost
+    if row.input_secret_id:
+        vault.secret_destroy(secret_id=row.input_secret_id, reason="used")
+
+
+def _store_created(row: Row, token: str, job: BulkJob, item: BatchResult) -> None:
+    method = QrMethod.from_graph(item.body if isinstance(item.body, dict) else {})
+    if not method.has_secrets:
+        row_requeue(row, token, "Entra answered without the QR code or PIN; checking again.")
+        return
+    try:
+        with transaction.atomic():
+            payload = qr.payload_from_code(method.standard_qr_code)
+            payload_id = vault.secret_store(
+                kind=VaultSecret.Kind.QR_PAYLOAD, owner_id=row.user_id, value=payload,
+                created_by=job.created_by,
+            ).pk  # fmt: skip
+            pin_id = vault.secret_store(
+                kind=VaultSecret.Kind.PIN, owner_id=row.user_id,
+                value=method.pin.secret_code.reveal(), created_by=job.created_by,
+            ).pk  # fmt: skip
+            code = method.standard_qr_code
+            _record_credentials(
+                row, token, payload_id=payload_id, pin_id=pin_id,
+                expires_at=code.expire_date_time if code else None, issue=qr.Issue.CREATED,
+                request_id=item.request_id or "",
+            )  # fmt: skip
+    except ClaimLost:
+        logger.warning("Bulk row %s was taken over by another task; its result is dropped", row.pk)
+
+
+def _explain_qr(exc: GraphError) -> str:
+    if exc.status == 400:
+        return (
+            "Entra refused the QR code + PIN method: the PIN may break the tenant's PIN rules, "
+            "or the worker is not enabled for QR code sign-in (policy or licence). "
+            f"{outcome_reason(exc)}"
+        )
+    if exc.status == 404:
+        return f"The user no longer exists in Entra ID. {outcome_reason(exc)}"
+    if exc.status == 403:
+        return f"Lanyard's app may not change this user's methods. {outcome_reason(exc)}"
+    return outcome_reason(exc)
+
+
+def qr_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) -> None:
+    """Work a chunk of claimed QR rows: re-check, create through $batch, re-issue what was lost."""
+    creates: list[Row] = []
+    reissues: list[Row] = []
+    rechecked: set[int] = set()
+    check = [r for r in rows if r.write_sent_at is not None]
+    creates.extend(r for r in rows if r.write_sent_at is None)
+    if check:
+        gets = [operations.qr_method_get_request(r.user_id) for r in check]
+        for row, item in zip(check, client.batch(gets), strict=True):
+            rechecked.add(row.pk)
+            empty = item.ok and not item.body
+            if item.status == 404 or empty:
+                creates.append(row)
+            elif item.ok:
+                method = QrMethod.from_graph(item.body)
+                if row.phase == "reissue" or _ours(method, row):
+                    reissues.append(row)
+                else:
+                    row_finish(
+                        row, token, Row.Status.SKIPPED,
+                        "Already has a QR code + PIN method, created outside this job.",
+                    )  # fmt: skip
+            else:
+                row_requeue(row, token, f"Could not read the QR method: {item.error}",
+                            retry_after=getattr(item.error, "retry_after", None))  # fmt: skip
+
+    # First create (or a create after the re-check found nothing).
+    ready: list[tuple[Row, GraphRequest]] = []
+    for row in creates:
+        pin = None
+        if row.input_secret_id:
+            try:
+                pin = vault.secret_read(
+                    secret_id=row.input_secret_id, kind=VaultSecret.Kind.PIN, owner_id=row.user_id
+                )
+            except vault.SecretUnavailable:
+                row_finish(
+                    row,
+                    token,
+                    Row.Status.FAILED,
+                    "The custom PIN expired in the vault before the job ran: preview again.",
+                )
+                continue  # fmt: skip
+        request = operations.qr_method_create_request(
+            row.user_id,
+            start=parse_datetime(row.params["start"]),
+            expire=parse_datetime(row.params["expire"]),
+            pin=pin,
+        )
+        ready.append((row, request))
+    held = {r.pk for r in rows_mark_write_intent([r for r, _ in ready], token, phase="create")}
+    ready = [(r, req) for r, req in ready if r.pk in held]
+    if ready:
+        results = client.batch([req for _, req in ready])
+        for (row, _), item in zip(ready, results, strict=True):
+            if item.ok:
+                _store_created(row, token, job, item)
+            elif isinstance(item.error, GraphConflict):
+                if row.pk in rechecked or row.attempts > 1:
+                    # Could be this row's own earlier create: find out with a re-check.
+                    row_requeue(row, token, "Entra reports a method already; checking whose.",
+                                retry_after=0.01)  # fmt: skip
+                else:
+                    row_finish(row, token, Row.Status.SKIPPED,
+                               "Already has a QR code + PIN method (Entra allows one): delete it "
+                               "or replace its QR code from the worker's page.",
+                               graph_request_id=item.request_id or "")  # fmt: skip
+            elif item.error is not None and item.error.permanent:
+                row_finish(row, token, Row.Status.FAILED, _explain_qr(item.error),
+                           graph_request_id=item.request_id or "")  # fmt: skip
+            else:
+                why = str(item.error) if item.error else "no answer from Microsoft Graph."
+                row_requeue(row, token, why, retry_after=getattr(item.error, "retry_after", None))
+
+    # Re-issue what a lost answer left without secrets (rare: one row at a time).
+    for row in rows_mark_write_intent(reissues, token, phase="reissue"):
+        _reissue(job, row, token, client)
+
+
+def _reissue(job: BulkJob, row: Row, token: str, client: GraphClient) -> None:
+    try:
+        issued = qr.qr_credentials_reissue(
+            client=client,
+            user_id=row.user_id,
+            start=parse_datetime(row.params["start"]),
+            expire=parse_datetime(row.params["expire"]),
+            created_by=job.created_by,
+        )
+    except GraphNotFound:
+        # The method itself is gone (deleted meanwhile): start over with a re-check.
+        Row.objects.filter(pk=row.pk, claim_token=token).update(phase="")
+        row_requeue(row, token, "The QR method disappeared while re-issuing; checking again.")
+        return
+    except GraphError as exc:
+        if exc.permanent:
+            row_finish(row, token, Row.Status.FAILED, _explain_qr(exc),
+                       graph_request_id=exc.request_id or "")  # fmt: skip
+        else:
+            row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
+        return
+    try:
+        with transaction.atomic():
+            _record_credentials(
+                row, token, payload_id=issued.payload_secret_id,
+                pin_id=issued.pin_secret_id, expires_at=issued.expires_at, issue=issued.issue,
+                request_id="",
+            )  # fmt: skip
+    except ClaimLost:
+        for secret_id in (issued.payload_secret_id, issued.pin_secret_id):
+            if secret_id:
+                vault.secret_destroy(secret_id=secret_id, reason="superseded")
