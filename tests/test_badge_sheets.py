@@ -11,11 +11,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from badges import services
+from badges import print_jobs
 from badges.models import PrintJob
 from badges.tasks import print_jobs_expire
 from provisioning.models import AuditEvent, AUMembership, DirectoryUser, VaultSecret
 from tests.fixtures_badges import decoded_qr_codes, pdf_text, store_payload
+from tests.fixtures_manager import add_qr
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -47,8 +48,8 @@ def test_workers_without_a_payload_are_listed_with_a_one_click_replace(
     alice_client, alice_store, alice_badged
 ):
     gone = alice_badged[0]
-    services.print_job_mark_printed(
-        job=services.print_job_create_from_users(
+    print_jobs.print_job_mark_printed(
+        job=print_jobs.print_job_create_from_users(
             unit=AUMembership.objects.get(user_id=gone.user_id).administrative_unit,
             created_by=None,
             layout="cr80",
@@ -82,7 +83,7 @@ def test_another_stores_worker_is_not_printed(alice_client, alice_store, bob_bad
 
 def test_another_store_is_a_404_at_every_url(alice_client, bob_store, bob_badged):
     assert _queue(alice_client, bob_store, [bob_badged[0].user_id]).status_code == 404
-    job = services.print_job_create_from_users(
+    job = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=bob_badged[0].user_id).administrative_unit,
         created_by=None,
         layout="cr80",
@@ -149,7 +150,7 @@ def test_htmx_gets_fragments(alice_client, alice_store, alice_badged):
 
 
 def test_a_downloaded_sheet_decodes_to_the_payloads_then_is_printed_once(
-    alice_client, alice_store, alice_badged, tmp_path
+    alice_client, alice_store, alice_badged
 ):
     response = _queue(
         alice_client, alice_store, [b.user_id for b in alice_badged], destination="download"
@@ -163,7 +164,7 @@ def test_a_downloaded_sheet_decodes_to_the_payloads_then_is_printed_once(
     pdf = alice_client.get(f"/badges/stores/{alice_store}/sheets/{job.pk}/sheet.pdf")
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     assert "no-store" in pdf["Cache-Control"]
-    codes = decoded_qr_codes(pdf.content, tmp_path)
+    codes = decoded_qr_codes(pdf.content)
     assert Counter(codes) == Counter(b.payload for b in alice_badged)
     text = pdf_text(pdf.content)
     for worker in DirectoryUser.objects.filter(id__in=[b.user_id for b in alice_badged]):
@@ -220,12 +221,12 @@ def test_the_beat_schedule_runs_the_expiry(settings):
 
 def test_a_temporary_code_shortens_the_sheets_life(alice_store, alice_badged):
     until = timezone.now() + timedelta(hours=3)
-    result = services.print_job_create_from_users(
+    result = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=alice_badged[0].user_id).administrative_unit,
         created_by=None,
         layout="cr80",
         requests=[
-            services.BadgeRequest(
+            print_jobs.BadgeRequest(
                 user_id=alice_badged[0].user_id, valid_until=until, temporary=True
             )
         ],
@@ -240,8 +241,8 @@ def test_an_unknown_layout_is_refused(alice_client, alice_store, alice_badged):
         {"user_id": [alice_badged[0].user_id], "layout": "poster"},
     )
     assert response.status_code == 422
-    with pytest.raises(services.BadgeError):
-        services.print_job_create_from_users(
+    with pytest.raises(print_jobs.BadgeError):
+        print_jobs.print_job_create_from_users(
             unit=None, created_by=None, layout="poster", user_ids=[alice_badged[0].user_id]
         )
 
@@ -257,7 +258,7 @@ def test_badge_sheet_for_some_upns(alice_badged, tmp_path, capsys):
     )
     output = tmp_path / "out.pdf"
     call_command("badge_sheet", "--upn", *upns, "--layout", "cr80", "--output", str(output))
-    codes = decoded_qr_codes(output.read_bytes(), tmp_path)
+    codes = decoded_qr_codes(output.read_bytes())
     assert Counter(codes) == Counter(b.payload for b in alice_badged)
     assert "3 badge(s) written" in capsys.readouterr().out
     # The file is now the only copy: the payloads are gone and the sheet is recorded as printed.
@@ -276,7 +277,7 @@ def test_badge_sheet_for_a_store_lists_who_cannot_be_printed(
     name = AdministrativeUnit.objects.get(pk=alice_store).display_name
     output = tmp_path / "store.pdf"
     call_command("badge_sheet", "--au", name, "--layout", "sheet-letter", "--output", str(output))
-    codes = decoded_qr_codes(output.read_bytes(), tmp_path)
+    codes = decoded_qr_codes(output.read_bytes())
     assert Counter(codes) == Counter(b.payload for b in alice_badged)
     assert "replace the QR code to print" in capsys.readouterr().err
 
@@ -291,7 +292,7 @@ def test_badge_sheet_needs_a_source_and_a_known_store(tmp_path, db):
 
 
 def test_a_sheet_per_store_for_workers_of_several_stores(alice_badged, bob_badged):
-    result = services.print_jobs_create_by_store(
+    result = print_jobs.print_jobs_create_by_store(
         created_by=None,
         layout="cr80",
         user_ids=[alice_badged[0].user_id, bob_badged[0].user_id, alice_badged[1].user_id],
@@ -301,31 +302,31 @@ def test_a_sheet_per_store_for_workers_of_several_stores(alice_badged, bob_badge
     assert sorted(job.items.count() for job in result.jobs) == [1, 2]
 
 
-def test_a_sheet_reads_its_payload_from_the_vault_each_time(alice_store, alice_badged, tmp_path):
-    job = services.print_job_create_from_users(
+def test_a_sheet_reads_its_payload_from_the_vault_each_time(alice_store, alice_badged):
+    job = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=alice_badged[0].user_id).administrative_unit,
         created_by=None,
         layout="cr80",
         user_ids=[alice_badged[0].user_id],
     ).job
-    assert decoded_qr_codes(services.print_job_pdf(job=job), tmp_path) == [alice_badged[0].payload]
+    assert decoded_qr_codes(print_jobs.print_job_pdf(job=job)) == [alice_badged[0].payload]
     VaultSecret.objects.filter(pk=alice_badged[0].secret_id).update(
         destroyed_at=timezone.now(), ciphertext=b""
     )
-    with pytest.raises(services.PrintJobUnavailable, match="replace the QR code"):
-        services.print_job_pdf(job=job)
+    with pytest.raises(print_jobs.PrintJobUnavailable, match="replace the QR code"):
+        print_jobs.print_job_pdf(job=job)
 
 
-def test_the_newest_payload_is_printed(alice_store, alice_badged, tmp_path):
+def test_the_newest_payload_is_printed(alice_store, alice_badged):
     newer = store_payload(alice_badged[0].user_id, payload=b"ms-qrpin:v1|newer|0002")
-    job = services.print_job_create_from_users(
+    job = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=newer.user_id).administrative_unit,
         created_by=None,
         layout="cr80",
         user_ids=[newer.user_id],
     ).job
     assert job.items.get().payload_secret_id == newer.secret_id
-    assert decoded_qr_codes(services.print_job_pdf(job=job), tmp_path) == [newer.payload]
+    assert decoded_qr_codes(print_jobs.print_job_pdf(job=job)) == [newer.payload]
 
 
 def test_the_sheets_page_offers_the_workers_ready_to_print(
@@ -366,7 +367,7 @@ def test_badge_sheet_for_a_bulk_jobs_results(alice_badged, bob_badged, tmp_path,
         )
     output = tmp_path / "job.pdf"
     call_command("badge_sheet", "--job", str(job.pk), "--layout", "cr80", "--output", str(output))
-    codes = decoded_qr_codes(output.read_bytes(), tmp_path)
+    codes = decoded_qr_codes(output.read_bytes())
     assert Counter(codes) == Counter(b.payload for b in everyone)
     # One sheet per store, each with the expiry the bulk job recorded.
     assert PrintJob.objects.filter(source="command", status="printed").count() == 2
@@ -381,13 +382,11 @@ def test_badge_sheet_for_a_bulk_jobs_results(alice_badged, bob_badged, tmp_path,
 
 
 def test_the_one_click_replace_makes_the_worker_printable_again(
-    alice_client, alice_worker, run_tasks, tmp_path
+    alice_client, alice_worker, run_tasks
 ):
     import re
 
-    from tests.test_manager_actions import _add_qr
-
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     first = _queue(alice_client, alice_worker.au_id, [alice_worker.user_id])
     assert first.status_code == 200
     job = PrintJob.objects.get()
@@ -405,5 +404,5 @@ def test_the_one_click_replace_makes_the_worker_printable_again(
     again = _queue(alice_client, alice_worker.au_id, [alice_worker.user_id])
     assert again.status_code == 200
     sheet = PrintJob.objects.filter(status="queued").get()
-    pdf = services.print_job_pdf(job=sheet)
-    assert decoded_qr_codes(pdf, tmp_path)[0].startswith(b"ms-qrpin")
+    pdf = print_jobs.print_job_pdf(job=sheet)
+    assert decoded_qr_codes(pdf)[0].startswith(b"ms-qrpin")
