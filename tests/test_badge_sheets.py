@@ -9,13 +9,21 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from badges import print_jobs
 from badges.models import PrintJob
 from badges.tasks import print_jobs_expire
-from provisioning.models import AuditEvent, AUMembership, DirectoryUser, VaultSecret
-from tests.fixtures_badges import decoded_qr_codes, pdf_text, store_payload
+from provisioning.models import (
+    AdministrativeUnit,
+    AuditEvent,
+    AUMembership,
+    DirectoryUser,
+    VaultSecret,
+)
+from tests.fixtures_badges import Badged, decoded_qr_codes, pdf_text, store_payload
 from tests.fixtures_manager import add_qr
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -269,6 +277,77 @@ def test_badge_sheet_for_some_upns(alice_badged, tmp_path, capsys):
         call_command("badge_sheet", "--upn", *upns, "--layout", "cr80", "--output", str(output))
 
 
+def _upn(user_id: str) -> str:
+    return DirectoryUser.objects.get(id=user_id).user_principal_name
+
+
+def test_badge_sheet_takes_upns_after_one_flag_or_repeated(alice_badged, tmp_path, capsys):
+    upns = [_upn(b.user_id) for b in alice_badged]
+    output = tmp_path / "out.pdf"
+    call_command(
+        "badge_sheet",
+        *("--upn", upns[0], "--upn", upns[1], upns[2]),
+        *("--layout", "cr80", "--output", str(output)),
+    )
+    assert Counter(decoded_qr_codes(output.read_bytes())) == Counter(
+        b.payload for b in alice_badged
+    )
+    assert "3 badge(s) written" in capsys.readouterr().out
+    assert PrintJob.objects.get().items.count() == 3
+
+
+def test_badge_sheet_names_every_upn_it_cannot_print(alice_store, alice_badged, tmp_path, capsys):
+    badged = {b.user_id for b in alice_badged}
+    no_payload = next(
+        _upn(m.user_id)
+        for m in AUMembership.objects.filter(administrative_unit_id=alice_store)
+        if m.user_id not in badged
+    )
+    unknown = "nobody@contoso.example"
+    output = tmp_path / "out.pdf"
+    call_command(  # exit status 0: the file is written
+        "badge_sheet",
+        *("--upn", _upn(alice_badged[0].user_id), no_payload, "--upn", unknown),
+        *("--layout", "cr80", "--output", str(output)),
+    )
+    assert decoded_qr_codes(output.read_bytes()) == [alice_badged[0].payload]
+    printed = capsys.readouterr()
+    refusals = printed.err.splitlines()
+    assert f"{unknown}: not in the directory cache (run sync_directory?)" in refusals
+    assert any(
+        line.startswith(no_payload) and "replace the QR code to print" in line for line in refusals
+    )
+    assert "1 badge(s) written" in printed.out and "2 could not be printed" in printed.out
+
+    # Nothing printable: exit status 1, and no file.
+    nothing = tmp_path / "nothing.pdf"
+    with pytest.raises(CommandError, match="No badge could be printed") as refused:
+        call_command(
+            "badge_sheet",
+            "--upn",
+            unknown,
+            no_payload,
+            "--layout",
+            "cr80",
+            "--output",
+            str(nothing),
+        )
+    assert refused.value.returncode == 1
+    assert not nothing.exists()
+    assert unknown in capsys.readouterr().err
+
+
+def test_badge_sheet_destroys_nothing_when_the_file_cannot_be_written(alice_badged, tmp_path):
+    output = tmp_path / "missing-directory" / "out.pdf"
+    with pytest.raises(CommandError, match="Cannot write"):
+        call_command(
+            "badge_sheet",
+            *("--upn", _upn(alice_badged[0].user_id), "--layout", "cr80", "--output", str(output)),
+        )
+    assert not _destroyed(alice_badged[0].secret_id)
+    assert not PrintJob.objects.exists()
+
+
 def test_badge_sheet_for_a_store_lists_who_cannot_be_printed(
     alice_store, alice_badged, tmp_path, capsys
 ):
@@ -406,3 +485,61 @@ def test_the_one_click_replace_makes_the_worker_printable_again(
     sheet = PrintJob.objects.filter(status="queued").get()
     pdf = print_jobs.print_job_pdf(job=sheet)
     assert decoded_qr_codes(pdf)[0].startswith(b"ms-qrpin")
+
+
+# -- query counts ------------------------------------------------------------------------------
+
+# A sheet's queries do not grow with its badges. Queueing: the workers, their memberships, their
+# payloads, the code facts (manager actions, bulk job rows, method states), then the sheet, its
+# badges and the audit event in a savepoint. Rendering: waiting badges, the badges, their
+# payloads. Printing: close the sheet, destroy the payloads, count and audit, in a savepoint.
+QUEUE_QUERIES = 11
+RENDER_QUERIES = 3
+PRINTED_QUERIES = 7
+
+
+def _store_badged(au_id: str, count: int) -> list[Badged]:
+    members = AUMembership.objects.filter(administrative_unit_id=au_id).order_by("user_id")
+    user_ids = list(members.values_list("user_id", flat=True)[:count])
+    assert len(user_ids) == count
+    return [store_payload(user_id) for user_id in user_ids]
+
+
+@pytest.mark.parametrize("count", [1, 12])
+def test_a_sheet_costs_the_same_queries_for_one_badge_or_twelve(
+    alice_store, directory, count, django_assert_num_queries
+):
+    badged = _store_badged(alice_store, count)
+    unit = AdministrativeUnit.objects.get(pk=alice_store)
+
+    with django_assert_num_queries(QUEUE_QUERIES):
+        job = print_jobs.print_job_create_from_users(
+            unit=unit, created_by=None, layout="sheet-a4", user_ids=[b.user_id for b in badged]
+        ).job
+    with django_assert_num_queries(RENDER_QUERIES):
+        print_jobs.print_job_pdf(job=job)
+    with django_assert_num_queries(PRINTED_QUERIES):
+        assert print_jobs.print_job_mark_printed(job=job)
+
+    assert job.items.count() == count
+    assert all(_destroyed(b.secret_id) for b in badged)
+
+
+def test_a_managers_sheet_costs_the_same_queries_for_one_badge_or_twelve(
+    alice_client, alice_store, directory
+):
+    def queries(count: int) -> tuple[int, int, int]:
+        badged = _store_badged(alice_store, count)
+        with CaptureQueriesContext(connection) as queued:
+            _queue(alice_client, alice_store, [b.user_id for b in badged], destination="download")
+        job = PrintJob.objects.latest("id")
+        assert job.items.count() == count
+        sheet = f"/badges/stores/{alice_store}/sheets/{job.pk}/"
+        with CaptureQueriesContext(connection) as downloaded:
+            assert alice_client.get(sheet + "sheet.pdf").status_code == 200
+        with CaptureQueriesContext(connection) as printed:
+            assert alice_client.post(sheet + "printed").status_code == 302
+        return len(queued), len(downloaded), len(printed)
+
+    queries(1)  # the first requests of a session cost more (session, user): not counted
+    assert queries(1) == queries(12)
