@@ -125,6 +125,7 @@ def test_badges_and_pin_slips_once(charlie_client, bulk_graph, make_qr_job):
         for row in rows
     ]
     assert len(payloads) == 3
+    assert b"Badge sheet (once, 3)" in charlie_client.get(f"/admin/bulk/{job.pk}/").content
     assert charlie_client.get(f"/admin/bulk/{job.pk}/badges.pdf").status_code == 405
     badges = charlie_client.post(f"/admin/bulk/{job.pk}/badges.pdf")
     assert badges.status_code == 200 and badges.content.startswith(b"%PDF")
@@ -136,6 +137,7 @@ def test_badges_and_pin_slips_once(charlie_client, bulk_graph, make_qr_job):
     assert PrintJob.objects.filter(source="bulk", status="printed").exists()
     badges_again = charlie_client.post(f"/admin/bulk/{job.pk}/badges.pdf", follow=True)
     assert b"no QR code left to print" in badges_again.content
+    assert b"Badge sheet (once" not in badges_again.content
 
     assert charlie_client.get(f"/admin/bulk/{job.pk}/pin-slips.pdf").status_code == 405
     slips = charlie_client.post(f"/admin/bulk/{job.pk}/pin-slips.pdf")
