@@ -128,9 +128,9 @@ def _payload_secrets(
             worker = named[secret.pk]
             if secret.owner_id == worker.id.lower():
                 found[worker.id] = secret
-    newest = qr_payloads_latest(worker_ids=[w.id for r, w in wanted if r.payload_secret_id is None])
-    for worker_id, secret in newest.items():
-        found[worker_id] = secret
+    found.update(
+        qr_payloads_latest(worker_ids=[w.id for r, w in wanted if r.payload_secret_id is None])
+    )
     return found
 
 
