@@ -28,7 +28,6 @@ POINTS_PER_INCH = 72.0
 POINTS_PER_MM = 72.0 / 25.4
 
 QUIET_ZONE_MODULES = 4
-QR_MIN_PRINTED = 2 * POINTS_PER_INCH
 # Office laser and inkjet printers leave about 1/6 in unprinted at each paper edge; sheet
 # content and cut marks stay inside that.
 PRINTER_MARGIN = 4.2 * POINTS_PER_MM

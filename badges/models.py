@@ -1,7 +1,7 @@
 """Print jobs (badge sheets waiting for a printer) and the store kiosks that print them.
 
 No secret is stored here: a print job item refers to its QR payload by vault row id only, and a
-kiosk keeps only a hash of its device token (badges/services.py issues and checks credentials).
+kiosk keeps only a hash of its device token (badges/kiosks.py issues and checks credentials).
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ class Kiosk(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
 
 class KioskPairing(models.Model):

@@ -371,7 +371,3 @@ def pdf_operators(symbol: QrSymbol, x: float, y: float, box: float) -> str:
     top = y + box - QUIET_ZONE_MODULES * module
     body = " re ".join(f"{c} {r} {w} {h}" for c, r, w, h in rectangles(symbol))
     return f"q 0 g {_num(module)} 0 0 {_num(-module)} {_num(left)} {_num(top)} cm {body} re f Q"
-
-
-def module_size(symbol: QrSymbol, box: float) -> float:
-    return box / (symbol.size + 2 * QUIET_ZONE_MODULES)

@@ -3,34 +3,44 @@ kiosk's own stores (DESIGN.md §5). Another store's sheet or kiosk is a 404."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from badges.models import Kiosk, PrintJob
-from portal.models import User
 from provisioning.models import AdministrativeUnit, DirectoryUser, VaultSecret
 from provisioning.selectors import (
     administrative_unit_list_for_manager,
     get_administrative_unit_for_manager,
 )
 
-
-def qr_payload_latest(*, worker_id: str) -> VaultSecret | None:
-    """The newest QR payload of the worker still in the vault (None: replace the QR code)."""
-    return (
-        VaultSecret.objects.filter(
-            kind=VaultSecret.Kind.QR_PAYLOAD,
-            owner_id=worker_id.lower(),
-            destroyed_at__isnull=True,
-            expires_at__gt=timezone.now(),
-        )
-        .order_by("-created_at", "-id")
-        .first()
-    )
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser
 
 
-def pin_secret_latest(*, worker_id: str, created_by: User | None = None) -> VaultSecret | None:
+def qr_payloads_latest(*, worker_ids: Iterable[str]) -> dict[str, VaultSecret]:
+    """The newest QR payload still in the vault of each of these workers, by worker id (one
+    query; a worker with none is missing: replace the QR code)."""
+    owner_ids = {worker_id.lower(): worker_id for worker_id in worker_ids}
+    if not owner_ids:
+        return {}
+    newest: dict[str, VaultSecret] = {}
+    for secret in VaultSecret.objects.filter(
+        kind=VaultSecret.Kind.QR_PAYLOAD,
+        owner_id__in=list(owner_ids),
+        destroyed_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).order_by("-created_at", "-id"):
+        newest.setdefault(owner_ids[secret.owner_id], secret)
+    return newest
+
+
+def pin_secret_latest(
+    *, worker_id: str, created_by: AbstractUser | None = None
+) -> VaultSecret | None:
     """The newest PIN of the worker still in the vault, optionally only one `created_by` set."""
     pins = VaultSecret.objects.filter(
         kind=VaultSecret.Kind.PIN,
@@ -66,7 +76,7 @@ def print_job_list_for_store(*, unit: AdministrativeUnit) -> QuerySet[PrintJob]:
     )
 
 
-def get_print_job_for_manager(*, user: User, au_id: str, job_id: int) -> PrintJob:
+def get_print_job_for_manager(*, user: AbstractUser, au_id: str, job_id: int) -> PrintJob:
     """Sheet `job_id` of store `au_id` if `user` manages that store; otherwise 404."""
     unit = get_administrative_unit_for_manager(user=user, au_id=au_id)
     job = (
@@ -80,14 +90,14 @@ def get_print_job_for_manager(*, user: User, au_id: str, job_id: int) -> PrintJo
     return job
 
 
-def kiosk_store_choices_for_user(*, user: User) -> QuerySet[AdministrativeUnit]:
+def kiosk_store_choices_for_user(*, user: AbstractUser) -> QuerySet[AdministrativeUnit]:
     """Stores `user` may register a kiosk for: an IT admin any, a manager their own."""
     if user.is_it_admin:
         return AdministrativeUnit.objects.all()
     return administrative_unit_list_for_manager(user=user)
 
 
-def kiosk_list_for_user(*, user: User) -> QuerySet[Kiosk]:
+def kiosk_list_for_user(*, user: AbstractUser) -> QuerySet[Kiosk]:
     """Kiosks serving at least one store `user` may manage kiosks for, with their pending sheets."""
     kiosks = Kiosk.objects.all()
     if not user.is_it_admin:
@@ -107,7 +117,7 @@ def kiosk_list_for_user(*, user: User) -> QuerySet[Kiosk]:
     )
 
 
-def get_kiosk_for_user(*, user: User, kiosk_id: int) -> Kiosk:
+def get_kiosk_for_user(*, user: AbstractUser, kiosk_id: int) -> Kiosk:
     kiosk = kiosk_list_for_user(user=user).filter(id=kiosk_id).first()
     if kiosk is None:
         raise Http404("No such kiosk.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from badges import services
+from badges import print_jobs
 
 
 @shared_task(name="badges.print_jobs_expire")
 def print_jobs_expire() -> int:
     """Close sheets not printed in time and destroy their QR payloads (beat, every 10 minutes)."""
-    return services.print_jobs_expire()
+    return print_jobs.print_jobs_expire()

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from badges import services
+from badges import kiosks, print_jobs
 from badges.forms import (
     ForgottenBadgeForm,
     KioskPairForm,
@@ -34,6 +34,7 @@ from badges.forms import (
     WorkerSelectionForm,
 )
 from badges.models import Kiosk, PrintJob
+from badges.pin_slips import pin_slips_pdf
 from badges.selectors import (
     get_kiosk_for_user,
     get_print_job_for_kiosk,
@@ -128,7 +129,7 @@ def sheet_create(request: ManagerRequest, au_id: str) -> HttpResponse:
     if not form.is_valid():
         template = _partial(request, "badges/sheet_result.html", "result")
         return render(request, template, {"store": store, "form": form}, status=422)
-    result = services.print_job_create_from_users(
+    result = print_jobs.print_job_create_from_users(
         unit=store,
         created_by=request.user,
         layout=form.cleaned_data["layout"],
@@ -154,7 +155,7 @@ def sheet_create(request: ManagerRequest, au_id: str) -> HttpResponse:
 @manager_required
 def sheet_detail(request: ManagerRequest, au_id: str, job_id: int) -> HttpResponse:
     job = get_print_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
-    services.print_job_items_resolve(jobs=[job])
+    print_jobs.print_job_items_resolve(jobs=[job])
     context = {"store": job.store, "job": job, "items": list(job.items.all())}
     return render(request, _partial(request, "badges/sheet_detail.html", "status"), context)
 
@@ -165,8 +166,8 @@ def sheet_detail(request: ManagerRequest, au_id: str, job_id: int) -> HttpRespon
 def sheet_pdf(request: ManagerRequest, au_id: str, job_id: int) -> HttpResponse:
     job = get_print_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
     try:
-        pdf = services.print_job_pdf(job=job)
-    except services.PrintJobUnavailable as exc:
+        pdf = print_jobs.print_job_pdf(job=job)
+    except print_jobs.PrintJobUnavailable as exc:
         context = {"store": job.store, "job": job, "items": list(job.items.all())}
         context["error"] = str(exc)
         return render(request, "badges/sheet_detail.html", context, status=409)
@@ -177,7 +178,7 @@ def sheet_pdf(request: ManagerRequest, au_id: str, job_id: int) -> HttpResponse:
 @manager_required
 def sheet_printed(request: ManagerRequest, au_id: str, job_id: int) -> HttpResponse:
     job = get_print_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
-    services.print_job_mark_printed(job=job, actor=request.user)
+    print_jobs.print_job_mark_printed(job=job, actor=request.user)
     if request.htmx:
         context = {"store": job.store, "job": job, "items": list(job.items.all())}
         return render(request, "badges/sheet_detail.html#status", context)
@@ -188,7 +189,7 @@ def sheet_printed(request: ManagerRequest, au_id: str, job_id: int) -> HttpRespo
 @manager_required
 def sheet_cancel(request: ManagerRequest, au_id: str, job_id: int) -> HttpResponse:
     job = get_print_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
-    services.print_job_cancel(job=job, actor=request.user)
+    print_jobs.print_job_cancel(job=job, actor=request.user)
     if request.htmx:
         context = {"store": job.store, "job": job, "items": list(job.items.all())}
         return render(request, "badges/sheet_detail.html#status", context)
@@ -210,7 +211,7 @@ def pin_slips(request: ManagerRequest, au_id: str) -> HttpResponse:
         )
     )
     user_ids = [uid for uid in form.cleaned_data["user_id"] if uid in members]
-    result = services.pin_slips_pdf(
+    result = pin_slips_pdf(
         requester=request.user, unit=store, user_ids=user_ids, page=form.cleaned_data["page"]
     )
     if result.pdf is None:
@@ -231,7 +232,7 @@ def forgotten_badge(request: ManagerRequest, au_id: str, user_id: str) -> HttpRe
         template = _partial(request, "badges/forgotten.html", "result")
         return render(request, template, context, status=422)
     try:
-        operation, job = services.forgotten_badge_send(
+        operation, job = print_jobs.forgotten_badge_send(
             worker=worker,
             unit=store,
             requested_by=request.user,
@@ -274,7 +275,7 @@ def kiosk_register(request: ManagerRequest) -> HttpResponse:
         return render(request, "portal/no_access.html", status=403)
     form = KioskRegisterForm(request.POST or None, stores=stores)
     if request.method == "POST" and form.is_valid():
-        pairing, code = services.kiosk_pairing_start(
+        pairing, code = kiosks.kiosk_pairing_start(
             name=form.cleaned_data["name"],
             stores=list(form.cleaned_data["stores"]),
             created_by=request.user,
@@ -293,7 +294,7 @@ def kiosk_register(request: ManagerRequest) -> HttpResponse:
 @manager_required
 def kiosk_revoke(request: ManagerRequest, kiosk_id: int) -> HttpResponse:
     kiosk = get_kiosk_for_user(user=request.user, kiosk_id=kiosk_id)
-    services.kiosk_revoke(kiosk=kiosk, actor=request.user)
+    kiosks.kiosk_revoke(kiosk=kiosk, actor=request.user)
     if request.htmx:
         context = {"kiosks": list(kiosk_list_for_user(user=request.user)), "now": timezone.now()}
         return render(request, "badges/kiosk_list.html#kiosks", context)
@@ -320,7 +321,7 @@ def kiosk_required(view):
     @functools.wraps(view)
     def wrapper(request: KioskRequest, *args, **kwargs):
         credential = request.COOKIES.get(settings.KIOSK_COOKIE_NAME, "")
-        kiosk = services.kiosk_authenticate(credential=credential)
+        kiosk = kiosks.kiosk_authenticate(credential=credential)
         if kiosk is None:
             pair_url = reverse("badges:kiosk-pair")
             if credential:
@@ -371,8 +372,8 @@ def kiosk_pair(request: KioskRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "badges/kiosk_pair.html", context, status=422)
     try:
-        kiosk, credential = services.kiosk_pair(code=form.cleaned_data["code"])
-    except services.PairingFailed as exc:
+        kiosk, credential = kiosks.kiosk_pair(code=form.cleaned_data["code"])
+    except kiosks.PairingFailed as exc:
         _pair_failed(request)
         context["error"] = str(exc)
         return render(request, "badges/kiosk_pair.html", context, status=422)
@@ -391,11 +392,11 @@ def kiosk_pair(request: KioskRequest) -> HttpResponse:
 
 
 def _queue_context(request: KioskRequest, **extra) -> dict:
-    jobs = services.kiosk_queue(kiosk=request.kiosk)
+    jobs = kiosks.kiosk_queue(kiosk=request.kiosk)
     return {
         "kiosk": request.kiosk,
         "stores": list(request.kiosk.stores.all()),
-        "jobs": [(job, services.print_job_ready(job)) for job in jobs],
+        "jobs": [(job, print_jobs.print_job_ready(job)) for job in jobs],
         "now": timezone.now(),
         **extra,
     }
@@ -416,8 +417,8 @@ def kiosk_home(request: KioskRequest) -> HttpResponse:
 def kiosk_sheet_pdf(request: KioskRequest, job_id: int) -> HttpResponse:
     job = get_print_job_for_kiosk(kiosk=request.kiosk, job_id=job_id)
     try:
-        pdf = services.print_job_open(job=job, kiosk=request.kiosk)
-    except services.PrintJobUnavailable as exc:
+        pdf = print_jobs.print_job_open(job=job, kiosk=request.kiosk)
+    except print_jobs.PrintJobUnavailable as exc:
         context = _queue_context(request, error=str(exc))
         return render(request, "badges/kiosk.html", context, status=409)
     return _pdf(pdf, f"badges-{job.pk}.pdf", inline=True)
@@ -432,7 +433,7 @@ def kiosk_sheet_printed(request: KioskRequest, job_id: int) -> HttpResponse:
         if request.htmx:  # printed meanwhile by another kiosk: just refresh the queue
             return render(request, "badges/kiosk.html#queue", _queue_context(request))
         raise
-    services.print_job_mark_printed(job=job, kiosk=request.kiosk)
+    print_jobs.print_job_mark_printed(job=job, kiosk=request.kiosk)
     if request.htmx:
         return render(request, "badges/kiosk.html#queue", _queue_context(request))
     return redirect("badges:kiosk-home")

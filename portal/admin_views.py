@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
+from badges import pin_slips, print_jobs
 from portal.admin_forms import ConfirmForm, GroupSourceForm, StoreSourceForm, UploadForm
 from portal.models import User
 from provisioning.bulk import csvfile, jobs, preview, selectors, sources
@@ -236,16 +237,25 @@ def bulk_job_results(request: AdminRequest, job_id: int) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_POST
 @it_admin_required
 def bulk_job_badges(request: AdminRequest, job_id: int) -> HttpResponse:
+    """The badge sheet, once: the QR codes leave the vault in this response, as when printed."""
     job = _job(job_id)
     try:
-        pdf = jobs.bulk_job_badges_pdf(job=job, layout=request.GET.get("layout", "sheet-a4"))
-    except (jobs.JobRefused, ValueError) as exc:
+        printed = print_jobs.bulk_job_badges_pdf(
+            job=job, layout=request.POST.get("layout", "sheet-a4"), printed_by=request.user
+        )
+    except print_jobs.BadgeError as exc:
         messages.error(request, str(exc))
         return redirect("itadmin:bulk-job", job_id=job.pk)
-    response = HttpResponse(pdf, content_type="application/pdf")
+    refused = "; ".join(f"{entry.display_name}: {entry.reason}" for entry in printed.unprintable)
+    if printed.pdf is None:
+        messages.error(request, f"No badge could be printed. {refused}")
+        return redirect("itadmin:bulk-job", job_id=job.pk)
+    if refused:
+        messages.warning(request, f"{len(printed.unprintable)} badge(s) not printed. {refused}")
+    response = HttpResponse(printed.pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-badges.pdf"'
     return response
 
@@ -257,10 +267,10 @@ def bulk_job_pin_slips(request: AdminRequest, job_id: int) -> HttpResponse:
     """PIN slips, once: the PINs leave the vault in this response."""
     job = _job(job_id)
     try:
-        pdf = jobs.bulk_job_pin_slips_pdf(job=job, requested_by=request.user)
-    except jobs.JobRefused as exc:
+        result = pin_slips.bulk_job_pin_slips_pdf(job=job, requester=request.user)
+    except print_jobs.BadgeError as exc:
         messages.error(request, str(exc))
         return redirect("itadmin:bulk-job", job_id=job.pk)
-    response = HttpResponse(pdf, content_type="application/pdf")
+    response = HttpResponse(result.pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-pin-slips.pdf"'
     return response

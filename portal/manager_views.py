@@ -616,7 +616,7 @@ def operation_resume(request: ManagerRequest, au_id: str, user_id: str, op_id: i
 @manager_required
 def operation_kiosk(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
     """Queue the new QR code's badge for the store's kiosk (badges: print queue)."""
-    from badges import services as badge_services
+    from badges import print_jobs as badge_services
 
     store, worker, operation = _operation(request, au_id, user_id, op_id)
     if not operation.payload_secret_id:

@@ -298,7 +298,7 @@ LOGGING = {
 
 # --- Badges and kiosks ---------------------------------------------------------------------------
 
-# A kiosk pairing code works once, for this many minutes (badges/services.py).
+# A kiosk pairing code works once, for this many minutes (badges/kiosks.py).
 KIOSK_PAIRING_MINUTES = env_int("KIOSK_PAIRING_MINUTES", 15, minimum=1)
 # How long a kiosk's device credential (its cookie) lasts before it must be paired again.
 KIOSK_CREDENTIAL_DAYS = env_int("KIOSK_CREDENTIAL_DAYS", 365, minimum=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 from django.conf import settings
@@ -97,7 +98,7 @@ def secret_take(*, secret_id: int, kind: str, owner_id: str, reason: str) -> str
     """The plaintext, exactly once, destroyed in the same transaction (a printed PIN slip).
 
     Unlike `secret_reveal_once` this does not check who created the secret: the caller has
-    decided who may take it (badges/services.py: the creator or an IT admin).
+    decided who may take it (badges/pin_slips.py: the creator or an IT admin).
     """
     with transaction.atomic():
         secret = _usable(
@@ -115,6 +116,26 @@ def secret_read(*, secret_id: int, kind: str, owner_id: str) -> str:
     """The plaintext, leaving it in the vault (QR payloads, until their badge is printed)."""
     secret = _usable(VaultSecret.objects.filter(id=secret_id).first(), kind=kind, owner_id=owner_id)
     return _open(secret)
+
+
+def secrets_read(*, kind: str, owners: Mapping[int, str]) -> dict[int, str]:
+    """The plaintexts of several secrets (vault row id -> the owner each must belong to), left
+    in the vault, in one query (a badge sheet). A secret that is gone or not that owner's is
+    missing from the result, as `secret_read` would raise SecretUnavailable for it."""
+    values: dict[int, str] = {}
+    for secret in VaultSecret.objects.filter(id__in=list(owners)):
+        try:
+            values[secret.pk] = _open(_usable(secret, kind=kind, owner_id=owners[secret.pk]))
+        except SecretUnavailable:
+            continue
+    return values
+
+
+def secrets_destroy(*, secret_ids: Iterable[int], reason: str) -> int:
+    """Destroy these secrets (those not destroyed yet) in one statement; returns how many."""
+    return VaultSecret.objects.filter(id__in=list(secret_ids), destroyed_at__isnull=True).update(
+        ciphertext=b"", destroyed_at=timezone.now(), destroyed_reason=reason
+    )
 
 
 def secret_destroy(*, secret_id: int, reason: str) -> None:

@@ -3,14 +3,21 @@ kiosk browsers (a test client holding a kiosk's device credential, paired the re
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 import pytest
+import zxingcpp
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
+from pypdf import PdfReader
 
 from graphsim.testing import GraphsimHandle
 
@@ -117,14 +124,14 @@ def _kiosk_pairing_throttle_reset() -> None:
 def pair_kiosk(db) -> Callable[..., Client]:
     """`pair_kiosk([au_id, ...])` → a fresh browser (test client) paired as a kiosk of those
     stores through the real pairing code exchange."""
-    from badges import services
+    from badges import kiosks
     from portal.models import User
     from provisioning.models import AdministrativeUnit
 
     def pair(au_ids: list[str], name: str = "Back office PC") -> Client:
         creator, _ = User.objects.get_or_create(username="kiosk-registrar")
         stores = list(AdministrativeUnit.objects.filter(id__in=au_ids))
-        _, code = services.kiosk_pairing_start(name=name, stores=stores, created_by=creator)
+        _, code = kiosks.kiosk_pairing_start(name=name, stores=stores, created_by=creator)
         browser = Client()
         response = browser.post("/badges/kiosk/pair", {"code": code})
         assert response.status_code == 302, response.content.decode()
@@ -139,35 +146,100 @@ def alice_kiosk(pair_kiosk, alice_store) -> Client:
     return pair_kiosk([alice_store])
 
 
-def decoded_qr_codes(pdf: bytes, tmp_path) -> list[bytes]:
-    """Every QR code of the PDF, read by a real reader from a 300 dpi rasterisation."""
-    import subprocess
+# PDFs are read with pypdfium2 (PDFium, the engine of Chromium's viewer) and pypdf, installed
+# with the development dependencies: the suite needs no system package such as poppler-utils.
 
-    import zxingcpp
-    from PIL import Image
 
+def rasterise(pdf: bytes, dpi: int = 300) -> list[Image.Image]:
+    """Every page of the PDF as a greyscale image at `dpi`, antialiased as a printer driver or a
+    scanner would see it."""
     assert pdf.startswith(b"%PDF")
-    source = tmp_path / "sheet.pdf"
-    source.write_bytes(pdf)
-    subprocess.run(
-        ["pdftoppm", "-r", "300", "-gray", str(source), str(tmp_path / "page")],
-        check=True,
-        timeout=60,
-    )
-    found: list[bytes] = []
-    for path in sorted(tmp_path.glob("page-*.pgm")):
-        with Image.open(path) as image:
-            found += [
-                result.bytes
-                for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
-            ]
-    return found
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return [
+            page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L") for page in document
+        ]
+    finally:
+        document.close()
+
+
+def decoded_qr_codes(pdf: bytes, dpi: int = 300) -> list[bytes]:
+    """Every QR code of the PDF, read by a real reader (zxing-cpp) from a 300 dpi rasterisation."""
+    return [
+        result.bytes
+        for image in rasterise(pdf, dpi)
+        for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    ]
 
 
 def pdf_text(pdf: bytes) -> str:
-    import subprocess
+    """The PDF's text layer, page after page, as a PDF reader extracts it."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return "\n".join(page.get_textpage().get_text_range() for page in document)
+    finally:
+        document.close()
 
-    result = subprocess.run(
-        ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True, timeout=60
-    )
-    return result.stdout.decode()
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    height: float  # in points: the font's ascent to descent, so it grows with the type size
+
+
+def pdf_words(pdf: bytes) -> list[Word]:
+    """The words of the PDF's text layer (runs of characters between spaces and line breaks),
+    each with the height of its box."""
+    words: list[Word] = []
+    document = pdfium.PdfDocument(pdf)
+    try:
+        for page in document:
+            text_page = page.get_textpage()
+            chars: list[str] = []
+            bottom, top = float("inf"), float("-inf")
+            for index in range(text_page.count_chars()):
+                char = chr(pdfium_c.FPDFText_GetUnicode(text_page, index))
+                if char.isspace() or not char.isprintable():
+                    if chars:
+                        words.append(Word("".join(chars), top - bottom))
+                    chars, bottom, top = [], float("inf"), float("-inf")
+                    continue
+                _left, char_bottom, _right, char_top = text_page.get_charbox(index, loose=True)
+                chars.append(char)
+                bottom, top = min(bottom, char_bottom), max(top, char_top)
+            if chars:
+                words.append(Word("".join(chars), top - bottom))
+    finally:
+        document.close()
+    return words
+
+
+FONT_PROGRAMS = ("/FontFile", "/FontFile2", "/FontFile3")  # Type 1, TrueType, CFF/OpenType
+
+
+@dataclass(frozen=True)
+class Font:
+    name: str  # the BaseFont, e.g. "ABCDEF+LanyardSans-Regular"
+    embedded: bool
+    subset: bool  # the name has the six-letter subset tag
+    to_unicode: bool  # text in this font can be extracted
+
+
+def pdf_fonts(pdf: bytes) -> list[Font]:
+    """The fonts of the PDF's pages, each font object once (what `pdffonts` lists)."""
+    fonts: dict[object, Font] = {}
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for reference in page["/Resources"]["/Font"].values():
+            font = reference.get_object()
+            name = str(font["/BaseFont"]).lstrip("/")
+            descriptor = font.get("/FontDescriptor")
+            descriptor = descriptor.get_object() if descriptor is not None else {}
+            fonts[getattr(reference, "idnum", id(font))] = Font(
+                name=name,
+                embedded=any(
+                    key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")
+                ),
+                subset=re.match(r"[A-Z]{6}\+", name) is not None,
+                to_unicode="/ToUnicode" in font,
+            )
+    return list(fonts.values())

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from graphsim.testing import GraphsimHandle
 
@@ -20,6 +22,20 @@ class StoreWorker:
 
     def url(self, suffix: str = "") -> str:
         return f"/stores/{self.au_id}/workers/{self.user_id}/{suffix}"
+
+
+def add_qr(client, worker: StoreWorker, run_tasks, *, pin=None, **extra):
+    """Add a QR code + PIN method to `worker` through the worker page's form, as `client` (a
+    signed-in manager), running the action's task: a generated PIN, or `pin` if given; `extra`
+    overrides form fields (prefix "add-"). Returns the htmx response."""
+    expiry = (timezone.localdate() + timedelta(days=200)).isoformat()
+    data = {"add-activation": "now", "add-expiry": expiry, "add-pin_mode": "generated"}
+    if pin is not None:
+        data.update({"add-pin_mode": "custom", "add-pin": pin})
+    data.update(extra)
+    with run_tasks():
+        response = client.post(worker.url("qr/"), data, HTTP_HX_REQUEST="true")
+    return response
 
 
 @pytest.fixture

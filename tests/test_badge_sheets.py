@@ -9,13 +9,22 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from badges import services
+from badges import print_jobs
 from badges.models import PrintJob
 from badges.tasks import print_jobs_expire
-from provisioning.models import AuditEvent, AUMembership, DirectoryUser, VaultSecret
-from tests.fixtures_badges import decoded_qr_codes, pdf_text, store_payload
+from provisioning.models import (
+    AdministrativeUnit,
+    AuditEvent,
+    AUMembership,
+    DirectoryUser,
+    VaultSecret,
+)
+from tests.fixtures_badges import Badged, decoded_qr_codes, pdf_text, store_payload
+from tests.fixtures_manager import add_qr
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -47,8 +56,8 @@ def test_workers_without_a_payload_are_listed_with_a_one_click_replace(
     alice_client, alice_store, alice_badged
 ):
     gone = alice_badged[0]
-    services.print_job_mark_printed(
-        job=services.print_job_create_from_users(
+    print_jobs.print_job_mark_printed(
+        job=print_jobs.print_job_create_from_users(
             unit=AUMembership.objects.get(user_id=gone.user_id).administrative_unit,
             created_by=None,
             layout="cr80",
@@ -82,7 +91,7 @@ def test_another_stores_worker_is_not_printed(alice_client, alice_store, bob_bad
 
 def test_another_store_is_a_404_at_every_url(alice_client, bob_store, bob_badged):
     assert _queue(alice_client, bob_store, [bob_badged[0].user_id]).status_code == 404
-    job = services.print_job_create_from_users(
+    job = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=bob_badged[0].user_id).administrative_unit,
         created_by=None,
         layout="cr80",
@@ -149,7 +158,7 @@ def test_htmx_gets_fragments(alice_client, alice_store, alice_badged):
 
 
 def test_a_downloaded_sheet_decodes_to_the_payloads_then_is_printed_once(
-    alice_client, alice_store, alice_badged, tmp_path
+    alice_client, alice_store, alice_badged
 ):
     response = _queue(
         alice_client, alice_store, [b.user_id for b in alice_badged], destination="download"
@@ -163,7 +172,7 @@ def test_a_downloaded_sheet_decodes_to_the_payloads_then_is_printed_once(
     pdf = alice_client.get(f"/badges/stores/{alice_store}/sheets/{job.pk}/sheet.pdf")
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     assert "no-store" in pdf["Cache-Control"]
-    codes = decoded_qr_codes(pdf.content, tmp_path)
+    codes = decoded_qr_codes(pdf.content)
     assert Counter(codes) == Counter(b.payload for b in alice_badged)
     text = pdf_text(pdf.content)
     for worker in DirectoryUser.objects.filter(id__in=[b.user_id for b in alice_badged]):
@@ -220,12 +229,12 @@ def test_the_beat_schedule_runs_the_expiry(settings):
 
 def test_a_temporary_code_shortens_the_sheets_life(alice_store, alice_badged):
     until = timezone.now() + timedelta(hours=3)
-    result = services.print_job_create_from_users(
+    result = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=alice_badged[0].user_id).administrative_unit,
         created_by=None,
         layout="cr80",
         requests=[
-            services.BadgeRequest(
+            print_jobs.BadgeRequest(
                 user_id=alice_badged[0].user_id, valid_until=until, temporary=True
             )
         ],
@@ -240,8 +249,8 @@ def test_an_unknown_layout_is_refused(alice_client, alice_store, alice_badged):
         {"user_id": [alice_badged[0].user_id], "layout": "poster"},
     )
     assert response.status_code == 422
-    with pytest.raises(services.BadgeError):
-        services.print_job_create_from_users(
+    with pytest.raises(print_jobs.BadgeError):
+        print_jobs.print_job_create_from_users(
             unit=None, created_by=None, layout="poster", user_ids=[alice_badged[0].user_id]
         )
 
@@ -257,7 +266,7 @@ def test_badge_sheet_for_some_upns(alice_badged, tmp_path, capsys):
     )
     output = tmp_path / "out.pdf"
     call_command("badge_sheet", "--upn", *upns, "--layout", "cr80", "--output", str(output))
-    codes = decoded_qr_codes(output.read_bytes(), tmp_path)
+    codes = decoded_qr_codes(output.read_bytes())
     assert Counter(codes) == Counter(b.payload for b in alice_badged)
     assert "3 badge(s) written" in capsys.readouterr().out
     # The file is now the only copy: the payloads are gone and the sheet is recorded as printed.
@@ -268,6 +277,77 @@ def test_badge_sheet_for_some_upns(alice_badged, tmp_path, capsys):
         call_command("badge_sheet", "--upn", *upns, "--layout", "cr80", "--output", str(output))
 
 
+def _upn(user_id: str) -> str:
+    return DirectoryUser.objects.get(id=user_id).user_principal_name
+
+
+def test_badge_sheet_takes_upns_after_one_flag_or_repeated(alice_badged, tmp_path, capsys):
+    upns = [_upn(b.user_id) for b in alice_badged]
+    output = tmp_path / "out.pdf"
+    call_command(
+        "badge_sheet",
+        *("--upn", upns[0], "--upn", upns[1], upns[2]),
+        *("--layout", "cr80", "--output", str(output)),
+    )
+    assert Counter(decoded_qr_codes(output.read_bytes())) == Counter(
+        b.payload for b in alice_badged
+    )
+    assert "3 badge(s) written" in capsys.readouterr().out
+    assert PrintJob.objects.get().items.count() == 3
+
+
+def test_badge_sheet_names_every_upn_it_cannot_print(alice_store, alice_badged, tmp_path, capsys):
+    badged = {b.user_id for b in alice_badged}
+    no_payload = next(
+        _upn(m.user_id)
+        for m in AUMembership.objects.filter(administrative_unit_id=alice_store)
+        if m.user_id not in badged
+    )
+    unknown = "nobody@contoso.example"
+    output = tmp_path / "out.pdf"
+    call_command(  # exit status 0: the file is written
+        "badge_sheet",
+        *("--upn", _upn(alice_badged[0].user_id), no_payload, "--upn", unknown),
+        *("--layout", "cr80", "--output", str(output)),
+    )
+    assert decoded_qr_codes(output.read_bytes()) == [alice_badged[0].payload]
+    printed = capsys.readouterr()
+    refusals = printed.err.splitlines()
+    assert f"{unknown}: not in the directory cache (run sync_directory?)" in refusals
+    assert any(
+        line.startswith(no_payload) and "replace the QR code to print" in line for line in refusals
+    )
+    assert "1 badge(s) written" in printed.out and "2 could not be printed" in printed.out
+
+    # Nothing printable: exit status 1, and no file.
+    nothing = tmp_path / "nothing.pdf"
+    with pytest.raises(CommandError, match="No badge could be printed") as refused:
+        call_command(
+            "badge_sheet",
+            "--upn",
+            unknown,
+            no_payload,
+            "--layout",
+            "cr80",
+            "--output",
+            str(nothing),
+        )
+    assert refused.value.returncode == 1
+    assert not nothing.exists()
+    assert unknown in capsys.readouterr().err
+
+
+def test_badge_sheet_destroys_nothing_when_the_file_cannot_be_written(alice_badged, tmp_path):
+    output = tmp_path / "missing-directory" / "out.pdf"
+    with pytest.raises(CommandError, match="Cannot write"):
+        call_command(
+            "badge_sheet",
+            *("--upn", _upn(alice_badged[0].user_id), "--layout", "cr80", "--output", str(output)),
+        )
+    assert not _destroyed(alice_badged[0].secret_id)
+    assert not PrintJob.objects.exists()
+
+
 def test_badge_sheet_for_a_store_lists_who_cannot_be_printed(
     alice_store, alice_badged, tmp_path, capsys
 ):
@@ -276,7 +356,7 @@ def test_badge_sheet_for_a_store_lists_who_cannot_be_printed(
     name = AdministrativeUnit.objects.get(pk=alice_store).display_name
     output = tmp_path / "store.pdf"
     call_command("badge_sheet", "--au", name, "--layout", "sheet-letter", "--output", str(output))
-    codes = decoded_qr_codes(output.read_bytes(), tmp_path)
+    codes = decoded_qr_codes(output.read_bytes())
     assert Counter(codes) == Counter(b.payload for b in alice_badged)
     assert "replace the QR code to print" in capsys.readouterr().err
 
@@ -291,7 +371,7 @@ def test_badge_sheet_needs_a_source_and_a_known_store(tmp_path, db):
 
 
 def test_a_sheet_per_store_for_workers_of_several_stores(alice_badged, bob_badged):
-    result = services.print_jobs_create_by_store(
+    result = print_jobs.print_jobs_create_by_store(
         created_by=None,
         layout="cr80",
         user_ids=[alice_badged[0].user_id, bob_badged[0].user_id, alice_badged[1].user_id],
@@ -301,31 +381,31 @@ def test_a_sheet_per_store_for_workers_of_several_stores(alice_badged, bob_badge
     assert sorted(job.items.count() for job in result.jobs) == [1, 2]
 
 
-def test_a_sheet_reads_its_payload_from_the_vault_each_time(alice_store, alice_badged, tmp_path):
-    job = services.print_job_create_from_users(
+def test_a_sheet_reads_its_payload_from_the_vault_each_time(alice_store, alice_badged):
+    job = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=alice_badged[0].user_id).administrative_unit,
         created_by=None,
         layout="cr80",
         user_ids=[alice_badged[0].user_id],
     ).job
-    assert decoded_qr_codes(services.print_job_pdf(job=job), tmp_path) == [alice_badged[0].payload]
+    assert decoded_qr_codes(print_jobs.print_job_pdf(job=job)) == [alice_badged[0].payload]
     VaultSecret.objects.filter(pk=alice_badged[0].secret_id).update(
         destroyed_at=timezone.now(), ciphertext=b""
     )
-    with pytest.raises(services.PrintJobUnavailable, match="replace the QR code"):
-        services.print_job_pdf(job=job)
+    with pytest.raises(print_jobs.PrintJobUnavailable, match="replace the QR code"):
+        print_jobs.print_job_pdf(job=job)
 
 
-def test_the_newest_payload_is_printed(alice_store, alice_badged, tmp_path):
+def test_the_newest_payload_is_printed(alice_store, alice_badged):
     newer = store_payload(alice_badged[0].user_id, payload=b"ms-qrpin:v1|newer|0002")
-    job = services.print_job_create_from_users(
+    job = print_jobs.print_job_create_from_users(
         unit=AUMembership.objects.get(user_id=newer.user_id).administrative_unit,
         created_by=None,
         layout="cr80",
         user_ids=[newer.user_id],
     ).job
     assert job.items.get().payload_secret_id == newer.secret_id
-    assert decoded_qr_codes(services.print_job_pdf(job=job), tmp_path) == [newer.payload]
+    assert decoded_qr_codes(print_jobs.print_job_pdf(job=job)) == [newer.payload]
 
 
 def test_the_sheets_page_offers_the_workers_ready_to_print(
@@ -366,7 +446,7 @@ def test_badge_sheet_for_a_bulk_jobs_results(alice_badged, bob_badged, tmp_path,
         )
     output = tmp_path / "job.pdf"
     call_command("badge_sheet", "--job", str(job.pk), "--layout", "cr80", "--output", str(output))
-    codes = decoded_qr_codes(output.read_bytes(), tmp_path)
+    codes = decoded_qr_codes(output.read_bytes())
     assert Counter(codes) == Counter(b.payload for b in everyone)
     # One sheet per store, each with the expiry the bulk job recorded.
     assert PrintJob.objects.filter(source="command", status="printed").count() == 2
@@ -381,13 +461,11 @@ def test_badge_sheet_for_a_bulk_jobs_results(alice_badged, bob_badged, tmp_path,
 
 
 def test_the_one_click_replace_makes_the_worker_printable_again(
-    alice_client, alice_worker, run_tasks, tmp_path
+    alice_client, alice_worker, run_tasks
 ):
     import re
 
-    from tests.test_manager_actions import _add_qr
-
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     first = _queue(alice_client, alice_worker.au_id, [alice_worker.user_id])
     assert first.status_code == 200
     job = PrintJob.objects.get()
@@ -405,5 +483,63 @@ def test_the_one_click_replace_makes_the_worker_printable_again(
     again = _queue(alice_client, alice_worker.au_id, [alice_worker.user_id])
     assert again.status_code == 200
     sheet = PrintJob.objects.filter(status="queued").get()
-    pdf = services.print_job_pdf(job=sheet)
-    assert decoded_qr_codes(pdf, tmp_path)[0].startswith(b"ms-qrpin")
+    pdf = print_jobs.print_job_pdf(job=sheet)
+    assert decoded_qr_codes(pdf)[0].startswith(b"ms-qrpin")
+
+
+# -- query counts ------------------------------------------------------------------------------
+
+# A sheet's queries do not grow with its badges. Queueing: the workers, their memberships, their
+# payloads, the code facts (manager actions, bulk job rows, method states), then the sheet, its
+# badges and the audit event in a savepoint. Rendering: waiting badges, the badges, their
+# payloads. Printing: close the sheet, destroy the payloads, count and audit, in a savepoint.
+QUEUE_QUERIES = 11
+RENDER_QUERIES = 3
+PRINTED_QUERIES = 7
+
+
+def _store_badged(au_id: str, count: int) -> list[Badged]:
+    members = AUMembership.objects.filter(administrative_unit_id=au_id).order_by("user_id")
+    user_ids = list(members.values_list("user_id", flat=True)[:count])
+    assert len(user_ids) == count
+    return [store_payload(user_id) for user_id in user_ids]
+
+
+@pytest.mark.parametrize("count", [1, 12])
+def test_a_sheet_costs_the_same_queries_for_one_badge_or_twelve(
+    alice_store, directory, count, django_assert_num_queries
+):
+    badged = _store_badged(alice_store, count)
+    unit = AdministrativeUnit.objects.get(pk=alice_store)
+
+    with django_assert_num_queries(QUEUE_QUERIES):
+        job = print_jobs.print_job_create_from_users(
+            unit=unit, created_by=None, layout="sheet-a4", user_ids=[b.user_id for b in badged]
+        ).job
+    with django_assert_num_queries(RENDER_QUERIES):
+        print_jobs.print_job_pdf(job=job)
+    with django_assert_num_queries(PRINTED_QUERIES):
+        assert print_jobs.print_job_mark_printed(job=job)
+
+    assert job.items.count() == count
+    assert all(_destroyed(b.secret_id) for b in badged)
+
+
+def test_a_managers_sheet_costs_the_same_queries_for_one_badge_or_twelve(
+    alice_client, alice_store, directory
+):
+    def queries(count: int) -> tuple[int, int, int]:
+        badged = _store_badged(alice_store, count)
+        with CaptureQueriesContext(connection) as queued:
+            _queue(alice_client, alice_store, [b.user_id for b in badged], destination="download")
+        job = PrintJob.objects.latest("id")
+        assert job.items.count() == count
+        sheet = f"/badges/stores/{alice_store}/sheets/{job.pk}/"
+        with CaptureQueriesContext(connection) as downloaded:
+            assert alice_client.get(sheet + "sheet.pdf").status_code == 200
+        with CaptureQueriesContext(connection) as printed:
+            assert alice_client.post(sheet + "printed").status_code == 302
+        return len(queued), len(downloaded), len(printed)
+
+    queries(1)  # the first requests of a session cost more (session, user): not counted
+    assert queries(1) == queries(12)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from provisioning.models import BulkJob, BulkJobRow
+from badges.models import PrintJob
+from provisioning import vault
+from provisioning.models import BulkJob, BulkJobRow, VaultSecret
+from tests.fixtures_badges import decoded_qr_codes
 from tests.fixtures_bulk import DATA, assert_qr_exactly_once, fresh_workers, qr_csv, run_job
 from tests.fixtures_portal import sign_in
 
@@ -113,8 +117,28 @@ def test_cancel_and_rerun_failed(charlie_client, bulk_graph, make_qr_job, run_ta
 def test_badges_and_pin_slips_once(charlie_client, bulk_graph, make_qr_job):
     job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 3)])
     run_job(job.pk)
-    badges = charlie_client.get(f"/admin/bulk/{job.pk}/badges.pdf")
+    rows = list(job.rows.exclude(payload_secret_id=None))
+    payloads = [
+        vault.secret_read(
+            secret_id=row.payload_secret_id, kind="qr_payload", owner_id=row.user_id
+        ).encode("utf-8", errors="surrogateescape")
+        for row in rows
+    ]
+    assert len(payloads) == 3
+    assert b"Badge sheet (once, 3)" in charlie_client.get(f"/admin/bulk/{job.pk}/").content
+    assert charlie_client.get(f"/admin/bulk/{job.pk}/badges.pdf").status_code == 405
+    badges = charlie_client.post(f"/admin/bulk/{job.pk}/badges.pdf")
     assert badges.status_code == 200 and badges.content.startswith(b"%PDF")
+    assert Counter(decoded_qr_codes(badges.content)) == Counter(payloads)
+    # The download is the printout: its QR codes left the vault, as when a kiosk prints them.
+    secrets = VaultSecret.objects.filter(pk__in=[row.payload_secret_id for row in rows])
+    assert all(secret.destroyed_reason == "printed" for secret in secrets)
+    assert all(row.badge_printed_at for row in job.rows.exclude(payload_secret_id=None))
+    assert PrintJob.objects.filter(source="bulk", status="printed").exists()
+    badges_again = charlie_client.post(f"/admin/bulk/{job.pk}/badges.pdf", follow=True)
+    assert b"no QR code left to print" in badges_again.content
+    assert b"Badge sheet (once" not in badges_again.content
+
     assert charlie_client.get(f"/admin/bulk/{job.pk}/pin-slips.pdf").status_code == 405
     slips = charlie_client.post(f"/admin/bulk/{job.pk}/pin-slips.pdf")
     assert slips.status_code == 200 and slips.content.startswith(b"%PDF")

@@ -10,10 +10,11 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from badges import services
+from badges import print_jobs
 from badges.models import Kiosk, KioskPairing, PrintJob
 from provisioning.models import AdministrativeUnit, AuditEvent, AUMembership, VaultSecret
 from tests.fixtures_badges import decoded_qr_codes
+from tests.fixtures_manager import add_qr
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -29,7 +30,7 @@ def _code(response) -> str:
 
 
 def _queue(au_id, user_ids):
-    return services.print_job_create_from_users(
+    return print_jobs.print_job_create_from_users(
         unit=AdministrativeUnit.objects.get(pk=au_id),
         created_by=None,
         layout="cr80",
@@ -235,7 +236,7 @@ def test_the_credential_expires(alice_kiosk):
 
 
 def test_a_kiosk_prints_its_stores_sheet_and_the_payloads_are_destroyed(
-    alice_kiosk, alice_store, alice_badged, tmp_path
+    alice_kiosk, alice_store, alice_badged
 ):
     job = _queue(alice_store, [b.user_id for b in alice_badged])
     home = alice_kiosk.get("/badges/kiosk/")
@@ -249,9 +250,7 @@ def test_a_kiosk_prints_its_stores_sheet_and_the_payloads_are_destroyed(
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     assert pdf["Content-Disposition"].startswith("inline")
     assert "no-store" in pdf["Cache-Control"]
-    assert Counter(decoded_qr_codes(pdf.content, tmp_path)) == Counter(
-        b.payload for b in alice_badged
-    )
+    assert Counter(decoded_qr_codes(pdf.content)) == Counter(b.payload for b in alice_badged)
     job.refresh_from_db()
     assert job.status == "printing" and job.kiosk.name == "Back office PC"
 
@@ -337,11 +336,10 @@ def test_the_kiosk_page_loads_only_its_own_static_files(alice_kiosk):
 
 
 def test_a_forgotten_badge_goes_to_the_kiosk_in_one_action(
-    alice_client, alice_worker, alice_kiosk, run_tasks, tmp_path
+    alice_client, alice_worker, alice_kiosk, run_tasks
 ):
-    from tests.test_manager_actions import _add_qr
 
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     url = f"/badges/stores/{alice_worker.au_id}/workers/{alice_worker.user_id}/forgotten"
     with run_tasks():
         response = alice_client.post(url, {"hours": "4", "layout": "cr80"}, **HTMX)
@@ -356,16 +354,15 @@ def test_a_forgotten_badge_goes_to_the_kiosk_in_one_action(
     assert item.temporary and item.payload_secret_id
     payload = VaultSecret.objects.get(pk=item.payload_secret_id)
     assert payload.destroyed_at is None
-    assert decoded_qr_codes(pdf.content, tmp_path)[0].startswith(b"ms-qrpin")
+    assert decoded_qr_codes(pdf.content)[0].startswith(b"ms-qrpin")
     alice_kiosk.post(f"/badges/kiosk/sheets/{job.pk}/printed")
     payload.refresh_from_db()
     assert payload.destroyed_at is not None
 
 
 def test_a_forgotten_badge_waits_for_its_code(alice_client, alice_worker, alice_kiosk, run_tasks):
-    from tests.test_manager_actions import _add_qr
 
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     url = f"/badges/stores/{alice_worker.au_id}/workers/{alice_worker.user_id}/forgotten"
     response = alice_client.post(url, {"hours": "2", "layout": "cr80"})  # the task has not run
     assert response.status_code == 200
@@ -402,9 +399,8 @@ def test_a_forgotten_badge_whose_code_failed_leaves_the_queue(
     alice_client, alice_worker, alice_kiosk, run_tasks
 ):
     from provisioning.models import Operation
-    from tests.test_manager_actions import _add_qr
 
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     url = f"/badges/stores/{alice_worker.au_id}/workers/{alice_worker.user_id}/forgotten"
     alice_client.post(url, {"hours": "2", "layout": "cr80"})  # the task has not run
     job = PrintJob.objects.get(source="forgotten")

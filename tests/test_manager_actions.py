@@ -7,25 +7,15 @@ from datetime import timedelta
 from django.utils import timezone
 
 from provisioning.models import AuditEvent, Operation, VaultSecret, WorkerMethodState
+from tests.fixtures_manager import add_qr
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def _add_qr(client, worker, run_tasks, *, pin=None, **extra):
-    expiry = (timezone.localdate() + timedelta(days=200)).isoformat()
-    data = {"add-activation": "now", "add-expiry": expiry, "add-pin_mode": "generated"}
-    if pin is not None:
-        data.update({"add-pin_mode": "custom", "add-pin": pin})
-    data.update(extra)
-    with run_tasks():
-        response = client.post(worker.url("qr/"), data, **HTMX)
-    return response
 
 
 def test_it_adds_a_qr_method_with_a_custom_pin(
     alice_client, alice_worker, run_tasks, directory, known_pin
 ):
-    response = _add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
+    response = add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
     assert response.status_code == 200
     op = Operation.objects.get(worker_id=alice_worker.user_id)
     assert op.kind == "qr_create"
@@ -42,7 +32,7 @@ def test_it_adds_a_qr_method_with_a_custom_pin(
 
 
 def test_the_new_pin_is_shown_once_then_gone(alice_client, alice_worker, run_tasks, known_pin):
-    _add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
+    add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
     op = Operation.objects.get(worker_id=alice_worker.user_id)
     page = alice_client.get(alice_worker.url())
     assert "Show PIN" in page.content.decode()
@@ -64,7 +54,7 @@ def test_the_new_pin_is_shown_once_then_gone(alice_client, alice_worker, run_tas
 
 
 def test_a_generated_pin_and_a_badge(alice_client, alice_worker, run_tasks):
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     op = Operation.objects.get(worker_id=alice_worker.user_id)
     assert op.status == "succeeded"
     svg = alice_client.get(alice_worker.url(f"operations/{op.id}/qr.svg"))
@@ -77,7 +67,7 @@ def test_a_generated_pin_and_a_badge(alice_client, alice_worker, run_tasks):
 
 
 def test_a_weak_custom_pin_is_refused_before_graph(alice_client, alice_worker, run_tasks):
-    response = _add_qr(alice_client, alice_worker, run_tasks, pin="12121212")
+    response = add_qr(alice_client, alice_worker, run_tasks, pin="12121212")
     assert response.status_code == 200
     assert response["HX-Retarget"] == "#action-feedback"
     assert "repeat a group" in response.content.decode()
@@ -92,7 +82,7 @@ def test_a_weak_custom_pin_is_refused_before_graph(alice_client, alice_worker, r
 
 def test_expiry_never_goes_beyond_395_days(alice_client, alice_worker, run_tasks, directory):
     far = (timezone.localdate() + timedelta(days=500)).isoformat()
-    _add_qr(alice_client, alice_worker, run_tasks, **{"add-expiry": far})
+    add_qr(alice_client, alice_worker, run_tasks, **{"add-expiry": far})
     method = directory.tenant.qr_methods[alice_worker.user_id]
     lifetime = method.standard.expire_date_time - method.standard.start_date_time
     assert lifetime <= timedelta(days=395)
@@ -101,9 +91,9 @@ def test_expiry_never_goes_beyond_395_days(alice_client, alice_worker, run_tasks
 def test_a_second_method_is_explained_in_plain_words(
     alice_client, alice_worker, run_tasks, directory
 ):
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     WorkerMethodState.objects.filter(user_id=alice_worker.user_id).update(has_qr_method=False)
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     failed = Operation.objects.filter(worker_id=alice_worker.user_id, status="failed").get()
     assert "already has a QR code + PIN method" in failed.error
     assert "request-id" in failed.error
@@ -115,7 +105,7 @@ def test_a_second_method_is_explained_in_plain_words(
 
 def test_activation_later(alice_client, alice_worker, run_tasks, directory):
     later = timezone.localtime() + timedelta(days=3)
-    _add_qr(
+    add_qr(
         alice_client,
         alice_worker,
         run_tasks,
@@ -130,7 +120,7 @@ def test_activation_later(alice_client, alice_worker, run_tasks, directory):
 def test_edit_expiry_replace_temporary_reset_and_delete(
     alice_client, alice_worker, run_tasks, directory
 ):
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     tenant = directory.tenant
     first_code = tenant.qr_methods[alice_worker.user_id].standard.id
     pin_before = tenant.qr_methods[alice_worker.user_id].pin.code
@@ -199,7 +189,7 @@ def test_edit_expiry_replace_temporary_reset_and_delete(
 def test_a_replaced_qr_code_says_the_pin_stayed_not_that_a_response_was_lost(
     alice_client, alice_worker, run_tasks, directory
 ):
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     created = Operation.objects.get(kind="qr_create")
     assert created.result["issued"] == "created"
     page = alice_client.get(alice_worker.url()).content.decode()
@@ -219,7 +209,7 @@ def test_a_replaced_qr_code_says_the_pin_stayed_not_that_a_response_was_lost(
 
 
 def test_a_temporary_code_outside_1_to_12_hours_is_refused(alice_client, alice_worker, run_tasks):
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     response = alice_client.post(
         alice_worker.url("qr/temporary"),
         {"temporary-activation": "now", "temporary-hours": "13"},
@@ -254,7 +244,7 @@ def test_progress_polls_until_done_then_stops(alice_client, alice_worker, eager_
 def test_a_new_badge_can_be_sent_to_the_store_kiosk(alice_client, alice_worker, run_tasks):
     from badges.models import PrintJob
 
-    _add_qr(alice_client, alice_worker, run_tasks)
+    add_qr(alice_client, alice_worker, run_tasks)
     op = Operation.objects.get(worker_id=alice_worker.user_id)
     page = alice_client.get(alice_worker.url()).content.decode()
     assert "Send to the store&#x27;s kiosk" in page or "Send to the store's kiosk" in page

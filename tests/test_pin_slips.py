@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from badges import services
+from badges.pin_slips import pin_slips_pdf
 from portal.models import User
 from provisioning import vault
 from provisioning.models import AuditEvent, AUMembership, Operation, VaultSecret
 from tests.fixtures_badges import pdf_text, store_pin
+from tests.fixtures_manager import add_qr
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -89,23 +90,22 @@ def test_an_it_admin_prints_a_bulk_jobs_pins_by_vault_id(alice_store, db):
     manager = User.objects.create(username="a-manager")
     workers = _members(alice_store, 2)
     ids = [store_pin(uid, created_by=manager) for uid in workers]
-    not_allowed = services.pin_slips_pdf(requester=manager, pin_secret_ids=[])
+    not_allowed = pin_slips_pdf(requester=manager, pin_secret_ids=[])
     assert not_allowed.pdf is None
     other = User.objects.create(username="other")
-    refused = services.pin_slips_pdf(requester=other, pin_secret_ids=ids)
+    refused = pin_slips_pdf(requester=other, pin_secret_ids=ids)
     assert refused.pdf is None and len(refused.unavailable) == 2
-    result = services.pin_slips_pdf(requester=admin, pin_secret_ids=ids, page="letter")
+    result = pin_slips_pdf(requester=admin, pin_secret_ids=ids, page="letter")
     assert result.pdf.startswith(b"%PDF") and sorted(result.printed) == sorted(workers)
     assert all(VaultSecret.objects.get(pk=i).destroyed_at for i in ids)
-    assert services.pin_slips_pdf(requester=admin, pin_secret_ids=ids).pdf is None
+    assert pin_slips_pdf(requester=admin, pin_secret_ids=ids).pdf is None
 
 
 def test_a_new_pin_from_the_worker_page_can_be_printed_instead_of_shown(
     alice_client, alice_worker, run_tasks, known_pin
 ):
-    from tests.test_manager_actions import _add_qr
 
-    _add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
+    add_qr(alice_client, alice_worker, run_tasks, pin=known_pin)
     op = Operation.objects.get(worker_id=alice_worker.user_id)
     response = alice_client.post(
         f"/badges/stores/{alice_worker.au_id}/pin-slips", {"user_id": [alice_worker.user_id]}

@@ -1,24 +1,24 @@
-"""Services on bulk jobs after the preview: confirm, cancel, re-run failed rows, results CSV,
-and the job's badge sheet and PIN slips. Selectors for the admin pages are at the end."""
+"""Services on bulk jobs after the preview: confirm, cancel, re-run failed rows, results CSV.
+Selectors for the admin pages are at the end, with the job's printable rows (badges/ prints
+their badges and PIN slips)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from badges.render import BadgeData, PinSlipData, render_badges, render_pin_slips
 from provisioning import audit, vault
 from provisioning.bulk import engine
 from provisioning.bulk.preview import current_policy, preview_hash
 from provisioning.graph.models import format_datetime, parse_datetime
-from provisioning.models import AUMembership, BulkJob, BulkJobRow, DirectoryUser, VaultSecret
+from provisioning.models import BulkJob, BulkJobRow, VaultSecret
 
 logger = logging.getLogger(__name__)
 
@@ -166,81 +166,6 @@ def bulk_job_results_csv(*, job: BulkJob) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-# -- badges and PIN slips --------------------------------------------------------------------
-
-
-def _store_names(user_ids: list[str]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for user_id, name in AUMembership.objects.filter(user_id__in=user_ids).values_list(
-        "user_id", "administrative_unit__display_name"
-    ):
-        names.setdefault(user_id, name)
-    return names
-
-
-def bulk_job_badges_pdf(*, job: BulkJob, layout: str = "sheet-a4") -> bytes:
-    """A badge sheet for the job's new credentials (payloads stay in the vault until expiry)."""
-    rows = list(job.rows.filter(status=Row.Status.SUCCEEDED, payload_secret_id__isnull=False))
-    if not rows:
-        raise JobRefused("This job has no new QR codes to print.")
-    people = DirectoryUser.objects.in_bulk([r.user_id for r in rows])
-    stores = _store_names([r.user_id for r in rows])
-    badges = []
-    for row in rows:
-        try:
-            payload = vault.secret_read(
-                secret_id=row.payload_secret_id, kind=VaultSecret.Kind.QR_PAYLOAD,
-                owner_id=row.user_id,
-            )  # fmt: skip
-        except vault.SecretUnavailable:
-            continue
-        expires = (row.result or {}).get("expires_at") or row.params.get("expire")
-        person = people.get(row.user_id)
-        badges.append(
-            BadgeData(
-                display_name=row.display_name or row.upn,
-                employee_id=person.employee_id if person else "",
-                store_name=stores.get(row.user_id, ""),
-                valid_until=datetime.fromisoformat(expires.replace("Z", "+00:00")),
-                payload=payload.encode("utf-8", errors="surrogateescape"),
-            )
-        )
-    if not badges:
-        raise JobRefused("The QR codes of this job are no longer in the vault.")
-    job.rows.filter(pk__in=[r.pk for r in rows]).update(badge_printed_at=timezone.now())
-    return render_badges(badges, layout)
-
-
-def bulk_job_pin_slips_pdf(*, job: BulkJob, requested_by: AbstractUser | None) -> bytes:
-    """PIN slips for the job's new PINs, printable once: each PIN leaves the vault here."""
-    with transaction.atomic():
-        rows = list(
-            job.rows.select_for_update()
-            .filter(status=Row.Status.SUCCEEDED, pin_secret_id__isnull=False,
-                    pin_printed_at__isnull=True)
-            .order_by("line")
-        )  # fmt: skip
-        stores = _store_names([r.user_id for r in rows])
-        slips = []
-        for row in rows:
-            try:
-                pin = vault.secret_read(
-                    secret_id=row.pin_secret_id, kind=VaultSecret.Kind.PIN, owner_id=row.user_id
-                )
-            except vault.SecretUnavailable:
-                continue
-            slips.append(PinSlipData(display_name=row.display_name or row.upn,
-                                     store_name=stores.get(row.user_id, ""), pin=pin))  # fmt: skip
-            vault.secret_destroy(secret_id=row.pin_secret_id, reason="printed")
-        if not slips:
-            raise JobRefused("The PIN slips of this job were already printed, or have expired.")
-        job.rows.filter(pk__in=[r.pk for r in rows]).update(pin_printed_at=timezone.now())
-        audit.record(actor=requested_by, action="bulk_job_pin_slips", outcome="succeeded",
-                     target_label=job.source_label,
-                     detail=f"Bulk job {job.pk}: {len(slips)} PIN slips printed")  # fmt: skip
-        return render_pin_slips(slips)
-
-
 # -- selectors -----------------------------------------------------------------------------
 
 
@@ -257,9 +182,23 @@ def bulk_job_rows(*, job: BulkJob, status: str = "") -> QuerySet[BulkJobRow]:
     return rows
 
 
+def bulk_job_printable_rows(*, job: BulkJob, kind: str) -> QuerySet[BulkJobRow]:
+    """The job's succeeded rows with something left to print, in file order: `kind="badge"`, a
+    new QR code whose payload is still in the vault and whose badge was not printed; `"pin_slip"`,
+    a new PIN still in the vault whose slip was not printed."""
+    live = VaultSecret.objects.filter(
+        destroyed_at__isnull=True, expires_at__gt=timezone.now()
+    ).values("id")
+    rows = job.rows.filter(status=Row.Status.SUCCEEDED).order_by("line")
+    if kind == "badge":
+        return rows.filter(payload_secret_id__in=live, badge_printed_at__isnull=True)
+    if kind == "pin_slip":
+        return rows.filter(pin_secret_id__in=live, pin_printed_at__isnull=True)
+    raise ValueError(f"Unknown printable kind {kind!r}")
+
+
 def bulk_job_printables(*, job: BulkJob) -> dict[str, int]:
-    rows = job.rows.filter(status=Row.Status.SUCCEEDED)
     return {
-        "badges": rows.filter(payload_secret_id__isnull=False).count(),
-        "pin_slips": rows.filter(pin_secret_id__isnull=False, pin_printed_at__isnull=True).count(),
+        "badges": bulk_job_printable_rows(job=job, kind="badge").count(),
+        "pin_slips": bulk_job_printable_rows(job=job, kind="pin_slip").count(),
     }
