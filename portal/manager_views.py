@@ -528,12 +528,13 @@ def phone_delete(
 
 
 def _operation(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
-    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
-    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    """(store, worker, operation) of an action this manager requested; otherwise 404.
+    Two queries: the progress fragment is polled every second."""
     operation = get_operation_for_manager(
         user=request.user, au_id=au_id, user_id=user_id, operation_id=op_id
     )
-    return store, worker, operation
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    return operation.administrative_unit, worker, operation
 
 
 @require_GET
