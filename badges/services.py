@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -79,21 +79,31 @@ class BadgeRequest:
     temporary: bool | None = None
 
 
+class UnprintableReason(models.TextChoices):
+    """Why a badge or PIN slip cannot be printed: a stable code (what the pages decide on, e.g.
+    to offer "Replace QR code") and the words a manager reads."""
+
+    NO_PAYLOAD = "no_payload", "The QR code is no longer in Lanyard: replace the QR code to print."
+    NOT_IN_STORE = "not_in_store", "Not a worker of this store."
+    NO_EXPIRY = (
+        "no_expiry",
+        "Lanyard does not know when this QR code expires: refresh the worker, then retry.",
+    )
+    NO_PIN = "no_pin", "No PIN waiting in Lanyard (already shown, printed or expired)."
+
+
 @dataclass(frozen=True)
 class Unprintable:
-    """A worker whose badge cannot be printed, and why ("replace the QR code to print")."""
+    """A worker whose badge cannot be printed: `code` says why, `reason` in words."""
 
     user_id: str
     display_name: str
-    reason: str
+    code: UnprintableReason
     store_id: str = ""
 
-
-REASON_NO_PAYLOAD = "The QR code is no longer in Lanyard: replace the QR code to print."
-REASON_NOT_IN_STORE = "Not a worker of this store."
-REASON_NO_EXPIRY = (
-    "Lanyard does not know when this QR code expires: refresh the worker, then retry."
-)
+    @property
+    def reason(self) -> str:
+        return self.code.label
 
 
 @dataclass
@@ -160,13 +170,13 @@ def _item_for(
     else:
         secret = qr_payload_latest(worker_id=worker.id)
     if secret is None:
-        return Unprintable(worker.id, worker.display_name, REASON_NO_PAYLOAD)
+        return Unprintable(worker.id, worker.display_name, UnprintableReason.NO_PAYLOAD)
     valid_until, temporary, _ = _payload_facts(secret, worker.id)
     valid_until = request.valid_until or valid_until
     if request.temporary is not None:
         temporary = request.temporary
     if valid_until is None:
-        return Unprintable(worker.id, worker.display_name, REASON_NO_EXPIRY)
+        return Unprintable(worker.id, worker.display_name, UnprintableReason.NO_EXPIRY)
     return PrintJobItem(
         worker_id=worker.id,
         user_principal_name=worker.user_principal_name,
@@ -227,7 +237,9 @@ def print_job_create_from_users(
         worker = workers.get(request.user_id)
         if worker is None or (unit is not None and worker.id not in members):
             label = worker.display_name if worker else request.user_id
-            result.unprintable.append(Unprintable(request.user_id, label, REASON_NOT_IN_STORE))
+            result.unprintable.append(
+                Unprintable(request.user_id, label, UnprintableReason.NOT_IN_STORE)
+            )
             continue
         item = _item_for(request, worker, unit.display_name if unit else "")
         if isinstance(item, Unprintable):
@@ -556,9 +568,6 @@ class PinSlipResult:
     unavailable: list[Unprintable] = field(default_factory=list)
 
 
-REASON_NO_PIN = "No PIN waiting in Lanyard (already shown, printed or expired)."
-
-
 def pin_slips_pdf(
     *,
     requester: User,
@@ -605,7 +614,7 @@ def pin_slips_pdf(
             worker = workers.get(user_id.lower())
             label = worker.display_name if worker else (user_id or "unknown")
             if secret is None or worker is None:
-                result.unavailable.append(Unprintable(user_id, label, REASON_NO_PIN))
+                result.unavailable.append(Unprintable(user_id, label, UnprintableReason.NO_PIN))
                 continue
             try:
                 pin = vault.secret_take(
@@ -615,7 +624,7 @@ def pin_slips_pdf(
                     reason="printed",
                 )
             except vault.SecretUnavailable:
-                result.unavailable.append(Unprintable(user_id, label, REASON_NO_PIN))
+                result.unavailable.append(Unprintable(user_id, label, UnprintableReason.NO_PIN))
                 continue
             slips.append(
                 PinSlipData(
@@ -810,6 +819,7 @@ __all__ = [
     "PrintJobUnavailable",
     "QueueResult",
     "Unprintable",
+    "UnprintableReason",
     "forgotten_badge_send",
     "kiosk_authenticate",
     "kiosk_pair",
