@@ -45,6 +45,7 @@ from portal.manager_forms import (
 from provisioning import actions, vault
 from provisioning.actions import ActionRefused
 from provisioning.models import DirectoryUser, Operation, WorkerMethodState
+from provisioning.phone_numbers import phone_region_name
 from provisioning.selectors import (
     administrative_unit_list_for_manager,
     audit_event_list_for_administrative_unit,
@@ -195,10 +196,12 @@ def _worker_context(request: SignedInRequest, store, worker, **extra) -> dict:
             usage_location=worker.usage_location,
             country=worker.country,
             label=label,
+            phone_type=phone_type,
         )
         for phone_type, label in actions.PHONE_TYPES.items()
     }
     phone_forms.update(extra.pop("phone_forms", {}))  # a form with errors replaces its blank one
+    numbers = {phone_type: number for phone_type, _, number in state.phones} if state else {}
     context = {
         "store": store,
         "worker": worker,
@@ -209,6 +212,12 @@ def _worker_context(request: SignedInRequest, store, worker, **extra) -> dict:
             operation_list_for_worker(user=request.user, unit=store, worker_id=worker.id)[:5]
         ),
         "phone_forms": phone_forms,
+        # (phone type, its form, the current number or ""): Remove only for a number that exists.
+        "phone_rows": [
+            (phone_type, form, numbers.get(phone_type) or "")
+            for phone_type, form in phone_forms.items()
+        ],
+        "phone_region": phone_region_name(phone_forms["mobile"].region),
         "resume": request.GET.get("resume"),
         **forms,
     }
@@ -491,6 +500,7 @@ def phone_set(request: SignedInRequest, au_id: str, user_id: str, phone_type: st
         usage_location=worker.usage_location,
         country=worker.country,
         label=actions.PHONE_TYPES[phone_type],
+        phone_type=phone_type,
     )
     if not form.is_valid():
         return _form_invalid(request, store, worker, form, phone_forms={phone_type: form})
