@@ -15,13 +15,18 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 SESSION_AND_USER = 2
 
 
-def _pending_operation(client, worker) -> Operation:
+def _qr_add(client, worker) -> None:
+    """Request a QR code; without running the on-commit callbacks the action stays pending."""
     expiry = (timezone.localdate() + timedelta(days=30)).isoformat()
     client.post(
         worker.url("qr/"),
         {"add-activation": "now", "add-expiry": expiry, "add-pin_mode": "generated"},
         **HTMX,
     )
+
+
+def _pending_operation(client, worker) -> Operation:
+    _qr_add(client, worker)
     return Operation.objects.get(worker_id=worker.user_id)
 
 
@@ -52,3 +57,15 @@ def test_the_store_picker_costs_a_constant_few_queries(
     with django_assert_num_queries(SESSION_AND_USER + 3):
         page = alice_client.get("/stores/")
     assert page.status_code == 200
+
+
+def test_the_worker_page_costs_a_constant_few_queries(
+    alice_client, alice_worker, eager_tasks, django_assert_num_queries
+):
+    for _ in range(3):  # recent actions are listed without a query each
+        _qr_add(alice_client, alice_worker)
+    alice_client.get(alice_worker.url())  # the QR policy is read once, then cached
+    # The store, the worker with their method state, the recent actions.
+    with django_assert_num_queries(SESSION_AND_USER + 3):
+        page = alice_client.get(alice_worker.url())
+    assert page.status_code == 200 and page.content.decode().count('class="operation ') == 3
