@@ -75,7 +75,7 @@ def it_admin_required(view):
     return wrapper
 
 
-def kiosk_cookie_delete(response: HttpResponse) -> HttpResponse:
+def _kiosk_cookie_delete(response: HttpResponse) -> HttpResponse:
     response.delete_cookie(
         settings.KIOSK_COOKIE_NAME, path=reverse("badges:kiosk-home"), samesite="Strict"
     )
@@ -103,7 +103,7 @@ def kiosk_required(view):
                 response = redirect(pair_url)
             else:
                 response = HttpResponse("This kiosk is not paired.", status=403)
-            return kiosk_cookie_delete(response) if credential else response
+            return _kiosk_cookie_delete(response) if credential else response
         request.kiosk = kiosk
         return view(request, *args, **kwargs)
 
