@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from badges.print_jobs import BadgeError, Unprintable
+from badges.print_jobs import BadgeError, Unprintable, UnprintableReason
 from badges.render import PinSlipData, render_pin_slips
 from badges.selectors import pin_secret_latest
 from provisioning import audit, vault
@@ -39,7 +39,6 @@ class PinSlipResult:
     printed_secret_ids: list[int] = field(default_factory=list)  # the PINs taken from the vault
 
 
-REASON_NO_PIN = "No PIN waiting in Lanyard (already shown, printed or expired)."
 BULK_NO_PIN = "The PIN slips of this job were already printed, or have expired."
 
 
@@ -89,7 +88,9 @@ def pin_slips_pdf(
             worker = workers.get(user_id.lower())
             label = worker.display_name if worker else (user_id or "unknown")
             upn = worker.user_principal_name if worker else ""
-            unavailable = Unprintable(user_id, label, REASON_NO_PIN, user_principal_name=upn)
+            unavailable = Unprintable(
+                user_id, label, UnprintableReason.NO_PIN, user_principal_name=upn
+            )
             if secret is None or worker is None:
                 result.unavailable.append(unavailable)
                 continue

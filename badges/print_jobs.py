@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -69,22 +69,32 @@ class BadgeRequest:
     temporary: bool | None = None
 
 
+class UnprintableReason(models.TextChoices):
+    """Why a badge or PIN slip cannot be printed: a stable code (what the pages decide on, e.g.
+    to offer "Replace QR code") and the words a manager reads."""
+
+    NO_PAYLOAD = "no_payload", "The QR code is no longer in Lanyard: replace the QR code to print."
+    NOT_IN_STORE = "not_in_store", "Not a worker of this store."
+    NO_EXPIRY = (
+        "no_expiry",
+        "Lanyard does not know when this QR code expires: refresh the worker, then retry.",
+    )
+    NO_PIN = "no_pin", "No PIN waiting in Lanyard (already shown, printed or expired)."
+
+
 @dataclass(frozen=True)
 class Unprintable:
-    """A worker whose badge (or PIN slip) cannot be printed, and why ("replace the QR code to
-    print"). `user_principal_name` is empty for a worker Lanyard does not know."""
+    """A worker whose badge (or PIN slip) cannot be printed: `code` says why, `reason` in words.
+    `user_principal_name` is empty for a worker Lanyard does not know."""
 
     user_id: str
     display_name: str
-    reason: str
+    code: UnprintableReason
     user_principal_name: str = ""
 
-
-REASON_NO_PAYLOAD = "The QR code is no longer in Lanyard: replace the QR code to print."
-REASON_NOT_IN_STORE = "Not a worker of this store."
-REASON_NO_EXPIRY = (
-    "Lanyard does not know when this QR code expires: refresh the worker, then retry."
-)
+    @property
+    def reason(self) -> str:
+        return self.code.label
 
 
 @dataclass
@@ -102,11 +112,11 @@ def _check_layout(layout: str) -> None:
         raise BadgeError(f"Unknown layout {layout!r}; choose one of {', '.join(LAYOUT_NAMES)}.")
 
 
-def _unprintable(worker: DirectoryUser, reason: str) -> Unprintable:
+def _unprintable(worker: DirectoryUser, code: UnprintableReason) -> Unprintable:
     return Unprintable(
         user_id=worker.id,
         display_name=worker.display_name,
-        reason=reason,
+        code=code,
         user_principal_name=worker.user_principal_name,
     )
 
@@ -172,13 +182,13 @@ def _item_for(
     store_name: str,
 ) -> PrintJobItem | Unprintable:
     if secret is None:
-        return _unprintable(worker, REASON_NO_PAYLOAD)
+        return _unprintable(worker, UnprintableReason.NO_PAYLOAD)
     valid_until, temporary = facts.get(secret.pk, (None, False))
     valid_until = request.valid_until or valid_until
     if request.temporary is not None:
         temporary = request.temporary
     if valid_until is None:
-        return _unprintable(worker, REASON_NO_EXPIRY)
+        return _unprintable(worker, UnprintableReason.NO_EXPIRY)
     return PrintJobItem(
         worker_id=worker.id,
         user_principal_name=worker.user_principal_name,
@@ -238,10 +248,10 @@ def print_job_create_from_users(
         worker = workers.get(request.user_id)
         if worker is None:
             result.unprintable.append(
-                Unprintable(request.user_id, request.user_id, REASON_NOT_IN_STORE)
+                Unprintable(request.user_id, request.user_id, UnprintableReason.NOT_IN_STORE)
             )
         elif unit is not None and worker.id not in members:
-            result.unprintable.append(_unprintable(worker, REASON_NOT_IN_STORE))
+            result.unprintable.append(_unprintable(worker, UnprintableReason.NOT_IN_STORE))
         else:
             placeable.append((request, worker))
     secrets = _payload_secrets(placeable)

@@ -8,24 +8,20 @@ changed (provisioning/bulk/jobs.py).
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
-from django_htmx.middleware import HtmxDetails
+from django_htmx.http import HttpResponseStopPolling
 
 from badges import pin_slips, print_jobs
 from portal.admin_forms import ConfirmForm, GroupSourceForm, StoreSourceForm, UploadForm
-from portal.models import User
+from portal.http import SignedInRequest, download, it_admin_required, partial
 from provisioning.bulk import csvfile, jobs, preview, selectors, sources
 from provisioning.graph import GraphError
 from provisioning.models import BulkJob
@@ -34,27 +30,6 @@ logger = logging.getLogger(__name__)
 
 ROWS_PER_PAGE = 100
 TEMPLATE = "portal/admin/bulk_job.html"
-
-
-class AdminRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
-
-
-def it_admin_required(view):
-    """Signed in (else to sign-in) and an IT admin (else 403)."""
-
-    @functools.wraps(view)
-    def wrapper(request: AdminRequest, *args, **kwargs):
-        if not request.user.is_authenticated:
-            if request.htmx:
-                return HttpResponseClientRedirect(reverse("portal:sign-in"))
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_it_admin:
-            return render(request, "portal/admin/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _job(job_id: int) -> BulkJob:
@@ -73,13 +48,13 @@ def _list_context(**forms) -> dict:
 
 @require_GET
 @it_admin_required
-def bulk_job_list(request: AdminRequest) -> HttpResponse:
+def bulk_job_list(request: SignedInRequest) -> HttpResponse:
     return render(request, "portal/admin/bulk_list.html", _list_context())
 
 
 @require_http_methods(["GET", "POST"])
 @it_admin_required
-def bulk_upload(request: AdminRequest) -> HttpResponse:
+def bulk_upload(request: SignedInRequest) -> HttpResponse:
     if request.method == "GET":
         return redirect("itadmin:bulk-jobs")
     form = UploadForm(request.POST, request.FILES)
@@ -110,7 +85,7 @@ def bulk_upload(request: AdminRequest) -> HttpResponse:
 
 @require_POST
 @it_admin_required
-def bulk_source(request: AdminRequest) -> HttpResponse:
+def bulk_source(request: SignedInRequest) -> HttpResponse:
     which = request.POST.get("source")
     form = GroupSourceForm(request.POST) if which == "group" else StoreSourceForm(request.POST)
     if which in ("group", "store") and form.is_valid():
@@ -137,15 +112,17 @@ def bulk_source(request: AdminRequest) -> HttpResponse:
 
 @require_GET
 @it_admin_required
-def bulk_template(request: AdminRequest, kind: str) -> HttpResponse:
+def bulk_template(request: SignedInRequest, kind: str) -> HttpResponse:
     if kind not in csvfile.TEMPLATES:
         raise Http404
-    response = HttpResponse(csvfile.TEMPLATES[kind], content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="lanyard-{kind}-template.csv"'
-    return response
+    return download(
+        csvfile.TEMPLATES[kind],
+        content_type="text/csv; charset=utf-8",
+        filename=f"lanyard-{kind}-template.csv",
+    )
 
 
-def _detail_context(request: AdminRequest, job: BulkJob) -> dict:
+def _detail_context(request: SignedInRequest, job: BulkJob) -> dict:
     status = request.GET.get("status", "")
     page = Paginator(jobs.bulk_job_rows(job=job, status=status), ROWS_PER_PAGE).get_page(
         request.GET.get("page")
@@ -164,28 +141,26 @@ def _detail_context(request: AdminRequest, job: BulkJob) -> dict:
 
 @require_GET
 @it_admin_required
-def bulk_job_detail(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_detail(request: SignedInRequest, job_id: int) -> HttpResponse:
     job = _job(job_id)
-    template = f"{TEMPLATE}#rows" if request.htmx else TEMPLATE
-    return render(request, template, _detail_context(request, job))
+    return render(request, partial(request, TEMPLATE, "rows"), _detail_context(request, job))
 
 
 @require_GET
 @it_admin_required
-def bulk_job_progress(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_progress(request: SignedInRequest, job_id: int) -> HttpResponse:
     """The progress fragment; polling stops once the job is over."""
     job = _job(job_id)
     context = _detail_context(request, job)
     response = render(request, f"{TEMPLATE}#progress", context)
     if request.htmx and not context["active"]:
-        stop = HttpResponseStopPolling(response.content)
-        return stop
+        return HttpResponseStopPolling(response.content)
     return response
 
 
 @require_POST
 @it_admin_required
-def bulk_job_confirm(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_confirm(request: SignedInRequest, job_id: int) -> HttpResponse:
     job = _job(job_id)
     form = ConfirmForm(request.POST)
     if form.is_valid():
@@ -203,7 +178,7 @@ def bulk_job_confirm(request: AdminRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 @it_admin_required
-def bulk_job_cancel(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_cancel(request: SignedInRequest, job_id: int) -> HttpResponse:
     job = _job(job_id)
     try:
         count = jobs.bulk_job_cancel(job=job, cancelled_by=request.user)
@@ -216,7 +191,7 @@ def bulk_job_cancel(request: AdminRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 @it_admin_required
-def bulk_job_rerun(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_rerun(request: SignedInRequest, job_id: int) -> HttpResponse:
     job = _job(job_id)
     try:
         count = jobs.bulk_job_rerun_failed(job=job, requested_by=request.user)
@@ -229,17 +204,19 @@ def bulk_job_rerun(request: AdminRequest, job_id: int) -> HttpResponse:
 
 @require_GET
 @it_admin_required
-def bulk_job_results(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_results(request: SignedInRequest, job_id: int) -> HttpResponse:
     job = _job(job_id)
-    response = HttpResponse(jobs.bulk_job_results_csv(job=job), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-results.csv"'
-    return response
+    return download(
+        jobs.bulk_job_results_csv(job=job),
+        content_type="text/csv",
+        filename=f"lanyard-job-{job.pk}-results.csv",
+    )
 
 
 @never_cache
 @require_POST
 @it_admin_required
-def bulk_job_badges(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_badges(request: SignedInRequest, job_id: int) -> HttpResponse:
     """The badge sheet, once: the QR codes leave the vault in this response, as when printed."""
     job = _job(job_id)
     try:
@@ -255,15 +232,15 @@ def bulk_job_badges(request: AdminRequest, job_id: int) -> HttpResponse:
         return redirect("itadmin:bulk-job", job_id=job.pk)
     if refused:
         messages.warning(request, f"{len(printed.unprintable)} badge(s) not printed. {refused}")
-    response = HttpResponse(printed.pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-badges.pdf"'
-    return response
+    return download(
+        printed.pdf, content_type="application/pdf", filename=f"lanyard-job-{job.pk}-badges.pdf"
+    )
 
 
 @never_cache
 @require_POST
 @it_admin_required
-def bulk_job_pin_slips(request: AdminRequest, job_id: int) -> HttpResponse:
+def bulk_job_pin_slips(request: SignedInRequest, job_id: int) -> HttpResponse:
     """PIN slips, once: the PINs leave the vault in this response."""
     job = _job(job_id)
     try:
@@ -271,6 +248,6 @@ def bulk_job_pin_slips(request: AdminRequest, job_id: int) -> HttpResponse:
     except print_jobs.BadgeError as exc:
         messages.error(request, str(exc))
         return redirect("itadmin:bulk-job", job_id=job.pk)
-    response = HttpResponse(result.pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="lanyard-job-{job.pk}-pin-slips.pdf"'
-    return response
+    return download(
+        result.pdf, content_type="application/pdf", filename=f"lanyard-job-{job.pk}-pin-slips.pdf"
+    )

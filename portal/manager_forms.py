@@ -8,7 +8,12 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
+from provisioning.phone_numbers import (
+    PhoneNumberInvalid,
+    phone_number_examples,
+    phone_number_normalise,
+    phone_region_for,
+)
 from provisioning.rules import (
     PIN_MAX_LENGTH,
     PIN_MIN_LENGTH,
@@ -163,14 +168,28 @@ class PhoneForm(forms.Form):
         label="Phone number",
         max_length=40,
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off", "inputmode": "tel"}),
-        help_text="Any common format: 07700 900123, +44 7700 900123, 0044 7700 900123 …",
     )
 
-    def __init__(self, *args, usage_location: str = "", country: str = "", label: str = "", **kw):
+    def __init__(
+        self,
+        *args,
+        usage_location: str = "",
+        country: str = "",
+        label: str = "",
+        phone_type: str = "mobile",
+        **kw,
+    ):
         super().__init__(*args, **kw)
         if label:
             self.fields["number"].label = f"New {label} number"
         self.region = phone_region_for(usage_location=usage_location, country=country)
+        # The examples come from the region the number will be read in (DE for a Berlin worker).
+        national, international = phone_number_examples(
+            region=self.region, mobile=phone_type != "office"
+        )
+        if national:
+            self.fields["number"].widget.attrs["placeholder"] = national
+            self.fields["number"].help_text = f"Any common format: {national}, {international} …"
 
     def clean_number(self) -> str:
         try:

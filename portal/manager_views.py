@@ -9,7 +9,6 @@ never-cached URLs.
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 from dataclasses import dataclass
@@ -18,19 +17,24 @@ from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
-from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
-from django_htmx.middleware import HtmxDetails
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    HttpResponseStopPolling,
+    reswap,
+    retarget,
+    trigger_client_event,
+)
 
 from badges.render import BadgeData, render_badges
+from portal.http import PIN_REVEALS, SignedInRequest, download, manager_required, partial
 from portal.manager_forms import (
     PhoneForm,
     QrAddForm,
@@ -38,10 +42,10 @@ from portal.manager_forms import (
     QrReplaceForm,
     QrTemporaryForm,
 )
-from portal.models import User
 from provisioning import actions, vault
 from provisioning.actions import ActionRefused
 from provisioning.models import DirectoryUser, Operation, WorkerMethodState
+from provisioning.phone_numbers import phone_region_name
 from provisioning.qr_policy import qr_policy_current
 from provisioning.rules import PHONE_LABELS, STANDARD_MAX_DAYS
 from provisioning.selectors import (
@@ -60,14 +64,8 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
 LAST_STORE_SESSION_KEY = "lanyard_last_store"
 STORE_SEARCH_THRESHOLD = 8
-PIN_REVEALS_PER_MINUTE = 10
 BADGE_LAYOUT = "cr80"  # one badge, card-sized, for a download printed at once
 KIOSK_LAYOUT = "sheet-a4"  # the store kiosk prints sheets
-
-
-class ManagerRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
 
 
 @dataclass(frozen=True)
@@ -93,33 +91,12 @@ class WorkerRow:
         return cls(worker, True, code, label, state.qr_never_used, phones)
 
 
-def manager_required(view):
-    """Signed in, or back to sign-in — for htmx requests as a full-page redirect that returns to
-    the page the manager was on (an expired session must not swap a sign-in page into a panel)."""
-
-    @functools.wraps(view)
-    def wrapper(request: ManagerRequest, *args, **kwargs):
-        if request.user.is_authenticated:
-            return view(request, *args, **kwargs)
-        if request.htmx:
-            current = request.htmx.current_url_abs_path or request.get_full_path()
-            query = urlencode({"next": current})
-            return HttpResponseClientRedirect(f"{reverse('portal:sign-in')}?{query}")
-        return redirect_to_login(request.get_full_path())
-
-    return wrapper
-
-
-def _partial(request: ManagerRequest, template: str, fragment: str) -> str:
-    return f"{template}#{fragment}" if request.htmx else template
-
-
 # -- stores ----------------------------------------------------------------------------------
 
 
 @require_GET
 @manager_required
-def store_list(request: ManagerRequest) -> HttpResponse:
+def store_list(request: SignedInRequest) -> HttpResponse:
     stores = administrative_unit_list_for_manager(user=request.user)
     query = request.GET.get("q", "").strip()
     total = stores.count()
@@ -135,12 +112,12 @@ def store_list(request: ManagerRequest) -> HttpResponse:
     }
     if not total and not request.user.is_it_admin:
         return render(request, "portal/no_access.html", status=403)
-    return render(request, _partial(request, "portal/manager/store_list.html", "stores"), context)
+    return render(request, partial(request, "portal/manager/store_list.html", "stores"), context)
 
 
 @require_GET
 @manager_required
-def store_detail(request: ManagerRequest, au_id: str) -> HttpResponse:
+def store_detail(request: SignedInRequest, au_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     if request.session.get(LAST_STORE_SESSION_KEY) != store.id:
         request.session[LAST_STORE_SESSION_KEY] = store.id  # the picker offers it next time
@@ -156,13 +133,13 @@ def store_detail(request: ManagerRequest, au_id: str) -> HttpResponse:
         "query_string": urlencode({"q": query}) if query else "",
     }
     return render(
-        request, _partial(request, "portal/manager/store_detail.html", "worker-table"), context
+        request, partial(request, "portal/manager/store_detail.html", "worker-table"), context
     )
 
 
 @require_POST
 @manager_required
-def store_refresh(request: ManagerRequest, au_id: str) -> HttpResponse:
+def store_refresh(request: SignedInRequest, au_id: str) -> HttpResponse:
     from provisioning.tasks import worker_states_refresh
 
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
@@ -177,7 +154,7 @@ def store_refresh(request: ManagerRequest, au_id: str) -> HttpResponse:
 
 @require_GET
 @manager_required
-def store_activity(request: ManagerRequest, au_id: str) -> HttpResponse:
+def store_activity(request: SignedInRequest, au_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     events = Paginator(
         audit_event_list_for_administrative_unit(unit=store).select_related(None), PAGE_SIZE
@@ -190,7 +167,7 @@ def store_activity(request: ManagerRequest, au_id: str) -> HttpResponse:
 # -- the worker page -------------------------------------------------------------------------
 
 
-def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
+def _worker_context(request: SignedInRequest, store, worker, **extra) -> dict:
     policy = qr_policy_current()
     state: WorkerMethodState | None = getattr(worker, "method_state", None)
     start = state.standard_start if state and state.standard_start else timezone.now()
@@ -223,9 +200,12 @@ def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
             usage_location=worker.usage_location,
             country=worker.country,
             label=label,
+            phone_type=phone_type,
         )
         for phone_type, label in PHONE_LABELS.items()
     }
+    phone_forms.update(extra.pop("phone_forms", {}))  # a form with errors replaces its blank one
+    numbers = {phone_type: number for phone_type, _, number in state.phones} if state else {}
     context = {
         "store": store,
         "worker": worker,
@@ -236,6 +216,12 @@ def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
             operation_list_for_worker(user=request.user, unit=store, worker_id=worker.id)[:5]
         ),
         "phone_forms": phone_forms,
+        # (phone type, its form, the current number or ""): Remove only for a number that exists.
+        "phone_rows": [
+            (phone_type, form, numbers.get(phone_type) or "")
+            for phone_type, form in phone_forms.items()
+        ],
+        "phone_region": phone_region_name(phone_forms["mobile"].region),
         "resume": request.GET.get("resume"),
         **forms,
     }
@@ -245,7 +231,7 @@ def _worker_context(request: ManagerRequest, store, worker, **extra) -> dict:
 
 @require_GET
 @manager_required
-def worker_detail(request: ManagerRequest, au_id: str, user_id: str) -> HttpResponse:
+def worker_detail(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
     context = _worker_context(request, store, worker)
@@ -254,7 +240,7 @@ def worker_detail(request: ManagerRequest, au_id: str, user_id: str) -> HttpResp
 
 @require_GET
 @manager_required
-def worker_methods(request: ManagerRequest, au_id: str, user_id: str) -> HttpResponse:
+def worker_methods(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     """The QR and phone panel alone (htmx refreshes it after an action finishes)."""
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
@@ -266,7 +252,7 @@ def worker_methods(request: ManagerRequest, au_id: str, user_id: str) -> HttpRes
 
 @require_POST
 @manager_required
-def worker_refresh(request: ManagerRequest, au_id: str, user_id: str) -> HttpResponse:
+def worker_refresh(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     from provisioning.graph import GraphError, InteractionRequired
     from provisioning.token_cache import delegated_client_for
     from provisioning.worker_state import worker_state_refresh
@@ -287,7 +273,7 @@ def worker_refresh(request: ManagerRequest, au_id: str, user_id: str) -> HttpRes
     return redirect("manager:worker-detail", au_id=au_id, user_id=user_id)
 
 
-def _sign_in_again(request: ManagerRequest) -> HttpResponse:
+def _sign_in_again(request: SignedInRequest) -> HttpResponse:
     """Back through Entra's sign-in to the page the manager was on."""
     current = (request.htmx.current_url_abs_path if request.htmx else None) or request.path
     url = f"{reverse('portal:sign-in')}?{urlencode({'next': current})}"
@@ -298,7 +284,7 @@ def _sign_in_again(request: ManagerRequest) -> HttpResponse:
 
 @require_GET
 @manager_required
-def worker_activity(request: ManagerRequest, au_id: str, user_id: str) -> HttpResponse:
+def worker_activity(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
     events = Paginator(
@@ -311,7 +297,7 @@ def worker_activity(request: ManagerRequest, au_id: str, user_id: str) -> HttpRe
 
 @require_GET
 @manager_required
-def qr_add_page(request: ManagerRequest, au_id: str, user_id: str) -> HttpResponse:
+def qr_add_page(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     """Without JavaScript the add form also lives on the worker page; this is its anchor."""
     get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
     url = reverse("manager:worker-detail", kwargs={"au_id": au_id, "user_id": user_id})
@@ -321,24 +307,8 @@ def qr_add_page(request: ManagerRequest, au_id: str, user_id: str) -> HttpRespon
 # -- actions ----------------------------------------------------------------------------------
 
 
-def _action_response(request: ManagerRequest, store, worker, start_action, form=None, form_name=""):
-    """Run the service; answer with the progress fragment (htmx) or back to the worker page."""
-    if form is not None and not form.is_valid():
-        context = _worker_context(request, store, worker, **{form_name: form})
-        if request.htmx:
-            return _feedback(
-                render(request, "portal/manager/worker_detail.html#form-errors", {"form": form})
-            )
-        return render(request, "portal/manager/worker_detail.html", context, status=422)
-    try:
-        operation = start_action(form.cleaned_data if form is not None else {})
-    except ActionRefused as exc:
-        if request.htmx:
-            return _feedback(
-                render(request, "portal/manager/worker_detail.html#refused", {"message": str(exc)})
-            )
-        context = _worker_context(request, store, worker, refused=str(exc))
-        return render(request, "portal/manager/worker_detail.html", context, status=422)
+def _action_started(request: SignedInRequest, store, worker, operation: Operation) -> HttpResponse:
+    """The new action's progress fragment (htmx), or back to the worker page."""
     if request.htmx:
         operation = Operation.objects.get(pk=operation.pk)  # the task may already have run
         response = render(
@@ -351,25 +321,36 @@ def _action_response(request: ManagerRequest, store, worker, start_action, form=
     return redirect(f"{url}#operations")
 
 
+def _form_invalid(request: SignedInRequest, store, worker, form, **forms_on_page) -> HttpResponse:
+    """The form's errors: in the page's feedback area (htmx), or the worker page with the form."""
+    if request.htmx:
+        return _feedback(
+            render(request, "portal/manager/worker_detail.html#form-errors", {"form": form})
+        )
+    context = _worker_context(request, store, worker, **forms_on_page)
+    return render(request, "portal/manager/worker_detail.html", context, status=422)
+
+
+def _refused(request: SignedInRequest, store, worker, refusal: ActionRefused) -> HttpResponse:
+    """Why the service refused, in the page's feedback area (htmx) or on the worker page."""
+    if request.htmx:
+        return _feedback(
+            render(request, "portal/manager/worker_detail.html#refused", {"message": str(refusal)})
+        )
+    context = _worker_context(request, store, worker, refused=str(refusal))
+    return render(request, "portal/manager/worker_detail.html", context, status=422)
+
+
 def _feedback(response: HttpResponse) -> HttpResponse:
     """A refusal or form error goes to the page's feedback area, not the list of actions."""
     return reswap(retarget(response, "#action-feedback"), "innerHTML")
 
 
-def _worker_action(view):
-    """Resolve the store and worker (404 outside the manager's scope) for an action view."""
-
-    @functools.wraps(view)
-    def wrapper(request: ManagerRequest, au_id: str, user_id: str, **kwargs):
-        store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
-        worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
-        return view(request, store, worker, **kwargs)
-
-    return require_POST(manager_required(wrapper))
-
-
-@_worker_action
-def qr_add(request: ManagerRequest, store, worker) -> HttpResponse:
+@require_POST
+@manager_required
+def qr_add(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
     policy = qr_policy_current()
     form = QrAddForm(
         request.POST,
@@ -377,93 +358,132 @@ def qr_add(request: ManagerRequest, store, worker) -> HttpResponse:
         pin_length=policy.pin_length or 8,
         lifetime_days=policy.standard_qr_code_lifetime_in_days or 365,
     )
-    return _action_response(
-        request,
-        store,
-        worker,
-        lambda data: actions.qr_method_add(
+    if not form.is_valid():
+        return _form_invalid(request, store, worker, form, add_form=form)
+    try:
+        operation = actions.qr_method_add(
             worker=worker,
             unit=store,
             requested_by=request.user,
-            start=data["start_at"],
-            expire=data["expire_at"],
-            custom_pin=data.get("pin"),
-        ),
-        form,
-        "add_form",
-    )
+            start=form.cleaned_data["start_at"],
+            expire=form.cleaned_data["expire_at"],
+            custom_pin=form.cleaned_data.get("pin"),
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
 
 
-@_worker_action
-def qr_expiry(request: ManagerRequest, store, worker) -> HttpResponse:
+@require_POST
+@manager_required
+def qr_expiry(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
     state = getattr(worker, "method_state", None)
     form = QrExpiryForm(
         request.POST, prefix="expiry", start=state.standard_start if state else None
     )
-    return _action_response(
-        request,
-        store,
-        worker,
-        lambda data: actions.qr_expiry_set(
-            worker=worker, unit=store, requested_by=request.user, expire=data["expire_at"]
-        ),
-        form,
-        "expiry_form",
-    )
-
-
-@_worker_action
-def qr_replace(request: ManagerRequest, store, worker) -> HttpResponse:
-    form = QrReplaceForm(request.POST, prefix="replace", start=timezone.now())
-    return _action_response(
-        request,
-        store,
-        worker,
-        lambda data: actions.qr_replace(
-            worker=worker, unit=store, requested_by=request.user, expire=data["expire_at"]
-        ),
-        form,
-        "replace_form",
-    )
-
-
-@_worker_action
-def qr_temporary_add(request: ManagerRequest, store, worker) -> HttpResponse:
-    form = QrTemporaryForm(request.POST, prefix="temporary")
-    return _action_response(
-        request,
-        store,
-        worker,
-        lambda data: actions.qr_temporary_add(
+    if not form.is_valid():
+        return _form_invalid(request, store, worker, form, expiry_form=form)
+    try:
+        operation = actions.qr_expiry_set(
             worker=worker,
             unit=store,
             requested_by=request.user,
-            start=data["start_at"],
-            hours=data["hours"],
-        ),
-        form,
-        "temporary_form",
-    )
-
-
-def _simple(kind: str):
-    def view(request: ManagerRequest, store, worker) -> HttpResponse:
-        return _action_response(
-            request,
-            store,
-            worker,
-            lambda data: actions.qr_simple(
-                kind=kind, worker=worker, unit=store, requested_by=request.user
-            ),
+            expire=form.cleaned_data["expire_at"],
         )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
 
-    view.__name__ = f"action_{kind}"
-    return _worker_action(view)
+
+@require_POST
+@manager_required
+def qr_replace(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    form = QrReplaceForm(request.POST, prefix="replace", start=timezone.now())
+    if not form.is_valid():
+        return _form_invalid(request, store, worker, form, replace_form=form)
+    try:
+        operation = actions.qr_replace(
+            worker=worker,
+            unit=store,
+            requested_by=request.user,
+            expire=form.cleaned_data["expire_at"],
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
 
 
-qr_temporary_delete = _simple(Operation.Kind.QR_TEMPORARY_DELETE)
-qr_pin_reset = _simple(Operation.Kind.QR_PIN_RESET)
-qr_delete = _simple(Operation.Kind.QR_METHOD_DELETE)
+@require_POST
+@manager_required
+def qr_temporary_add(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    form = QrTemporaryForm(request.POST, prefix="temporary")
+    if not form.is_valid():
+        return _form_invalid(request, store, worker, form, temporary_form=form)
+    try:
+        operation = actions.qr_temporary_add(
+            worker=worker,
+            unit=store,
+            requested_by=request.user,
+            start=form.cleaned_data["start_at"],
+            hours=form.cleaned_data["hours"],
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
+
+
+@require_POST
+@manager_required
+def qr_temporary_delete(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    try:
+        operation = actions.qr_simple(
+            kind=Operation.Kind.QR_TEMPORARY_DELETE,
+            worker=worker,
+            unit=store,
+            requested_by=request.user,
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
+
+
+@require_POST
+@manager_required
+def qr_pin_reset(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    try:
+        operation = actions.qr_simple(
+            kind=Operation.Kind.QR_PIN_RESET, worker=worker, unit=store, requested_by=request.user
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
+
+
+@require_POST
+@manager_required
+def qr_delete(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    try:
+        operation = actions.qr_simple(
+            kind=Operation.Kind.QR_METHOD_DELETE,
+            worker=worker,
+            unit=store,
+            requested_by=request.user,
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
 
 
 def _phone_type(phone_type: str) -> str:
@@ -472,8 +492,11 @@ def _phone_type(phone_type: str) -> str:
     return phone_type
 
 
-@_worker_action
-def phone_set(request: ManagerRequest, store, worker, phone_type: str) -> HttpResponse:
+@require_POST
+@manager_required
+def phone_set(request: SignedInRequest, au_id: str, user_id: str, phone_type: str) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
     phone_type = _phone_type(phone_type)
     form = PhoneForm(
         request.POST,
@@ -481,94 +504,78 @@ def phone_set(request: ManagerRequest, store, worker, phone_type: str) -> HttpRe
         usage_location=worker.usage_location,
         country=worker.country,
         label=PHONE_LABELS[phone_type],
+        phone_type=phone_type,
     )
     if not form.is_valid():
-        if request.htmx:
-            return _feedback(
-                render(request, "portal/manager/worker_detail.html#form-errors", {"form": form})
-            )
-        phone_forms = {phone_type: form}
-        context = _worker_context(request, store, worker)
-        context["phone_forms"] = {**context["phone_forms"], **phone_forms}
-        return render(request, "portal/manager/worker_detail.html", context, status=422)
-    return _action_response(
-        request,
-        store,
-        worker,
-        lambda data: actions.phone_set(
+        return _form_invalid(request, store, worker, form, phone_forms={phone_type: form})
+    try:
+        operation = actions.phone_set(
             worker=worker,
             unit=store,
             requested_by=request.user,
             phone_type=phone_type,
             number=form.cleaned_data["number"],
-        ),
-    )
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
 
 
-@_worker_action
-def phone_delete(request: ManagerRequest, store, worker, phone_type: str) -> HttpResponse:
+@require_POST
+@manager_required
+def phone_delete(
+    request: SignedInRequest, au_id: str, user_id: str, phone_type: str
+) -> HttpResponse:
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
     phone_type = _phone_type(phone_type)
-    return _action_response(
-        request,
-        store,
-        worker,
-        lambda data: actions.phone_remove(
+    try:
+        operation = actions.phone_remove(
             worker=worker, unit=store, requested_by=request.user, phone_type=phone_type
-        ),
-    )
+        )
+    except ActionRefused as exc:
+        return _refused(request, store, worker, exc)
+    return _action_started(request, store, worker, operation)
 
 
 # -- an action's progress and results ----------------------------------------------------------
 
 
-def _operation(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
-    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
-    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+def _operation(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
+    """(store, worker, operation) of an action this manager requested; otherwise 404.
+    Two queries: the progress fragment is polled every second."""
     operation = get_operation_for_manager(
         user=request.user, au_id=au_id, user_id=user_id, operation_id=op_id
     )
-    return store, worker, operation
+    worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
+    return operation.administrative_unit, worker, operation
 
 
 @require_GET
 @never_cache
 @manager_required
-def operation_status(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+def operation_status(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
+    """An action's progress fragment, polled every second until the action is finished."""
     store, worker, operation = _operation(request, au_id, user_id, op_id)
     if not request.htmx:
         url = reverse("manager:worker-detail", kwargs={"au_id": au_id, "user_id": user_id})
         return redirect(f"{url}#operations")
-    response = render(
-        request,
-        "portal/manager/worker_detail.html#operation",
-        {"store": store, "worker": worker, "op": operation},
-    )
-    if operation.is_finished:
-        response.status_code = 286  # htmx: stop polling (django_htmx HttpResponseStopPolling)
-        trigger_client_event(response, "worker-changed")
-    return response
-
-
-def _throttled(request: ManagerRequest, bucket: str, limit: int) -> bool:
-    key = f"lanyard:throttle:{bucket}:{request.user.pk}:{int(timezone.now().timestamp() // 60)}"
-    count = cache.get_or_set(key, 0, 90)
-    if count >= limit:
-        return True
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, 90)
-    return False
+    context = {"store": store, "worker": worker, "op": operation}
+    if not operation.is_finished:
+        return render(request, "portal/manager/worker_detail.html#operation", context)
+    fragment = render_to_string("portal/manager/worker_detail.html#operation", context, request)
+    return trigger_client_event(HttpResponseStopPolling(fragment), "worker-changed")
 
 
 @require_POST
 @never_cache
 @manager_required
-def operation_pin(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+def operation_pin(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
     """The new PIN, in this one response only; the vault destroys it as it is read."""
     store, worker, operation = _operation(request, au_id, user_id, op_id)
-    if _throttled(request, "pin-reveal", PIN_REVEALS_PER_MINUTE):
+    if PIN_REVEALS.exceeded(request.user.pk):
         return HttpResponse("Too many PIN requests; wait a minute.", status=429)
+    PIN_REVEALS.count(request.user.pk)
     try:
         pin = actions.pin_reveal(operation=operation, requester=request.user)
     except vault.SecretUnavailable:
@@ -582,7 +589,7 @@ def operation_pin(request: ManagerRequest, au_id: str, user_id: str, op_id: int)
 
 @require_POST
 @manager_required
-def operation_handed_over(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+def operation_handed_over(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
     store, worker, operation = _operation(request, au_id, user_id, op_id)
     actions.pin_handed_over(operation=operation, requester=request.user)
     operation.refresh_from_db()
@@ -598,7 +605,7 @@ def operation_handed_over(request: ManagerRequest, au_id: str, user_id: str, op_
 
 @require_POST
 @manager_required
-def operation_resume(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+def operation_resume(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
     store, worker, operation = _operation(request, au_id, user_id, op_id)
     actions.operation_resume(operation=operation, requested_by=request.user)
     operation = Operation.objects.get(pk=operation.pk)
@@ -614,20 +621,20 @@ def operation_resume(request: ManagerRequest, au_id: str, user_id: str, op_id: i
 
 @require_POST
 @manager_required
-def operation_kiosk(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+def operation_kiosk(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
     """Queue the new QR code's badge for the store's kiosk (badges: print queue)."""
-    from badges import print_jobs as badge_services
+    from badges import print_jobs
 
     store, worker, operation = _operation(request, au_id, user_id, op_id)
     if not operation.payload_secret_id:
         raise Http404("This action created no QR code.")
     try:
-        result = badge_services.print_job_create_from_users(
+        result = print_jobs.print_job_create_from_users(
             unit=store,
             created_by=request.user,
             layout=KIOSK_LAYOUT,
             requests=[
-                badge_services.BadgeRequest(
+                print_jobs.BadgeRequest(
                     user_id=worker.id,
                     payload_secret_id=operation.payload_secret_id,
                     valid_until=operation.result_expires_at,
@@ -635,7 +642,7 @@ def operation_kiosk(request: ManagerRequest, au_id: str, user_id: str, op_id: in
                 )
             ],
         )
-    except badge_services.BadgeError as exc:
+    except print_jobs.BadgeError as exc:
         message, job = str(exc), None
     else:
         job = result.job
@@ -661,7 +668,7 @@ def _payload(operation: Operation) -> bytes:
 @require_GET
 @never_cache
 @manager_required
-def operation_qr(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+def operation_qr(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
     """A preview of the new QR code, drawn here from the vault payload (never cached)."""
     _, _, operation = _operation(request, au_id, user_id, op_id)
     image = qrcode.make(
@@ -680,7 +687,7 @@ def operation_qr(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
 @require_GET
 @never_cache
 @manager_required
-def operation_badge(request: ManagerRequest, au_id: str, user_id: str, op_id: int):
+def operation_badge(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
     """A single-badge PDF of the new QR code (never cached; never the PIN)."""
     store, worker, operation = _operation(request, au_id, user_id, op_id)
     expires = operation.result.get("expires_at")
@@ -694,7 +701,5 @@ def operation_badge(request: ManagerRequest, au_id: str, user_id: str, op_id: in
         temporary=operation.is_temporary_qr,
     )
     pdf = render_badges([badge], BADGE_LAYOUT)
-    response = HttpResponse(pdf, content_type="application/pdf")
     name = f"badge-{worker.employee_id or worker.id[:8]}.pdf"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return download(pdf, content_type="application/pdf", filename=name)

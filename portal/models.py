@@ -14,6 +14,10 @@ class User(AbstractUser):
     display_name = models.CharField(max_length=256, blank=True)
     # Member of LANYARD_ADMIN_GROUP_ID at the last sign-in (or directory sync).
     is_it_admin = models.BooleanField(default=False)
+    # Held Authentication Administrator or Privileged Authentication Administrator tenant-wide
+    # (not scoped to an AU) at the last sign-in: the role covers every store, so Lanyard lets
+    # them manage every store.
+    manages_all_stores = models.BooleanField(default=False)
     roles_refreshed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

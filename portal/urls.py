@@ -11,5 +11,5 @@ urlpatterns = [
     # pages, and badges, print queues and kiosks.
     path("stores/", include("portal.manager_urls")),
     path("admin/", include("portal.admin_urls")),
-    path("badges/", include("badges.urls")),
+    path("badges/", include("portal.badge_urls")),
 ]

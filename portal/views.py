@@ -9,18 +9,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from django_htmx.middleware import HtmxDetails
 
 from portal.health import broker_health
-from portal.models import User
 from provisioning.selectors import administrative_unit_list_for_manager
 
 logger = logging.getLogger(__name__)
-
-
-class AuthenticatedRequest(HttpRequest):
-    user: User
-    htmx: HtmxDetails
 
 
 @require_GET

@@ -27,8 +27,11 @@ from provisioning.models import (
     DirectoryUser,
     ScopedRoleAssignment,
 )
+from provisioning.roles import MANAGER_ROLE_TEMPLATES
 
 logger = logging.getLogger(__name__)
+
+DIRECTORY_ROLE_TYPE = "#microsoft.graph.directoryRole"
 
 # DirectoryUser fields copied from Graph, in one place so "changed?" and "write" agree.
 USER_FIELDS = (
@@ -205,7 +208,8 @@ def _scoped_roles_replace(
 
 
 def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[str]:
-    """Re-read `user`'s scoped roles and admin-group membership with their delegated token.
+    """Re-read `user`'s scoped roles, tenant-wide manager roles and admin-group membership with
+    their delegated token.
 
     Returns the ids of AUs that were not in the cache yet: the caller syncs their members.
     """
@@ -227,9 +231,16 @@ def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[st
                 synced_at=now,
             )
             new_units.append(unit.id)
+    member_of = list(operations.me_transitive_member_of(client))
     is_admin = bool(settings.LANYARD_ADMIN_GROUP_ID) and any(
-        item.id.lower() == settings.LANYARD_ADMIN_GROUP_ID.lower()
-        for item in operations.me_transitive_member_of(client)
+        item.id.lower() == settings.LANYARD_ADMIN_GROUP_ID.lower() for item in member_of
+    )
+    # A directory role in memberOf is held tenant-wide (AU-scoped ones are only in
+    # scopedRoleMemberOf): a manager role held so covers every store.
+    manages_all_stores = any(
+        item.odata_type == DIRECTORY_ROLE_TYPE
+        and roles.template_of(item.id) in MANAGER_ROLE_TEMPLATES
+        for item in member_of
     )
     with transaction.atomic():
         seen = set()
@@ -248,9 +259,10 @@ def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[st
             )
         ScopedRoleAssignment.objects.filter(principal_id=principal_id).exclude(id__in=seen).delete()
         get_user_model().objects.filter(pk=user.pk).update(
-            is_it_admin=is_admin, roles_refreshed_at=now
+            is_it_admin=is_admin, manages_all_stores=manages_all_stores, roles_refreshed_at=now
         )
     user.is_it_admin = is_admin
+    user.manages_all_stores = manages_all_stores
     user.roles_refreshed_at = now
     return new_units
 

@@ -57,6 +57,29 @@ def phone_number_normalise(raw: str, *, region: str) -> str:
     return formatted
 
 
+def phone_number_examples(*, region: str, mobile: bool = True) -> tuple[str, str]:
+    """An example number of `region`, written nationally and internationally (for a form's
+    placeholder and hint: they must match the region national numbers are read in)."""
+    kind = (
+        phonenumbers.PhoneNumberType.MOBILE if mobile else phonenumbers.PhoneNumberType.FIXED_LINE
+    )
+    example = phonenumbers.example_number_for_type(region, kind) or phonenumbers.example_number(
+        region
+    )
+    if example is None:
+        return "", ""
+    return (
+        phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL),
+        phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+    )
+
+
+def phone_region_name(region: str) -> str:
+    """The region's English country name ("Germany" for DE), or the code itself."""
+    example = phonenumbers.example_number(region)
+    return (geocoder.country_name_for_number(example, "en") if example else "") or region
+
+
 @functools.cache
 def _region_by_name() -> dict[str, str]:
     """English country names → region codes, for Entra's free-text `country` field (built once)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.http import Http404
 
 from provisioning.models import (
@@ -18,13 +18,21 @@ from provisioning.roles import MANAGER_ROLE_TEMPLATES
 
 
 def administrative_unit_list_for_manager(*, user: AbstractUser) -> QuerySet[AdministrativeUnit]:
-    """The stores where `user` holds an AU-scoped authentication admin role."""
+    """The stores where `user` holds an authentication admin role: every store when the role is
+    tenant-wide, else the AUs it is scoped to."""
     if not user.entra_object_id:
         return AdministrativeUnit.objects.none()
+    if user.manages_all_stores:
+        return AdministrativeUnit.objects.all()
     return AdministrativeUnit.objects.filter(
         scoped_roles__principal_id=user.entra_object_id,
         scoped_roles__role_template_id__in=MANAGER_ROLE_TEMPLATES,
     ).distinct()
+
+
+def _managed(*, user: AbstractUser, au_id: str) -> QuerySet[AdministrativeUnit]:
+    """Store `au_id` if `user` manages it, as a subquery (no query of its own)."""
+    return administrative_unit_list_for_manager(user=user).filter(id=au_id).values("id")
 
 
 def get_administrative_unit_for_manager(*, user: AbstractUser, au_id: str) -> AdministrativeUnit:
@@ -44,12 +52,11 @@ def worker_list_for_administrative_unit(*, unit: AdministrativeUnit) -> QuerySet
 def get_worker_for_manager(*, user: AbstractUser, au_id: str, user_id: str) -> DirectoryUser:
     """Worker `user_id` of store `au_id` if `user` manages that store; otherwise 404.
 
-    The store is checked first (the manager's scope), then the worker's membership of it.
+    One query: the worker's membership of the store, and the store in the manager's scope.
     """
-    unit = get_administrative_unit_for_manager(user=user, au_id=au_id)
     worker = (
         DirectoryUser.objects.filter(id=user_id)
-        .filter(memberships__administrative_unit=unit)
+        .filter(memberships__administrative_unit__in=_managed(user=user, au_id=au_id))
         .select_related("method_state")
         .first()
     )
@@ -62,12 +69,16 @@ def manager_manages_worker(*, user: AbstractUser, au_id: str, user_id: str) -> b
     """The check a task repeats before writing: does `user` still manage this worker's store?"""
     if not user.entra_object_id:
         return False
-    return (
-        ScopedRoleAssignment.objects.filter(
+    manages_store = (
+        user.manages_all_stores
+        or ScopedRoleAssignment.objects.filter(
             administrative_unit_id=au_id,
             principal_id=user.entra_object_id,
             role_template_id__in=MANAGER_ROLE_TEMPLATES,
         ).exists()
+    )
+    return (
+        manages_store
         and AUMembership.objects.filter(administrative_unit_id=au_id, user_id=user_id).exists()
     )
 
@@ -97,14 +108,22 @@ def operation_list_for_worker(*, user: AbstractUser, unit: AdministrativeUnit, w
 def get_operation_for_manager(
     *, user: AbstractUser, au_id: str, user_id: str, operation_id: int
 ) -> Operation:
-    """An action the manager requested on a worker of a store they manage; otherwise 404."""
-    worker = get_worker_for_manager(user=user, au_id=au_id, user_id=user_id)
-    operation = Operation.objects.filter(
-        id=operation_id,
-        administrative_unit_id=au_id,
-        worker_id=worker.id,
-        requested_by=user,
-    ).first()
+    """An action the manager requested on a worker of a store they manage; otherwise 404.
+
+    One query, with the store (`operation.administrative_unit`).
+    """
+    member = AUMembership.objects.filter(administrative_unit_id=au_id, user_id=user_id)
+    operation = (
+        Operation.objects.filter(
+            id=operation_id,
+            administrative_unit__in=_managed(user=user, au_id=au_id),
+            worker_id=user_id,
+            requested_by=user,
+        )
+        .filter(Exists(member))
+        .select_related("administrative_unit")
+        .first()
+    )
     if operation is None:
         raise Http404("No such action.")
     return operation

@@ -113,11 +113,9 @@ def alice_user(alice, directory):
 @pytest.fixture(autouse=True)
 def _kiosk_pairing_throttle_reset() -> None:
     """Wrong pairing codes are throttled per address; each test starts with a clean slate."""
-    from django.core.cache import cache
+    from portal.http import KIOSK_PAIR_FAILURES
 
-    from badges.views import pair_throttle_key
-
-    cache.delete(pair_throttle_key("127.0.0.1"))
+    KIOSK_PAIR_FAILURES.reset("127.0.0.1")
 
 
 @pytest.fixture

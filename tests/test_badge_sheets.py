@@ -87,6 +87,29 @@ def test_another_stores_worker_is_not_printed(alice_client, alice_store, bob_bad
     assert response.status_code == 422
     assert "Not a worker of this store" in response.content.decode()
     assert not PrintJob.objects.exists()
+    assert "/qr/replace" not in response.content.decode()  # replacing would not help
+
+
+def test_the_replace_button_follows_the_reason_code_not_its_words(rf, alice_store):
+    from django.template.loader import render_to_string
+
+    from badges.print_jobs import Unprintable, UnprintableReason
+    from provisioning.models import AdministrativeUnit
+
+    store = AdministrativeUnit.objects.get(id=alice_store)
+    unprintable = [
+        Unprintable("worker-a", "A", UnprintableReason.NO_PAYLOAD),
+        Unprintable("worker-b", "B", UnprintableReason.NO_EXPIRY),
+        Unprintable("worker-c", "C", UnprintableReason.NOT_IN_STORE),
+    ]
+    html = render_to_string(
+        "badges/sheet_result.html#result",
+        {"store": store, "unprintable": unprintable, "replace_url_name": "manager:qr-replace"},
+        rf.get("/"),
+    )
+    assert html.count("/qr/replace") == 1
+    assert f"/stores/{alice_store}/workers/worker-a/qr/replace" in html
+    assert UnprintableReason.NO_EXPIRY.label in html  # the words stay, for the manager
 
 
 def test_another_store_is_a_404_at_every_url(alice_client, bob_store, bob_badged):

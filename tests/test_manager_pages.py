@@ -45,8 +45,9 @@ def test_no_role_explains_what_is_needed(client, charlie, directory):
 
     sign_in(client, charlie)
     page = client.get("/stores/")
-    # The IT admin has no scoped role: an empty list, not an error; a manager without a role
-    # gets the explanation (portal/no_access.html, tested in test_sign_in.py).
+    # The IT admin gets the picker, not an error (their tenant-wide role makes them a manager of
+    # every store: test_tenant_wide_roles.py); someone without a role gets the explanation
+    # (portal/no_access.html, tested in test_sign_in.py).
     assert page.status_code == 200
 
 

@@ -90,3 +90,35 @@ def test_graph_refusing_a_delete_is_explained(alice_client, alice_store, directo
     op = Operation.objects.get(kind="phone_delete")
     assert op.status == "failed"
     assert "default sign-in method" in op.error and "request-id" in op.error
+
+
+def test_the_examples_come_from_the_region_the_numbers_are_read_in(
+    alice_client, alice_worker, run_tasks
+):
+    from provisioning.models import DirectoryUser
+
+    # A Berlin worker: national numbers are read as German ones, so the examples are German.
+    DirectoryUser.objects.filter(id=alice_worker.user_id).update(
+        usage_location="DE", country="Germany"
+    )
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert 'placeholder="01512 3456789"' in page  # a German mobile, written nationally
+    assert "+49 1512 3456789" in page  # and internationally
+    assert 'placeholder="030 123456"' in page  # the office field: a German landline
+    assert "read as Germany numbers" in page
+    assert "07700" not in page and "+44" not in page  # no UK example left
+
+    _set(alice_client, alice_worker, run_tasks, "mobile", "01512 3456789")  # as the example
+    assert Operation.objects.get(kind="phone_set").params["number"] == "+49 15123456789"
+
+
+def test_remove_is_offered_only_for_numbers_that_exist(alice_client, alice_worker, run_tasks):
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert "/phones/" in page  # the forms to add numbers are there
+    assert "/delete" not in page.split('id="phone-heading"')[1]  # no number, nothing to remove
+
+    _set(alice_client, alice_worker, run_tasks, "mobile", "+44 7400 123457")
+    phones = alice_client.get(alice_worker.url()).content.decode().split('id="phone-heading"')[1]
+    assert alice_worker.url("phones/mobile/delete") in phones
+    assert alice_worker.url("phones/alternateMobile/delete") not in phones
+    assert alice_worker.url("phones/office/delete") not in phones

@@ -1,0 +1,173 @@
+"""What every view of the portal shares: typed requests, who may come in, partial templates,
+downloads and throttles. Views read top to bottom: decorators say who may call them, the body
+reads the request, calls one selector or service, and renders."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from badges import kiosks
+from badges.models import Kiosk
+from portal.models import User
+
+
+class SignedInRequest(HttpRequest):
+    """A request of a signed-in person (a store manager or an IT admin)."""
+
+    user: User
+    htmx: HtmxDetails
+
+
+class KioskRequest(HttpRequest):
+    """A request of a paired kiosk: `kiosk` is set by `kiosk_required`; there is no person."""
+
+    kiosk: Kiosk
+    htmx: HtmxDetails
+
+
+# -- who may come in ---------------------------------------------------------------------------
+
+
+def _to_sign_in(request: HttpRequest) -> HttpResponse:
+    """Back to sign-in, returning afterwards to the page the person was on. For htmx a full-page
+    redirect: an expired session must not swap a sign-in page into a panel."""
+    if request.htmx:
+        current = request.htmx.current_url_abs_path or request.get_full_path()
+        query = urlencode({"next": current})
+        return HttpResponseClientRedirect(f"{reverse('portal:sign-in')}?{query}")
+    return redirect_to_login(request.get_full_path())
+
+
+def manager_required(view):
+    """Signed in, or back to sign-in. Which stores the person manages the selectors decide."""
+
+    @functools.wraps(view)
+    def wrapper(request: SignedInRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return _to_sign_in(request)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def it_admin_required(view):
+    """Signed in (else to sign-in) and an IT admin (else 403)."""
+
+    @functools.wraps(view)
+    def wrapper(request: SignedInRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return _to_sign_in(request)
+        if not request.user.is_it_admin:
+            return render(request, "portal/admin/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _kiosk_cookie_delete(response: HttpResponse) -> HttpResponse:
+    response.delete_cookie(
+        settings.KIOSK_COOKIE_NAME, path=reverse("badges:kiosk-home"), samesite="Strict"
+    )
+    return response
+
+
+def kiosk_required(view):
+    """The request carries a valid device credential; `request.kiosk` is its kiosk.
+
+    Deliberately ignores any user session: a kiosk is not a person, and a person's session is
+    not a kiosk.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: KioskRequest, *args, **kwargs):
+        credential = request.COOKIES.get(settings.KIOSK_COOKIE_NAME, "")
+        kiosk = kiosks.kiosk_authenticate(credential=credential)
+        if kiosk is None:
+            pair_url = reverse("badges:kiosk-pair")
+            if credential:
+                pair_url += "?" + urlencode({"reason": "revoked"})
+            if request.htmx:
+                response = HttpResponseClientRedirect(pair_url)
+            elif request.method == "GET":
+                response = redirect(pair_url)
+            else:
+                response = HttpResponse("This kiosk is not paired.", status=403)
+            return _kiosk_cookie_delete(response) if credential else response
+        request.kiosk = kiosk
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+def partial(request: HttpRequest, template: str, fragment: str) -> str:
+    """The template's `fragment` for htmx, the whole page otherwise (django-template-partials)."""
+    return f"{template}#{fragment}" if request.htmx else template
+
+
+def download(
+    content: bytes | str, *, content_type: str, filename: str, inline: bool = False
+) -> HttpResponse:
+    """A file the browser saves as `filename` (or shows, `inline`)."""
+    response = HttpResponse(content, content_type=content_type)
+    disposition = "inline" if inline else "attachment"
+    response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    return response
+
+
+# -- throttles ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """At most `limit` counted events per key within `window_seconds` of the first one.
+
+    Counts live in the cache, so they are shared by the web processes. The window starts at
+    the first counted event (not on a clock boundary), so a burst is never split in two.
+    """
+
+    name: str
+    limit: int
+    window_seconds: int
+
+    def key(self, who: object) -> str:
+        return f"lanyard:throttle:{self.name}:{who}"
+
+    def exceeded(self, who: object) -> bool:
+        """`who` has used up its events in the current window."""
+        return cache.get(self.key(who), 0) >= self.limit
+
+    def count(self, who: object) -> None:
+        """One more event of `who`."""
+        key = self.key(who)
+        cache.add(key, 0, self.window_seconds)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, self.window_seconds)
+
+    def reset(self, who: object) -> None:
+        cache.delete(self.key(who))
+
+
+# A PIN is shown once; revealing many in a row is someone scraping (per manager).
+PIN_REVEALS = Throttle("pin-reveal", limit=10, window_seconds=60)
+# A pairing code has ~40 bits and lives minutes; wrong codes are counted per address.
+KIOSK_PAIR_FAILURES = Throttle("kiosk-pair-failures", limit=10, window_seconds=600)
+
+
+def client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
