@@ -79,27 +79,14 @@ def test_throttled_items_are_resent_after_their_retry_after(graphsim, config):
     assert graphsim.stats["qr_method_creations"] == {u.id: 1 for u in users}
 
 
-class SimulatedTime:
-    """One time line for the client's limiter and graphsim's throttle: sleeping advances it, so
-    when a batch reaches graphsim does not depend on the machine's speed or load."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def test_the_rate_limiter_keeps_batches_under_graphs_write_budget(
-    graphsim, config, tmp_path, monkeypatch
+    graphsim, graphsim_time, config, tmp_path
 ):
     graphsim.sim.config.write_budget_per_s = 20.0
     graphsim.sim.config.write_burst = None  # strict: 20 in any one second
-    time = SimulatedTime()
-    monkeypatch.setattr(graphsim.sim.throttle, "clock", time.clock)
+    # One time line for the client's limiter and graphsim's throttle: when a batch reaches
+    # graphsim does not depend on the machine's speed or load.
+    time = graphsim_time
     limiter = FileRateLimiter(tmp_path / "paced", rate=18.0, sleep=time.sleep, clock=time.clock)
     users = workers_without_qr(graphsim, 60)
     client = build_client(config, rate_limiter=limiter)
