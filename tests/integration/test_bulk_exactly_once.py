@@ -43,6 +43,7 @@ def _qr_job(upns: list[str]) -> BulkJob:
 
 
 def _rows_done(job: BulkJob) -> int:
+    engine.jobs_sweep()  # as celery beat would: a killed worker's job gets new tasks
     return engine.job_counts(job)["done"]
 
 
