@@ -13,7 +13,8 @@ RUN groupadd --system --gid 10001 lanyard \
 
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them.
+# Dependencies first, so code changes do not reinstall them. Runtime dependencies only: graphsim's
+# and the development tools are in the development lock, which the image never installs.
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
 

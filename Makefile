@@ -1,8 +1,10 @@
 # Lanyard — developer commands. Run `make` for the list.
 #
 # Everything runs from the repository root with the interpreter in .venv, which is created
-# on first use from requirements.lock (scripts/find-python picks a Python >= 3.12; override
-# with `make PYTHON=/path/to/python3.12 ...`). The project itself is not pip-installed.
+# on first use from requirements-dev.lock: the runtime dependencies (requirements.lock, all the
+# Docker image installs) plus graphsim's and the development tools (scripts/find-python picks a
+# Python >= 3.12; override with `make PYTHON=/path/to/python3.12 ...`). The project itself is
+# not pip-installed.
 
 .DEFAULT_GOAL := help
 
@@ -36,22 +38,23 @@ help:
 	@echo "  make bench             run the benchmarks in bench/ (figures: docs/BENCHMARKS.md)"
 	@echo "  make lint              ruff check + ruff format --check"
 	@echo "  make format            ruff check --fix + ruff format"
-	@echo "  make venv              create/update .venv from requirements.lock"
+	@echo "  make venv              create/update .venv from requirements-dev.lock"
 	@echo "  make clean             remove var/ (demo data, logs) and caches; distclean also .venv"
 
 venv: $(VENV_STAMP)
 
-# Re-runs when requirements.lock changes. A .venv whose interpreter no longer runs (or is
-# older than 3.12) is rebuilt from scratch.
-$(VENV_STAMP): requirements.lock
+# Re-runs when either lock changes (requirements-dev.lock includes every pin of
+# requirements.lock). A .venv whose interpreter no longer runs (or is older than 3.12) is rebuilt
+# from scratch.
+$(VENV_STAMP): requirements.lock requirements-dev.lock
 	@if ! $(VENV)/bin/python -c 'import sys; raise SystemExit(sys.version_info < (3, 12))' 2>/dev/null; then \
 		py=$$(sh scripts/find-python) || exit 1; \
 		echo "==> creating $(VENV) with $$py"; \
 		rm -rf $(VENV); \
 		"$$py" -m venv $(VENV) || exit 1; \
 	fi
-	@echo "==> installing requirements.lock into $(VENV)"
-	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements.lock
+	@echo "==> installing requirements-dev.lock into $(VENV)"
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-dev.lock
 	@touch $@
 
 run: $(VENV_STAMP)

@@ -2,11 +2,13 @@
 benchmarks).
 
     python -m graphsim serve --port 8443 --browser-port 8444 --tls-dir var/graphsim \\
-        --state var/graphsim/state.json --tenant demo --latency-ms 80-250 --write-budget 20
+        --state var/graphsim/state.json --tenant demo --latency-ms 80-250 --write-budget 20 \\
+        --redirect-uri http://127.0.0.1:8000/auth/callback
 
 Creates the CA and server certificate in --tls-dir if missing, writes <tls-dir>/ca-bundle.pem
 (system CAs + graphsim CA) for REQUESTS_CA_BUNDLE, loads --state if present (else generates the
-tenant), saves it after writes (debounced) and on exit, prints one line with the URLs, and stops
+tenant), registers each --redirect-uri on the demo app (where the portal is served), saves it
+after writes (debounced) and on exit, prints one line with the URLs, and stops
 cleanly on SIGTERM/SIGINT.
 """
 
@@ -22,9 +24,10 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from graphsim import persist, tenantgen
+from graphsim import demo, persist, tenantgen
 from graphsim.app import Simulator
 from graphsim.faults import SimConfig
+from graphsim.model import Tenant
 from graphsim.server import ServerThread
 from graphsim.tls import ensure_tls
 
@@ -49,6 +52,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _with_redirect_uris(tenant: Tenant, uris: list[str]) -> Tenant:
+    """The tenant, its demo app registration also accepting `uris` (the portal's callbacks)."""
+    app = tenant.apps.get(demo.DEMO_CLIENT_ID)
+    if app is not None:
+        app.redirect_uris.extend(uri for uri in uris if uri not in app.redirect_uris)
+    return tenant
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m graphsim", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8443, help="HTTPS port (0: any free port)")
     serve.add_argument("--browser-port", type=int, default=8444,
                        help="plain-HTTP port for the authorize page (-1: disabled)")  # fmt: skip
+    serve.add_argument("--redirect-uri", action="append", default=[], metavar="URI",
+                       help="a redirect URI the demo app also accepts (repeatable)")  # fmt: skip
     serve.add_argument("--tls-dir", default="var/graphsim")
     serve.add_argument("--state", default="var/graphsim/state.json",
                        help="tenant state file ('' to keep state in memory only)")  # fmt: skip
@@ -92,11 +105,17 @@ def serve(args: argparse.Namespace) -> int:
     def fresh_tenant():
         now = datetime.now(UTC)
         if args.tenant == "large":
-            return tenantgen.demo_tenant(args.seed, big_store_workers=args.users, now=now)
-        return tenantgen.demo_tenant(args.seed, now=now)
+            tenant = tenantgen.demo_tenant(args.seed, big_store_workers=args.users, now=now)
+        else:
+            tenant = tenantgen.demo_tenant(args.seed, now=now)
+        return _with_redirect_uris(tenant, args.redirect_uri)
 
     state = Path(args.state) if args.state else None
-    tenant = persist.load(state) if state and state.is_file() else fresh_tenant()
+    if state and state.is_file():
+        # A saved state may come from a run on another port.
+        tenant = _with_redirect_uris(persist.load(state), args.redirect_uri)
+    else:
+        tenant = fresh_tenant()
     config = SimConfig(
         token_lifetime_s=args.token_lifetime,
         max_page_size=args.max_page_size,

@@ -18,7 +18,12 @@ DEMO_CLIENT_SECRET = "demo-client-secret-not-for-production"
 # Entra group whose members are Lanyard IT admins (LANYARD_ADMIN_GROUP_ID in demo mode).
 DEMO_ADMIN_GROUP_ID = "a7c3e9f1-4d2b-4f8a-b6e0-3c9d1f5a7b82"
 
-# Where `make run` serves graphsim: HTTPS for the API and token endpoints, and plain HTTP for the
-# browser-facing authorize page only, so a person's browser needs no demo CA.
-DEMO_GRAPHSIM_URL = "https://127.0.0.1:8443"
-DEMO_GRAPHSIM_BROWSER_URL = "http://127.0.0.1:8444"
+# Where `make run` serves graphsim's HTTPS API and token endpoint unless GRAPHSIM_PORT says
+# otherwise (scripts/run-demo; its plain-HTTP sign-in page is on GRAPHSIM_BROWSER_PORT, default
+# 8444, so a person's browser needs no demo CA). The portal's demo settings read the same variable.
+DEMO_GRAPHSIM_PORT = 8443
+
+
+def demo_graphsim_url(port: int = DEMO_GRAPHSIM_PORT) -> str:
+    """graphsim's HTTPS base URL (API, authority and token endpoint) when it listens on `port`."""
+    return f"https://127.0.0.1:{port}"

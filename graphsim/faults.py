@@ -12,6 +12,7 @@ import dataclasses
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,11 +89,13 @@ class SimConfig:
 class FaultInjector:
     """Draws fault decisions from a seeded generator and keeps the 429-storm window."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        # Replaceable, like Throttle.clock, so a test can end a storm without sleeping.
+        self.clock = clock
         self._lock = threading.Lock()
         self._random = random.Random(config.fault_seed)
-        self._storm_until = 0.0  # time.monotonic() deadline
+        self._storm_until = 0.0  # a self.clock() deadline
 
     def reseed(self) -> None:
         with self._lock:
@@ -113,13 +116,13 @@ class FaultInjector:
             return self._random.uniform(min(low, high), high) / 1000
 
     def start_storm(self, seconds: float) -> None:
-        self._storm_until = time.monotonic() + seconds
+        self._storm_until = self.clock() + seconds
 
     def storm_active(self) -> bool:
-        return time.monotonic() < self._storm_until
+        return self.clock() < self._storm_until
 
     def storm_remaining_s(self) -> float:
-        return max(0.0, self._storm_until - time.monotonic())
+        return max(0.0, self._storm_until - self.clock())
 
     def storm_hits(self) -> bool:
         return self.storm_active() and self._roll(self.config.storm_fraction)

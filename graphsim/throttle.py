@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from graphsim.faults import SimConfig
@@ -97,10 +98,12 @@ def resource_units(method: str, path: str, query: dict[str, str]) -> int:
 
 
 class Throttle:
-    """Buckets per (app, tenant); thread-safe."""
+    """Buckets per (app, tenant); thread-safe. `clock` (seconds, monotonic) is replaceable so a
+    test can run a client's pacing and this throttle on one simulated time line."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self._lock = threading.Lock()
         self._writes: dict[tuple[str, str], SlidingWindow] = {}
         self._reads: dict[tuple[str, str], TokenBucket] = {}
@@ -123,7 +126,7 @@ class Throttle:
         if not self.config.throttle_enabled:
             return None
         key = (app_id, tenant_id)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             if is_write:
                 # Writes: `burst` requests per `burst / rate` seconds, i.e. 20 per second by

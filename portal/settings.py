@@ -103,12 +103,18 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # --- Entra and Graph -------------------------------------------------------------------------
 
+# In demo mode graphsim is both: `make run` starts it on GRAPHSIM_PORT (default 8443).
+_DEMO_GRAPHSIM_URL = (
+    demo.demo_graphsim_url(env_int("GRAPHSIM_PORT", demo.DEMO_GRAPHSIM_PORT, minimum=1))
+    if DEMO_MODE
+    else ""
+)
 ENTRA_AUTHORITY_HOST = env_str(
     "ENTRA_AUTHORITY_HOST",
-    demo.DEMO_GRAPHSIM_URL if DEMO_MODE else "https://login.microsoftonline.com",
+    _DEMO_GRAPHSIM_URL if DEMO_MODE else "https://login.microsoftonline.com",
 ).rstrip("/")
 GRAPH_ENDPOINT = env_str(
-    "GRAPH_ENDPOINT", demo.DEMO_GRAPHSIM_URL if DEMO_MODE else "https://graph.microsoft.com"
+    "GRAPH_ENDPOINT", _DEMO_GRAPHSIM_URL if DEMO_MODE else "https://graph.microsoft.com"
 ).rstrip("/")
 ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID", demo.DEMO_CLIENT_ID if DEMO_MODE else "")
 ENTRA_CLIENT_SECRET = env_str("ENTRA_CLIENT_SECRET", demo.DEMO_CLIENT_SECRET if DEMO_MODE else "")

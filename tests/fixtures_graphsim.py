@@ -7,6 +7,8 @@ Enable with `pytest_plugins = ["tests.fixtures_graphsim"]` in tests/conftest.py.
   trust graphsim exactly as production trusts Entra.
 - `graphsim_server` (session): one running graphsim (HTTPS + HTTP browser listener).
 - `graphsim` (function): the same server, reset to a fresh demo tenant and default config.
+- `graphsim_time` (function): graphsim's throttle and 429-storm windows on a `SimulatedTime`, so
+  a test moves them with `graphsim_time.sleep(seconds)` instead of sleeping.
 """
 
 from __future__ import annotations
@@ -43,3 +45,26 @@ def graphsim(graphsim_server: GraphsimHandle) -> GraphsimHandle:
     """A running graphsim with a fresh deterministic demo tenant and default config."""
     graphsim_server.reset()
     return graphsim_server
+
+
+class SimulatedTime:
+    """A clock (seconds) that moves only when something sleeps on it: what happens "within one
+    second" then does not depend on how fast or loaded the machine is."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+@pytest.fixture
+def graphsim_time(graphsim: GraphsimHandle, monkeypatch: pytest.MonkeyPatch) -> SimulatedTime:
+    """graphsim's write window, read-unit bucket and 429 storms on simulated time."""
+    time = SimulatedTime()
+    monkeypatch.setattr(graphsim.sim.throttle, "clock", time.clock)
+    monkeypatch.setattr(graphsim.sim.faults, "clock", time.clock)
+    return time

@@ -38,7 +38,12 @@ DOCUMENTED_VARIABLES = (
     "CSRF_TRUSTED_ORIGINS",
     "LANYARD_DEFAULT_REGION",
     "POSTGRES_PASSWORD",
+    "GRAPHSIM_PORT",
+    "GRAPHSIM_BROWSER_PORT",
 )
+# Packages the product image must not carry: test and lint tools, and graphsim's own dependency.
+NOT_IN_THE_IMAGE = ("pytest", "pytest-django", "pytest-xdist", "playwright", "ruff", "werkzeug",
+                    "import-linter", "pypdfium2", "pypdf", "responses", "time-machine")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +163,48 @@ def test_it_keeps_secrets_and_local_state_out_of_the_image() -> None:
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     for entry in (".env", ".venv", "var", ".git"):
         assert entry in ignored
+
+
+def pins(lock: str) -> dict[str, str]:
+    text = (ROOT / lock).read_text(encoding="utf-8")
+    return dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", text, re.MULTILINE))
+
+
+def test_the_image_installs_only_the_runtime_lock() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "requirements-dev.lock" not in dockerfile
+    runtime = pins("requirements.lock")
+    assert {"django", "celery", "msal", "gunicorn", "reportlab"} <= set(runtime)
+    assert not set(NOT_IN_THE_IMAGE) & set(runtime)
+
+
+def test_the_dev_lock_adds_graphsim_and_the_tools_to_the_same_runtime_pins() -> None:
+    runtime, dev = pins("requirements.lock"), pins("requirements-dev.lock")
+    assert {name: dev.get(name) for name in runtime} == runtime
+    assert set(NOT_IN_THE_IMAGE) <= set(dev)
+
+
+def test_the_product_does_not_import_graphsims_dependencies() -> None:
+    for app in ("portal", "provisioning", "badges"):
+        for path in (ROOT / app).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [f"{node.module}.{alias.name}" for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    assert name.split(".")[0] not in {"werkzeug", "jwt"}, f"{path}: {name}"
+                    if name.split(".")[0] == "graphsim":
+                        assert name.startswith("graphsim.demo"), f"{path}: {name}"
+
+
+def test_the_image_carries_only_graphsims_demo_constants() -> None:
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert "graphsim/*" in ignored
+    assert {"!graphsim/__init__.py", "!graphsim/demo.py"} <= set(ignored)
+    assert "requirements-dev.lock" in ignored
 
 
 @pytest.mark.parametrize("variable", DOCUMENTED_VARIABLES)

@@ -21,6 +21,7 @@ from graphsim import demo, identity
 from provisioning.graph import (
     AppTokenProvider,
     GraphBadRequest,
+    GraphClient,
     GraphConfig,
     GraphConnectionError,
     GraphNotFound,
@@ -31,7 +32,7 @@ from provisioning.graph import (
     build_client,
 )
 from provisioning.graph import operations as ops
-from provisioning.graph.ratelimit import NoRateLimiter
+from provisioning.graph.ratelimit import FileRateLimiter, NoRateLimiter
 
 
 def make_config(graphsim, tmp_path, **overrides) -> GraphConfig:
@@ -148,15 +149,13 @@ def test_60_second_tokens_are_reused_until_they_near_expiry(graphsim, config):
 
 
 def test_a_401_for_an_expired_token_fetches_a_new_one_once(graphsim, config):
-    graphsim.sim.config.token_lifetime_s = 1
     provider = AppTokenProvider(config)
     client = build_client(config, provider)
     worker = a_worker(graphsim)
     ops.user_get(client, worker.id)
-    graphsim.sim.config.token_lifetime_s = 3600  # the next token lasts, however slow the machine
-    # Our clock runs behind Graph's: we still think the token is good when Graph has expired it.
-    provider._memo.expires_at += 3600
-    time.sleep(1.1)
+    # Graph's clock runs two hours ahead of ours: it has expired the token we still think good.
+    # The next token is issued on Graph's clock, so it lasts however slow the machine is.
+    graphsim.sim.shift_clock(2 * 3600)
     assert ops.user_get(client, worker.id).id == worker.id
     assert graphsim.stats["token_requests"] == {"client_credentials 200": 2}
     assert client.stats["token_refreshes"] == 1
@@ -236,14 +235,23 @@ def test_a_503_retry_after_is_honoured(graphsim, client):
     assert info.value.request_id
 
 
-def test_a_429_storm_is_waited_out_for_reads_and_writes(graphsim, client):
+def test_a_429_storm_is_waited_out_for_reads_and_writes(graphsim, graphsim_time, config, tmp_path):
+    # The storm, the client's waits and the shared limiter's pause on one simulated time line:
+    # the first attempt always meets the storm, however long it takes to arrive.
+    limiter = FileRateLimiter(
+        tmp_path / "paced",
+        rate=config.limiter_rate,
+        sleep=graphsim_time.sleep,
+        clock=graphsim_time.clock,
+    )
+    client = GraphClient(config, AppTokenProvider(config), limiter, sleep=graphsim_time.sleep)
     graphsim.sim.config.storm_retry_after_s = 0.4
     graphsim.sim.faults.start_storm(0.3)
     worker = a_worker(graphsim)
     start, expire = soon()
-    started = time.monotonic()
+    started = graphsim_time.now
     method = ops.qr_method_create(client, worker.id, start=start, expire=expire)
-    assert time.monotonic() - started >= 0.4
+    assert graphsim_time.now - started >= 0.4
     assert method.has_secrets
     assert graph_requests(graphsim, "PUT 429") >= 1
     assert graphsim.stats["qr_method_creations"] == {worker.id: 1}

@@ -92,11 +92,86 @@ def test_it_points_the_integration_suite_at_local_services() -> None:
     assert '.venv/bin/pytest -m "integration or slow"' in result.stdout
 
 
+FAKE_PIP_LOG = "pip-calls.log"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    """The Makefile in an empty directory with a stand-in .venv: `make` runs its real recipes,
+    but pytest and pip are scripts that answer at once (no suite run, no install, no network).
+    The stand-in pytest exits with $FAKE_PYTEST_STATUS; python records its pip calls."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    scripts = {
+        "pytest": 'echo "pytest $*"; exit "${FAKE_PYTEST_STATUS:-0}"\n',
+        "python": (
+            'if [ "$1" = -m ] && [ "$2" = pip ]; then shift 2; echo "$*" >> '
+            f'"{tmp_path / FAKE_PIP_LOG}"; fi\nexit 0\n'
+        ),
+    }
+    for name, body in scripts.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        (tmp_path / lock).write_text("# a lock\n")
+        os.utime(tmp_path / lock, (1_000_000, 1_000_000))
+    (tmp_path / ".venv" / ".lanyard-requirements").touch()  # installed after the locks
+    return tmp_path
+
+
+def make(sandbox: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=sandbox,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def pip_calls(sandbox: Path) -> list[str]:
+    log = sandbox / FAKE_PIP_LOG
+    return log.read_text().splitlines() if log.exists() else []
+
+
 @needs_make
-def test_it_fails_make_test_when_no_tests_are_collected() -> None:
-    result = run("make", "test", "PYTEST_ARGS=-k no_test_has_this_name -p no:cacheprovider")
+@pytest.mark.parametrize("status", [0, 1, 3])
+def test_make_test_fails_exactly_when_pytest_fails(sandbox: Path, status: int) -> None:
+    result = make(sandbox, "test", FAKE_PYTEST_STATUS=str(status))
+    assert (result.returncode == 0) == (status == 0), result.stderr
+    if status:
+        assert f"Error {status}" in result.stderr  # pytest's own status, reported by make
+    assert "pytest -m not integration and not slow -n auto" in result.stdout
+    assert pip_calls(sandbox) == []  # the venv is up to date: nothing installed
+
+
+@needs_make
+def test_it_fails_make_test_when_no_tests_are_collected(sandbox: Path) -> None:
+    result = make(sandbox, "test", "PYTEST_ARGS=-k no_test_has_this_name", FAKE_PYTEST_STATUS="5")
     assert result.returncode != 0
     assert "pytest collected no tests; treating that as a failure" in result.stderr
+
+
+@needs_make
+@pytest.mark.parametrize("changed", ["requirements.lock", "requirements-dev.lock"])
+def test_make_venv_installs_the_dev_lock_when_either_lock_changes(
+    sandbox: Path, changed: str
+) -> None:
+    assert make(sandbox, "venv").returncode == 0
+    assert pip_calls(sandbox) == []
+
+    (sandbox / changed).write_text("# a new pin\n")  # now newer than the stamp
+    result = make(sandbox, "venv")
+
+    assert result.returncode == 0, result.stderr
+    assert pip_calls(sandbox) == [
+        "install --disable-pip-version-check --quiet -r requirements-dev.lock"
+    ]
+    assert make(sandbox, "venv").returncode == 0
+    assert len(pip_calls(sandbox)) == 1  # installed once, then up to date again
 
 
 @needs_make

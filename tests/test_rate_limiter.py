@@ -64,11 +64,13 @@ def test_a_penalty_blocks_the_bucket_and_then_refills_from_empty():
 
 
 def test_it_times_out_rather_than_sleeping_past_the_deadline(tmp_path):
-    limiter = FileRateLimiter(tmp_path / "bucket.json", rate=1)
+    slept: list[float] = []
+    limiter = FileRateLimiter(
+        tmp_path / "bucket.json", rate=1, sleep=slept.append, clock=lambda: 1000.0
+    )
     assert limiter.acquire()
-    started = time.monotonic()
-    assert limiter.acquire(timeout=0.2) is False
-    assert time.monotonic() - started < 0.2
+    assert limiter.acquire(timeout=0.2) is False  # the next token is 1 s away
+    assert slept == []  # it said so at once, without sleeping
 
 
 def test_it_rejects_a_cost_larger_than_the_bucket(tmp_path):
@@ -89,6 +91,21 @@ def _worker(path, rate, count, queue, barrier):
     for _ in range(count):
         limiter.acquire()
         queue.put(time.time())
+
+
+def _frozen_clock() -> float:
+    return 1000.0
+
+
+def _reserving_worker(path, rate, count, queue, barrier):
+    """Takes `count` grants at one frozen instant, reporting each grant's reserved wait."""
+    waits: list[float] = []
+    limiter = FileRateLimiter(path, rate=rate, clock=_frozen_clock, sleep=waits.append)
+    barrier.wait()
+    for _ in range(count):
+        before = len(waits)
+        limiter.acquire()
+        queue.put(waits[-1] if len(waits) > before else 0.0)
 
 
 def _penalizer(path, rate, queue, barrier):
@@ -124,13 +141,17 @@ def _assert_within_budget(stamps, rate, capacity, slack=1):
 
 
 def test_processes_sharing_a_file_bucket_stay_within_the_budget(tmp_path):
-    rate, per_process, processes = 50, 40, 4  # 160 grants; 50 at once, then 50/s → ≥ 2.2 s
-    stamps = _run_processes(_worker, [(tmp_path / "bucket.json", rate, per_process)] * processes)
-    assert len(stamps) == per_process * processes
-    elapsed = max(stamps) - min(stamps)
-    assert elapsed >= (len(stamps) - rate) / rate * 0.95
-    assert elapsed < (len(stamps) - rate) / rate + 1.5  # and close to it: waits are exact
-    _assert_within_budget(stamps, rate, capacity=rate)
+    # Time stands still, so the result does not depend on the machine's speed: 160 grants from
+    # 4 processes form one queue — 50 at once, then one every 1/50 s — only if no process ever
+    # lost another's update of the shared file.
+    rate, per_process, processes = 50, 40, 4
+    path = tmp_path / "bucket.json"
+    waits = _run_processes(_reserving_worker, [(path, rate, per_process)] * processes)
+    grants = per_process * processes
+    assert len(waits) == grants
+    expected = [0.0] * rate + [k / rate for k in range(1, grants - rate + 1)]
+    assert sorted(waits) == pytest.approx(expected)
+    _assert_within_budget([1000.0 + wait for wait in waits], rate, capacity=rate, slack=1e-6)
 
 
 def test_a_penalty_from_one_process_pauses_the_others(tmp_path):

@@ -57,6 +57,19 @@ def test_it_boots_the_demo_with_no_configuration(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_the_demo_talks_to_graphsim_on_graphsim_port(tmp_path):
+    show = (
+        "from django.conf import settings; "
+        "print(settings.ENTRA_AUTHORITY_HOST, settings.GRAPH_ENDPOINT)"
+    )
+    result = manage(
+        "shell", "-c", show, env={"LANYARD_VAR_DIR": str(tmp_path), "GRAPHSIM_PORT": "8543"}
+    )
+    assert result.returncode == 0, result.stderr
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert last_line.split() == ["https://127.0.0.1:8543", "https://127.0.0.1:8543"]
+
+
 def test_it_passes_check_deploy_with_a_production_environment(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -60,12 +60,17 @@ class _BucketLimiter:
     rate: float
     capacity: float
 
-    def __init__(self, rate: float, capacity: float | None = None, *, sleep=time.sleep) -> None:
+    def __init__(
+        self, rate: float, capacity: float | None = None, *, sleep=time.sleep, clock=time.time
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
         self.capacity = float(capacity if capacity is not None else max(1.0, rate))
         self._sleep: Callable[[float], None] = sleep
+        # Wall-clock seconds shared by every process on this machine (the file limiter's "now";
+        # the Redis limiter uses Redis's time). Tests inject a simulated clock with `sleep`.
+        self._clock: Callable[[], float] = clock
 
     def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
         raise NotImplementedError
@@ -116,7 +121,7 @@ class FileRateLimiter(_BucketLimiter):
                 state = {k: float(v) for k, v in json.loads(raw).items()} if raw else {}
             except (ValueError, AttributeError):
                 state = {}  # a torn or foreign file: start with a full bucket
-            result = change(state, time.time())
+            result = change(state, self._clock())
             data = json.dumps(state).encode()
             os.ftruncate(fd, 0)
             os.pwrite(fd, data, 0)

@@ -146,6 +146,34 @@ def test_cli_serves_persists_and_restarts(tmp_path, monkeypatch):
         stop(process)
 
 
+def test_cli_registers_the_portals_redirect_uris_also_in_a_saved_state(tmp_path, monkeypatch):
+    def authorize_status(authority, redirect_uri):
+        app = msal.ConfidentialClientApplication(
+            demo.DEMO_CLIENT_ID, client_credential=demo.DEMO_CLIENT_SECRET,
+            authority=authority, instance_discovery=False,
+        )  # fmt: skip
+        flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=redirect_uri)
+        response = requests.get(flow["auth_uri"], timeout=10)
+        return response.status_code, "AADSTS50011" in response.text
+
+    on_8765 = "http://127.0.0.1:8765/auth/callback"
+    on_8766 = "http://127.0.0.1:8766/auth/callback"
+    process, _, authority, _, bundle = start(tmp_path, "--redirect-uri", on_8765)
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
+        assert authorize_status(authority, on_8765) == (200, False)
+        assert authorize_status(authority, on_8766) == (400, True)
+    finally:
+        stop(process)
+
+    # Restarted on its saved state for a portal on another port.
+    process, _, authority, _, _ = start(tmp_path, "--redirect-uri", on_8766)
+    try:
+        assert authorize_status(authority, on_8766) == (200, False)
+    finally:
+        stop(process)
+
+
 def test_cli_refuses_open_control_api_off_loopback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "graphsim", "serve", "--host", "0.0.0.0", "--tls-dir",

@@ -62,12 +62,10 @@ def test_the_default_write_budget_is_graphs_3000_per_150_seconds(graphsim):
     assert config.write_burst == 3000  # CONTRACT.md §7.3: 3,000 writes / 2 min 30 s
 
 
-def test_the_21st_write_within_a_second_is_throttled(graphsim, app):
+def test_the_21st_write_within_a_second_is_throttled(graphsim, graphsim_time, app):
     graphsim.sim.config.write_burst = None  # a strict 1-second window of 20 writes
     workers = worker_ids(graphsim, 21)
-    started = time.monotonic()
-    statuses = [add_phone(graphsim, app, w).status_code for w in workers]
-    assert time.monotonic() - started < 1.0, "test machine too slow for a 1 s window"
+    statuses = [add_phone(graphsim, app, w).status_code for w in workers]  # all at one instant
     assert statuses[:20] == [201] * 20
     assert statuses[20] == 429
     r = add_phone(graphsim, app, workers[20])
@@ -83,20 +81,22 @@ def test_the_21st_write_within_a_second_is_throttled(graphsim, app):
 
     # Reads keep passing while writes are throttled.
     assert app.get(graphsim.graph_url("/users?$top=1")).status_code == 200
-    time.sleep(retry_after)
+    graphsim_time.sleep(retry_after * 0.9)
+    assert add_phone(graphsim, app, workers[20]).status_code == 429  # Retry-After is exact
+    graphsim_time.sleep(retry_after * 0.1)
     assert add_phone(graphsim, app, workers[20]).status_code == 201
-    assert graphsim.stats["throttled"] == 2
+    assert graphsim.stats["throttled"] == 3
 
 
-def test_spaced_writes_never_throttle(graphsim, app):
+def test_spaced_writes_never_throttle(graphsim, graphsim_time, app):
     graphsim.sim.config.write_budget_per_s = 50
     graphsim.sim.config.write_burst = None  # a strict 1-second window
-    for worker in worker_ids(graphsim, 30):
+    for worker in worker_ids(graphsim, 80):  # 80 writes in 1.6 s, never more than 50 in 1 s
         assert add_phone(graphsim, app, worker).status_code == 201
-        time.sleep(0.021)
+        graphsim_time.sleep(0.021)
 
 
-def test_read_units_are_charged(graphsim, app):
+def test_read_units_are_charged(graphsim, graphsim_time, app):
     graphsim.sim.config.read_units_per_10s = 6  # GET /users costs 2 RU, 1 with $select
     url = graphsim.graph_url("/users")
     assert [app.get(url).status_code for _ in range(4)] == [200, 200, 200, 429]
@@ -111,7 +111,7 @@ def test_throttle_can_be_switched_off(graphsim, app):
     assert all(add_phone(graphsim, app, w).status_code == 201 for w in worker_ids(graphsim, 5))
 
 
-def test_integer_retry_after_option(graphsim, app):
+def test_integer_retry_after_option(graphsim, graphsim_time, app):
     graphsim.sim.config.write_budget_per_s = 1
     graphsim.sim.config.write_burst = None  # a strict 1-second window
     graphsim.sim.config.retry_after_integer = True
@@ -125,18 +125,20 @@ def test_retry_after_format():
     assert format_retry_after(2.128) == "2.128"
 
 
-def test_429_storm_for_a_window(graphsim, app):
+def test_429_storm_for_a_window(graphsim, graphsim_time, app):
     graphsim.sim.config.storm_retry_after_s = 3
     graphsim.sim.start_storm(0.4)
     r = app.get(graphsim.graph_url("/users?$top=1"))
     assert r.status_code == 429
     assert r.headers["Retry-After"] == "3"
     assert r.headers["x-ms-throttle-information"] == "CPULimitExceeded"
-    time.sleep(0.45)
+    graphsim_time.sleep(0.39)
+    assert app.get(graphsim.graph_url("/users?$top=1")).status_code == 429
+    graphsim_time.sleep(0.01)
     assert app.get(graphsim.graph_url("/users?$top=1")).status_code == 200
 
 
-def test_partial_storm(graphsim, app):
+def test_partial_storm(graphsim, graphsim_time, app):
     graphsim.sim.config.storm_fraction = 0.5
     graphsim.sim.start_storm(30)
     statuses = [app.get(graphsim.graph_url("/users?$top=1")).status_code for _ in range(40)]
@@ -152,7 +154,7 @@ def test_latency_with_jitter(graphsim, app):
     graphsim.sim.config.latency_max_ms = 150
     started = time.monotonic()
     assert app.get(graphsim.graph_url("/users?$top=1")).status_code == 200
-    assert 0.1 <= time.monotonic() - started < 1.0
+    assert time.monotonic() - started >= 0.1  # no upper bound: a busy machine may be slower
     assert graphsim.stats["faults"]["latency"] == 1
 
 

@@ -6,7 +6,6 @@ equal to graphsim's own state (provisioning/bulk/engine.py explains why this hol
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -43,6 +42,11 @@ def _qr_job(upns: list[str]) -> BulkJob:
     return jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash, confirmed_by=None)
 
 
+def _rows_done(job: BulkJob) -> int:
+    engine.jobs_sweep()  # as celery beat would: a killed worker's job gets new tasks
+    return engine.job_counts(job)["done"]
+
+
 def _done(job: BulkJob) -> bool:
     engine.jobs_sweep()  # what celery beat does every 30 s, and `bulk_import --wait`
     counts = selectors.job_counts(job)
@@ -76,7 +80,11 @@ def test_kill_9_at_random_points_of_a_2000_row_job(
     for _ in range(4):
         worker = start_worker(concurrency=4)
         engine.jobs_sweep()
-        time.sleep(rng.uniform(1.5, 5.0))
+        # A random point of the job, counted in rows rather than seconds: on any machine the
+        # worker has done some work when it dies, and the job is not over.
+        target = _rows_done(job) + rng.randint(50, 200)
+        wait_for(lambda target=target: _rows_done(job) >= target, timeout=120,
+                 message="the worker made no progress before the kill")  # fmt: skip
         worker.kill()  # kill -9 of the whole process group, mid-batch
         assert selectors.job_counts(job)["pending"] > 0, "the job ended before the kills"
     start_worker(concurrency=4)
@@ -112,7 +120,7 @@ def test_real_workers_under_graph_faults(
         portal_graph.sim.start_storm(storm)
     first = start_worker(concurrency=2)
     start_worker(concurrency=2)
-    time.sleep(2)
+    wait_for(lambda: _rows_done(job) >= 20, timeout=120, message="no progress under faults")
     first.kill()  # and one worker dies on top of the faults
     wait_for(lambda: _done(job), timeout=300, message="the job did not finish under faults")
     portal_graph.sim.config.update({"error_5xx_rate": 0.0, "reset_rate": 0.0,

@@ -52,10 +52,12 @@ def test_processes_sharing_the_redis_bucket_stay_within_the_budget(key):
         assert proc.exitcode == 0
     stamps = sorted(queue.get() for _ in range(per_process * processes))
     expected = (len(stamps) - rate) / rate
-    assert expected * 0.95 <= stamps[-1] - stamps[0] < expected + 1.5
+    assert stamps[-1] - stamps[0] >= expected * 0.95  # no upper bound: a busy machine is slower
+    # A stamp is taken after its grant, so a process descheduled in between stamps late; allow
+    # one late stamp per process in any window.
     for i in range(len(stamps)):
         for j in range(i, len(stamps)):
-            assert j - i + 1 <= rate + rate * (stamps[j] - stamps[i]) + 1
+            assert j - i + 1 <= rate + rate * (stamps[j] - stamps[i]) + processes
 
 
 def test_a_penalty_pauses_every_holder_of_the_bucket(key):
@@ -72,5 +74,5 @@ def test_it_times_out_without_reserving(key):
     limiter = build_rate_limiter(REDIS_URL, key, 1)
     assert limiter.acquire()
     assert limiter.acquire(timeout=0.1) is False
-    time.sleep(1.05)
-    assert limiter.acquire(timeout=0)
+    # Had the refused call reserved a token, the next would be 2 s away, beyond this timeout.
+    assert limiter.acquire(timeout=1.5)
