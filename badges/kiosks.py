@@ -1,5 +1,5 @@
 """Store kiosks: pairing, device credentials, revocation and the kiosk's print queue
-(DESIGN.md §1 "Kiosk", §5).
+(docs/architecture.md §1 "Kiosk", §5).
 
 A manager starts a pairing, the kiosk's browser exchanges the short code for a device
 credential — a value signed with `django.core.signing` whose salt carries the kiosk's id and

@@ -2,7 +2,7 @@
 bottom-left corner, y growing upwards. No reportlab here; `badges.render` draws what this module
 places, and `tests/test_badge_layouts.py` checks it without drawing anything.
 
-The QR code size (Microsoft asks for 2 in × 2 in printed codes, DESIGN §8):
+The QR code size (Microsoft asks for 2 in × 2 in printed codes, docs/architecture.md §8):
 
 * On every layout the QR **box** — the symbol plus its 4-module quiet zone — is at least 2 in on
   each side. Microsoft's guidance ("a printer to print 2" x 2" QR codes"; the downloaded image

@@ -1,4 +1,4 @@
-"""PIN slips: one per worker, printable once (DESIGN.md §5 "Secrets").
+"""PIN slips: one per worker, printable once (docs/architecture.md §5 "Secrets").
 
 A PIN leaves the vault when its slip is produced (`vault.secret_take`), in the transaction that
 renders the PDF: a slip is printable once, and a failed rendering keeps the PINs. Nothing here
@@ -53,8 +53,8 @@ def pin_slips_pdf(
     """PIN slips, one per worker; each PIN leaves the vault as its slip is produced.
 
     Either `user_ids` of `unit` (the newest PIN of each that `requester` set — the creator rule
-    of DESIGN.md §5) or `pin_secret_ids` (a bulk job's rows: their creator, or any IT admin).
-    A PIN that is gone is listed in `unavailable`; printing again gives nothing.
+    of docs/architecture.md §5) or `pin_secret_ids` (a bulk job's rows: their creator, or any IT
+    admin). A PIN that is gone is listed in `unavailable`; printing again gives nothing.
     """
     if page not in ("a4", "letter"):
         raise BadgeError("Choose A4 or Letter paper.")

@@ -1,5 +1,5 @@
 """Badge sheets (print jobs): queue them, render them from the vault, print, cancel, expire
-(DESIGN.md §1 "Kiosk", §5 "Secrets", §8).
+(docs/architecture.md §1 "Kiosk", §5 "Secrets", §8).
 
 Secrets: a sheet's QR payloads stay in the vault until the sheet is printed or expires, and are
 read only to render its PDF, which is never cached or stored. Every way of printing — a kiosk, a

@@ -1,5 +1,5 @@
 """Reads of print jobs and kiosks, always through someone's scope: a manager's stores, or a
-kiosk's own stores (DESIGN.md §5). Another store's sheet or kiosk is a 404."""
+kiosk's own stores (docs/architecture.md §5). Another store's sheet or kiosk is a 404."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Celery tasks for badges: thin, safe to run twice, no arguments (STYLE.md "Celery tasks")."""
+"""Celery tasks for badges: thin, safe to run twice, no arguments (docs/conventions.md "Celery
+tasks")."""
 
 from __future__ import annotations
 

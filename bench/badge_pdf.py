@@ -1,4 +1,4 @@
-"""Badge PDF benchmark (DESIGN §9: 1,000 badges in ≤ 2 s and ≤ 3 MB on one core).
+"""Badge PDF benchmark (docs/architecture.md §9: 1,000 badges in ≤ 2 s and ≤ 3 MB on one core).
 
 For every layout: render 1,000 badges with `badges.render.render_badges` and report wall time,
 PDF size and pages; then, in the same run, the naive approach for comparison — `qrcode.make()`

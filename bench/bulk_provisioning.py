@@ -6,12 +6,12 @@ Needs PostgreSQL and Redis, like `make test-integration` (BENCH_DATABASE_URL, de
 postgres://postgres@127.0.0.1:5432/lanyard_bench, created if missing; BENCH_BROKER_URL, default
 redis://127.0.0.1:6379/13, flushed). graphsim runs in this process over HTTPS with a large tenant,
 80–250 ms latency per request and Graph's documented write limit (3,000 writes per 150 s per app and
-tenant = 20/s, CONTRACT.md §7.3). For each run (`PROCESSESxCONCURRENCY`) the script starts that
-many `celery -A portal worker` processes sharing one Redis rate limiter, previews and confirms a QR
-job for `--users` fresh workers exactly as the upload page does, follows it like
+tenant = 20/s, docs/graph-contract.md §7.3). For each run (`PROCESSESxCONCURRENCY`) the script
+starts that many `celery -A portal worker` processes sharing one Redis rate limiter, previews and
+confirms a QR job for `--users` fresh workers exactly as the upload page does, follows it like
 `bulk_import --wait`, and reports writes per second as a share of the budget, the share of requests
-answered 429, total time, and graphsim's own count of lost and duplicated methods (DESIGN.md §9:
-≥ 95 % of the budget, < 1 % 429s, 0 lost, 0 duplicated).
+answered 429, total time, and graphsim's own count of lost and duplicated methods
+(docs/architecture.md §9: ≥ 95 % of the budget, < 1 % 429s, 0 lost, 0 duplicated).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Runs graphsim in-process over HTTPS with a large tenant, Graph's write budget (2
 latency, then creates a QR method for `--users` users through $batch from `--workers` threads that
 share one rate limiter (as Celery workers share Redis). Reports the sustained write rate against
 the budget, the share of requests answered 429, and checks graphsim's counters for lost or
-duplicated creations (DESIGN.md §9: ≥ 95 % of the budget, < 1 % 429s, 0 lost, 0 duplicated).
+duplicated creations (docs/architecture.md §9: ≥ 95 % of the budget, < 1 % 429s, 0 lost, 0
+duplicated).
 """
 
 from __future__ import annotations

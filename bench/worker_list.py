@@ -1,5 +1,5 @@
-"""Worker-list benchmark (DESIGN §9: AU of 5,000 workers, page of 50 with search: p95 server time
-≤ 30 ms, a constant number of queries per page).
+"""Worker-list benchmark (docs/architecture.md §9: AU of 5,000 workers, page of 50 with search: p95
+server time ≤ 30 ms, a constant number of queries per page).
 
 Seeds one store with 5,000 DirectoryUser + AUMembership + WorkerMethodState rows, signs a manager
 in with Django's test client, and requests the store page (`manager:store-detail`) with a search

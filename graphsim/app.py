@@ -10,7 +10,8 @@ demo CA while tokens and Graph stay HTTPS-only.
 Every Graph request goes through the same pipeline, also for each request inside a `$batch`:
 latency → connection reset → bearer token → /me rewrite → 429 storm → throttling → injected 5xx →
 handler (under `tenant.lock`) → "response lost" fault. Errors become Graph's error body
-(CONTRACT.md §7.1) and every response carries `request-id`, `client-request-id` and `Date`.
+(docs/graph-contract.md §7.1) and every response carries `request-id`, `client-request-id` and
+`Date`.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class GraphResult:
 def graph_error_body(
     error: GraphError, *, request_id: str, client_request_id: str, now: datetime
 ) -> dict[str, Any]:
-    """Graph's error body (CONTRACT.md §7.1; the 429 variant as examples/error-throttled)."""
+    """Graph's error body (docs/graph-contract.md §7.1; the 429 variant as
+    docs/graph-examples/error-throttled)."""
     date = now.strftime("%Y-%m-%dT%H:%M:%S")
     if error.status == 429:
         inner: dict[str, Any] = {
@@ -460,8 +462,8 @@ class Simulator:
             },
         )
 
-    # DOC-GAP (CONTRACT.md §7.1 gives no bodies for 503/504): codes serviceNotAvailable (listed
-    # among Graph's generic codes) and GatewayTimeout.
+    # DOC-GAP (docs/graph-contract.md §7.1 gives no bodies for 503/504): codes serviceNotAvailable
+    # (listed among Graph's generic codes) and GatewayTimeout.
     def _injected_5xx(self, status: int) -> GraphError:
         if status == 503:
             headers = {}

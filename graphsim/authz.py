@@ -1,4 +1,4 @@
-"""Permission and role checks, as Entra enforces them (CONTRACT.md §1.9, §2, §3, §4).
+"""Permission and role checks, as Entra enforces them (docs/graph-contract.md §1.9, §2, §3, §4).
 
 App tokens carry application permissions in `roles`; delegated tokens carry scopes in `scp`, and a
 delegated call on another user also needs the signed-in user to hold an admin role, either

@@ -1,4 +1,4 @@
-"""JSON batching: `POST /{version}/$batch` (CONTRACT.md §6).
+"""JSON batching: `POST /{version}/$batch` (docs/graph-contract.md §6).
 
 The batch is parsed and validated as a whole (≤ 20 requests, unique ids, relative URLs, a
 Content-Type header with every body, dependsOn naming earlier requests) — any violation is a 400
@@ -132,8 +132,8 @@ def handle(
         item_id = item["id"]
         failed = [d for d in item.get("dependsOn") or [] if outcomes.get(d, 500) >= 400]
         if failed:
-            # DOC-GAP (CONTRACT.md §6, examples/INDEX.md): the 424 item body is undocumented;
-            # ours is the shape of examples/batch.response.json.
+            # DOC-GAP (docs/graph-contract.md §6, docs/graph-examples/INDEX.md): the 424 item body
+            # is undocumented; ours is the shape of docs/graph-examples/batch.response.json.
             outcomes[item_id] = 424
             sim._count_request(item["method"], 424)
             responses.append(
@@ -190,8 +190,8 @@ def handle(
     return result
 
 
-# DOC-GAP (CONTRACT.md §6): transport faults (latency, connection reset) apply once to the
-# whole batch, as they would to its HTTP request; throttling and injected 5xx apply per item; a
+# DOC-GAP (docs/graph-contract.md §6): transport faults (latency, connection reset) apply once to
+# the whole batch, as they would to its HTTP request; throttling and injected 5xx apply per item; a
 # lost response on any write item loses the whole batch response (the write is kept).
 
 

@@ -1,8 +1,8 @@
 """Fixed identifiers of the demo tenant, shared by graphsim and the portal's demo-mode settings.
 
 These are demo values, not secrets: the demo tenant exists only inside graphsim. The portal uses
-them when ENTRA_TENANT_ID is unset (DESIGN.md §3), so production and demo run the same code path
-with different configuration.
+them when ENTRA_TENANT_ID is unset (docs/architecture.md §3), so production and demo run the same
+code path with different configuration.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Directory reads: users, administrative units, scoped roles, directory roles, groups (§4).
+"""Directory reads: users, administrative units, scoped roles, directory roles, groups
+(docs/graph-contract.md §4).
 
 All handlers are read-only. Permissions follow the contract's least-privileged lists plus the
 broader permissions that include them (e.g. Directory.Read.All), for both application and
@@ -61,7 +62,7 @@ USER_PROPERTIES: dict[str, Any] = {
     "createdDateTime": lambda u: _iso(u.created_date_time),
     "deletedDateTime": lambda u: None,
 }
-# Graph's default property set for users (CONTRACT.md §4.1).
+# Graph's default property set for users (docs/graph-contract.md §4.1).
 USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
                 "officeLocation", "preferredLanguage", "surname", "userPrincipalName",
                 "id")  # fmt: skip
@@ -279,7 +280,8 @@ def list_users(req: SimRequest) -> SimResponse:
 
 
 def count_users(req: SimRequest) -> SimResponse:
-    """`/users/$count` → text/plain; needs ConsistencyLevel: eventual (CONTRACT.md §4.1)."""
+    """`/users/$count` → text/plain; needs ConsistencyLevel: eventual (docs/graph-contract.md
+    §4.1)."""
     _require_user_read(req)
     if not consistency_eventual(req):
         raise unsupported(
@@ -320,7 +322,7 @@ def user_scoped_role_member_of(req: SimRequest) -> SimResponse:
 
 def user_member_of(req: SimRequest, *, transitive: bool) -> SimResponse:
     user = find_user(req.tenant, req.params["user"])
-    # DOC-GAP (CONTRACT.md §4 lists no permission for memberOf): Graph documents
+    # DOC-GAP (docs/graph-contract.md §4 lists no permission for memberOf): Graph documents
     # GroupMember.Read.All / Directory.Read.All, and User.Read for the signed-in user's own.
     self_extra = ("User.Read",) if req.principal.user_id == user.id else ()
     _require(req, (*GROUP_MEMBER_READ, "User.Read.All"), delegated_extra=self_extra)
@@ -385,9 +387,9 @@ def unit_members_cast(req: SimRequest) -> SimResponse:
         return json_response(_references(req, items))
     cast_type = _cast_type(segment)
     items = [o for o in items if isinstance(o, cast_type)]
-    # DOC-GAP (CONTRACT.md §4.3 vs §4.5): for group members the contract makes a cast alone an
-    # advanced query; for AU members it does not, so here ConsistencyLevel is required only by
-    # the options that always need it ($count, $search, advanced $filter) — as in the example
+    # DOC-GAP (docs/graph-contract.md §4.3 vs §4.5): for group members the contract makes a cast
+    # alone an advanced query; for AU members it does not, so here ConsistencyLevel is required only
+    # by the options that always need it ($count, $search, advanced $filter) — as in the example
     # au-members-users.response.json, which sends it with $count.
     spec = USER_SPEC if cast_type is User else OBJECT_SPEC
     context = "users" if cast_type is User else "groups"
@@ -470,7 +472,7 @@ def unit_scoped_role_member(req: SimRequest) -> SimResponse:
 
 
 def list_roles(req: SimRequest) -> SimResponse:
-    """All activated roles; directoryRoles do not page (CONTRACT.md §4.2)."""
+    """All activated roles; directoryRoles do not page (docs/graph-contract.md §4.2)."""
     _require(req, ROLE_READ)
     if "$top" in req.query or "$skiptoken" in req.query:
         raise bad_query("Query option '$top' is not supported for directoryRoles.")
@@ -483,7 +485,7 @@ def list_roles(req: SimRequest) -> SimResponse:
     return json_response(body)
 
 
-# DOC-GAP (examples/INDEX.md): the scopedRoleMembership `id` format is undocumented; the
+# DOC-GAP (docs/graph-examples/INDEX.md): the scopedRoleMembership `id` format is undocumented; the
 # tenant generator issues opaque base64url strings like the example's.
 
 
@@ -559,7 +561,8 @@ def group_members(req: SimRequest) -> SimResponse:
 
 
 def group_members_cast(req: SimRequest) -> SimResponse:
-    """OData cast on group members: ConsistencyLevel + $count required (CONTRACT.md §4.5)."""
+    """OData cast on group members: ConsistencyLevel + $count required (docs/graph-contract.md
+    §4.5)."""
     transitive = "/transitivemembers/" in req.path.lower()
     items = _group_members(req, transitive=transitive)
     segment = req.params["cast"]
@@ -582,7 +585,8 @@ def register(router: Router) -> None:
     router.add("GET", "/users", list_users)
     router.add("GET", "/users/$count", count_users)
     router.add("GET", "/users/{user}", get_user)
-    # scopedRoleMemberOf is documented on beta only; SDKs expose it on v1.0 too (§4.4).
+    # scopedRoleMemberOf is documented on beta only; SDKs expose it on v1.0 too
+    # (docs/graph-contract.md §4.4).
     router.add("GET", "/users/{user}/scopedRoleMemberOf", user_scoped_role_member_of)
     router.add("GET", "/users/{user}/memberOf", lambda r: user_member_of(r, transitive=False))
     router.add(

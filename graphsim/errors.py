@@ -1,4 +1,4 @@
-"""Graph-shaped errors (CONTRACT.md §7.1).
+"""Graph-shaped errors (docs/graph-contract.md §7.1).
 
 Handlers raise GraphError; the application turns it into
 {"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}.
@@ -28,8 +28,9 @@ class GraphError(Exception):
 
 
 def bad_request(message: str, code: str = "badRequest") -> GraphError:
-    # DOC-GAP (CONTRACT.md §1.2, §1.6, §3): Graph does not document the codes for rule violations
-    # on authentication methods; the contract recommends 400 badRequest with a clear message.
+    # DOC-GAP (docs/graph-contract.md §1.2, §1.6, §3): Graph does not document the codes for rule
+    # violations on authentication methods; the contract recommends 400 badRequest with a clear
+    # message.
     return GraphError(400, code, message)
 
 

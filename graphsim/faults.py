@@ -23,10 +23,11 @@ class SimConfig:
 
     # Identity platform.
     token_lifetime_s: int = 3599
-    auth_code_lifetime_s: int = 600  # "about 10 minutes" (CONTRACT.md §8.3)
+    auth_code_lifetime_s: int = 600  # "about 10 minutes" (docs/graph-contract.md §8.3)
 
-    # Paging: Graph's default page is 100 and $top may go to 999 (CONTRACT.md §4.1). Lowering
-    # max_page_size is the "small page sizes" fault: clients must follow nextLink, never assume.
+    # Paging: Graph's default page is 100 and $top may go to 999 (docs/graph-contract.md §4.1).
+    # Lowering max_page_size is the "small page sizes" fault: clients must follow nextLink, never
+    # assume.
     default_page_size: int = 100
     max_page_size: int = 999
 
@@ -35,9 +36,9 @@ class SimConfig:
     # the user signs in again with the `claims` request the challenge carries.
     require_auth_context: str | None = None
 
-    # Throttling (CONTRACT.md §7.3): 3,000 writes per 150 s per app and tenant, as Graph documents
-    # it: at most `write_burst` writes in any window of write_burst / write_budget_per_s seconds.
-    # Tests that need a strict per-second limit set write_burst=20 (a 1-second window).
+    # Throttling (docs/graph-contract.md §7.3): 3,000 writes per 150 s per app and tenant, as Graph
+    # documents it: at most `write_burst` writes in any window of write_burst / write_budget_per_s
+    # seconds. Tests that need a strict per-second limit set write_burst=20 (a 1-second window).
     # Reads cost resource units: 8,000 RU per 10 s (large tenant).
     throttle_enabled: bool = True
     write_budget_per_s: float = 20.0

@@ -1,4 +1,4 @@
-"""The Entra ID v2.0 identity endpoints MSAL Python talks to (CONTRACT.md §8).
+"""The Entra ID v2.0 identity endpoints MSAL Python talks to (docs/graph-contract.md §8).
 
 All live under `/{tenant}/` (tenant id or verified domain):
 - `v2.0/.well-known/openid-configuration` and `discovery/v2.0/keys`;
@@ -7,7 +7,8 @@ All live under `/{tenant}/` (tenant id or verified domain):
 - `oauth2/v2.0/authorize`: a small server-rendered "who signs in?" page (no JavaScript);
 - `oauth2/v2.0/logout`.
 Access tokens are RS256 JWTs signed with the simulator's key; Graph verifies them the same way.
-Errors follow examples/token-error.response.json (AADSTS codes, trace and correlation ids).
+Errors follow docs/graph-examples/token-error.response.json (AADSTS codes, trace and correlation
+ids).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-# DOC-GAP (CONTRACT.md §8.2 gives no skew): Entra tolerates a few minutes of clock skew on client
-# assertions; we allow 5 minutes, and none on Graph access tokens (clients refresh early anyway).
+# DOC-GAP (docs/graph-contract.md §8.2 gives no skew): Entra tolerates a few minutes of clock skew
+# on client assertions; we allow 5 minutes, and none on Graph access tokens (clients refresh early
+# anyway).
 ASSERTION_SKEW_S = 300
 
 
@@ -405,7 +407,7 @@ def handle(sim: Simulator, request: Request, *, browser: bool) -> Response:
 
 
 def openid_configuration(sim: Simulator, tenant: Tenant, base: str) -> dict[str, Any]:
-    """The discovery document (examples/openid-configuration.response.json, our host)."""
+    """The discovery document (docs/graph-examples/openid-configuration.response.json, our host)."""
     login = f"{base}/{tenant.id}"
     browser = f"{sim.browser_url or base}/{tenant.id}"
     return {
@@ -535,7 +537,8 @@ def _verify_assertion(
     base: str,
     request: Request,
 ) -> None:
-    """A certificate client assertion (CONTRACT.md §8.2): signature, thumbprint, aud, iss, time."""
+    """A certificate client assertion (docs/graph-contract.md §8.2): signature, thumbprint, aud,
+    iss, time."""
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.InvalidTokenError as exc:
@@ -667,7 +670,7 @@ def _client_credentials(
     sim: Simulator, tenant: Tenant, app: AppRegistration, request: Request, base: str
 ) -> dict[str, Any]:
     scopes = request.form.get("scope", "").split()
-    # Client credentials take exactly one `{resource}/.default` scope (CONTRACT.md §8.2).
+    # Client credentials take exactly one `{resource}/.default` scope (docs/graph-contract.md §8.2).
     if len(scopes) != 1 or not scopes[0].endswith("/.default"):
         raise _invalid_scope(request.form.get("scope", ""))
     resource = scopes[0][: -len("/.default")]
@@ -796,8 +799,8 @@ def _authorization_code(
                 "OAuth2 Authorization code was already redeemed, "
                 "please retry with a new valid code or use an existing refresh token.",
             )
-        # DOC-GAP (CONTRACT.md §8.3 does not say): a code is spent by any redemption attempt,
-        # successful or not, so a wrong verifier cannot be retried against the same code.
+        # DOC-GAP (docs/graph-contract.md §8.3 does not say): a code is spent by any redemption
+        # attempt, successful or not, so a wrong verifier cannot be retried against the same code.
         code.used = True
     if sim.now() >= code.expires:
         raise TokenError(
@@ -968,12 +971,13 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
             "AADSTS700054: response_type 'code' is the only one graphsim supports.",
         )
     if mode not in ("query", "form_post"):
-        # CONTRACT.md §8.3 lists query|fragment|form_post; a fragment cannot reach a server-side
-        # app, so graphsim refuses it loudly rather than half-implementing it.
+        # docs/graph-contract.md §8.3 lists query|fragment|form_post; a fragment cannot reach a
+        # server-side app, so graphsim refuses it loudly rather than half-implementing it.
         return fail("invalid_request", "AADSTS900144: graphsim supports response_mode query or "
                     "form_post.")  # fmt: skip
-    # DOC-GAP (CONTRACT.md §8.3): Entra makes PKCE optional for confidential web apps. graphsim
-    # requires S256 so that a client that stops sending it fails in tests, not in production.
+    # DOC-GAP (docs/graph-contract.md §8.3): Entra makes PKCE optional for confidential web apps.
+    # graphsim requires S256 so that a client that stops sending it fails in tests, not in
+    # production.
     if not args.get("code_challenge") or args.get("code_challenge_method") != "S256":
         return fail(
             "invalid_request",

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
-# Role template ids (CONTRACT.md §4.4).
+# Role template ids (docs/graph-contract.md §4.4).
 AUTHENTICATION_ADMINISTRATOR = "c4e39bd9-1100-46d3-8c65-fb160da0071f"
 PRIVILEGED_AUTHENTICATION_ADMINISTRATOR = "7be44c8a-adaf-4e2a-84d6-ab2649e08a13"
 AUTHENTICATION_POLICY_ADMINISTRATOR = "0526716b-113d-4c15-b2c8-68e3c22b9f80"
@@ -27,7 +27,7 @@ ROLE_NAMES = {
     GLOBAL_ADMINISTRATOR: "Global Administrator",
 }
 
-# Fixed phone method ids (CONTRACT.md §3).
+# Fixed phone method ids (docs/graph-contract.md §3).
 PHONE_METHOD_IDS = {
     "mobile": "3179e48a-750b-4051-897c-87b9720928f7",
     "alternateMobile": "b6332ec1-7057-4abe-9331-3d72feddfe41",
@@ -59,7 +59,7 @@ class User:
     account_enabled: bool = True
     user_type: str = "Member"  # Member | Guest
     created_date_time: datetime | None = None
-    # Licensed for QR code + PIN (CONTRACT.md §2: every enabled user must be licensed).
+    # Licensed for QR code + PIN (docs/graph-contract.md §2: every enabled user must be licensed).
     licensed: bool = True
 
 
@@ -81,7 +81,8 @@ class AdministrativeUnit:
 
 @dataclass
 class DirectoryRole:
-    """An activated role: its `id` is tenant-specific and differs from `role_template_id` (§4.4)."""
+    """An activated role: its `id` is tenant-specific and differs from `role_template_id`
+    (docs/graph-contract.md §4.4)."""
 
     id: str
     role_template_id: str
@@ -192,8 +193,9 @@ class Tenant:
     # how many times a QR code + PIN method was created per user id (tests read it to prove a
     # retried PUT did not create a second method),
     qr_method_creations: dict[str, int] = field(default_factory=dict)
-    # the DOC-GAP switch of CONTRACT.md §1.6: GET …/{standardQRCode|temporaryQRCode} answers the
-    # bare qrCode (False, the contract's default) or the doc-wrapped {"value": {...}} (True),
+    # the DOC-GAP switch of docs/graph-contract.md §1.6: GET …/{standardQRCode|temporaryQRCode}
+    # answers the bare qrCode (False, the contract's default) or the doc-wrapped {"value": {...}}
+    # (True),
     qr_code_get_wrapped: bool = False
     # whether the SMS sign-in policy lets users sign in with SMS (not modelled further; the
     # phoneMethods examples show a new mobile as "notAllowedByPolicy", so it defaults to False),
@@ -221,7 +223,8 @@ class Tenant:
         return Tenant(**values)
 
     def user_by_id_or_upn(self, key: str) -> User | None:
-        """Users are addressed by id or userPrincipalName; ids compare case-insensitively (§9.7)."""
+        """Users are addressed by id or userPrincipalName; ids compare case-insensitively
+        (docs/graph-contract.md §9.7)."""
         key_lower = key.lower()
         user = self.users.get(key) or self._index.get(key_lower)
         if (

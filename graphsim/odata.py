@@ -1,4 +1,5 @@
-"""OData query options for directory collections, as strict as Graph (CONTRACT.md §4.1, §4.2).
+"""OData query options for directory collections, as strict as Graph (docs/graph-contract.md §4.1,
+§4.2).
 
 `query_collection()` applies `$filter`, `$search`, `$orderby`, `$select`, `$top`, `$count` and
 `$skiptoken` paging to a list of objects and enforces Graph's advanced-query rules: `$search`
@@ -331,7 +332,8 @@ class CollectionSpec:
     filterable: frozenset[str]
     searchable: frozenset[str] = frozenset({"displayName"})
     orderable: frozenset[str] = frozenset({"displayName"})
-    # Group member casts: ConsistencyLevel + $count required whatever the options (§4.5).
+    # Group member casts: ConsistencyLevel + $count required whatever the options
+    # (docs/graph-contract.md §4.5).
     always_advanced: bool = False
     pageable: bool = True
 
@@ -353,8 +355,9 @@ def query_collection(
         raise unsupported("$expand is not supported with advanced queries.")
     eventual = consistency_eventual(req)
     counted = count_requested(req)
-    # DOC-GAP (CONTRACT.md §4.1 lists "$count" among the advanced options): graphsim refuses
-    # $count=true without ConsistencyLevel: eventual on every directory collection, as Graph does.
+    # DOC-GAP (docs/graph-contract.md §4.1 lists "$count" among the advanced options): graphsim
+    # refuses $count=true without ConsistencyLevel: eventual on every directory collection, as Graph
+    # does.
     if counted and not eventual:
         raise unsupported("$count is only supported with the header 'ConsistencyLevel: eventual'.")
     advanced = spec.always_advanced
@@ -364,8 +367,8 @@ def query_collection(
         predicate, advanced = parsed.predicate, advanced or parsed.advanced
     search = None
     if "$search" in req.query:
-        # CONTRACT.md §4.1: $search needs the ConsistencyLevel header ("header required"); unlike
-        # ne/not/endsWith it does not also need $count=true.
+        # docs/graph-contract.md §4.1: $search needs the ConsistencyLevel header ("header
+        # required"); unlike ne/not/endsWith it does not also need $count=true.
         if not eventual:
             raise unsupported(
                 "Request with $search query parameter only works through MSGraph with a special "
@@ -382,7 +385,7 @@ def query_collection(
             raise unsupported(f"Sorting not supported for '{req.query['$orderby']}'.")
         descending = direction.strip().lower() == "desc"
         if predicate is not None:
-            advanced = True  # $filter together with $orderby (CONTRACT.md §4.1)
+            advanced = True  # $filter together with $orderby (docs/graph-contract.md §4.1)
         getter = spec.getter
 
         def order_key(o: Any, name: str = canonical) -> tuple[bool, str]:

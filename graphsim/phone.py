@@ -1,4 +1,5 @@
-"""Phone authentication methods, the list of all methods, and sign-in preferences (CONTRACT.md §3).
+"""Phone authentication methods, the list of all methods, and sign-in preferences
+(docs/graph-contract.md §3).
 
 Routes, relative to the version root:
   GET/POST          /users/{user}/authentication/phoneMethods
@@ -9,7 +10,7 @@ Routes, relative to the version root:
   GET/PATCH (beta)  /users/{user}/authentication/signInPreferences
 
 Rule violations have undocumented error codes; the contract recommends 400 badRequest with a clear
-message (DOC-GAP, CONTRACT.md §3), which is what every rule here answers.
+message (DOC-GAP, docs/graph-contract.md §3), which is what every rule here answers.
 """
 
 from __future__ import annotations
@@ -44,15 +45,16 @@ from graphsim.qrmethods import (
 
 PHONE_TYPES = ("mobile", "alternateMobile", "office")
 
-# `+{country code} {number}x{extension}`, with the space, extension optional (CONTRACT.md §3).
-# Country codes are 1-3 digits and never start with 0; the number is digits only. E.164 caps the
-# country code plus number at 15 digits. Anything else (no space, dashes, brackets, a leading 00,
-# letters) is rejected — Graph says non-matching numbers are rejected on create and update.
+# `+{country code} {number}x{extension}`, with the space, extension optional (docs/graph-contract.md
+# §3). Country codes are 1-3 digits and never start with 0; the number is digits only. E.164 caps
+# the country code plus number at 15 digits. Anything else (no space, dashes, brackets, a leading
+# 00, letters) is rejected — Graph says non-matching numbers are rejected on create and update.
 _PHONE_RE = re.compile(
     r"^\+(?P<cc>[1-9][0-9]{0,2}) (?P<number>[0-9]{4,14})(x(?P<ext>[0-9]{1,10}))?$"
 )
 
-# signInPreferences.userPreferredMethodForSecondaryAuthentication values (CONTRACT.md §3.1).
+# signInPreferences.userPreferredMethodForSecondaryAuthentication values (docs/graph-contract.md
+# §3.1).
 PREFERRED_METHODS = (
     "push",
     "oath",
@@ -94,9 +96,9 @@ def phone_number_problem(number: Any) -> str | None:
 def mask_phone_number(number: str) -> str:
     """The number as an Authentication Administrator reads it.
 
-    DOC-GAP (CONTRACT.md §3, §9.9: Authentication Administrators read masked numbers, format not
-    documented): the country code and the space stay, every digit of the number and of the
-    extension becomes "X" except the last two digits of the number: "+1 XXXXXXXX23",
+    DOC-GAP (docs/graph-contract.md §3, §9.9: Authentication Administrators read masked numbers,
+    format not documented): the country code and the space stay, every digit of the number and of
+    the extension becomes "X" except the last two digits of the number: "+1 XXXXXXXX23",
     "+1 XXXXXXXX34xXXX".
     """
     found = _PHONE_RE.match(number)
@@ -110,7 +112,8 @@ def mask_phone_number(number: str) -> str:
 
 
 def sms_number_is_unique(tenant: Tenant, user_id: str, number: str) -> bool:
-    """No other user signs in by SMS with the same number (enableSmsSignIn, CONTRACT.md §3)."""
+    """No other user signs in by SMS with the same number (enableSmsSignIn, docs/graph-contract.md
+    §3)."""
     for other_id, phones in tenant.phone_methods.items():
         if other_id == user_id:
             continue
@@ -125,7 +128,7 @@ def sms_number_is_unique(tenant: Tenant, user_id: str, number: str) -> bool:
 
 
 def initial_sms_state(tenant: Tenant, phone_type: str) -> str:
-    """smsSignInState of a new phone: only mobile can do SMS sign-in (CONTRACT.md §3).
+    """smsSignInState of a new phone: only mobile can do SMS sign-in (docs/graph-contract.md §3).
 
     The SMS sign-in policy is not modelled beyond `tenant.sms_sign_in_allowed` (default False,
     which reproduces the examples' "notAllowedByPolicy"); when it is allowed a new mobile is
@@ -197,7 +200,7 @@ def _authorize_write(req: SimRequest) -> User:
 
 def _masks_numbers(req: SimRequest, user: User) -> bool:
     """A delegated admin reading another user's phones without Privileged Authentication
-    Administrator (or Global Administrator) sees masked numbers (CONTRACT.md §3)."""
+    Administrator (or Global Administrator) sees masked numbers (docs/graph-contract.md §3)."""
     if req.principal.kind != "delegated" or req.principal.user_id == user.id:
         return False
     held = authz.user_role_templates_over(req.tenant, req.principal.user_id or "", user)
@@ -393,7 +396,8 @@ _OTHER_METHOD_TYPES = {
 
 
 def list_methods(req: SimRequest) -> SimResponse:
-    """GET …/authentication/methods: every method with its @odata.type (CONTRACT.md §3.1)."""
+    """GET …/authentication/methods: every method with its @odata.type (docs/graph-contract.md
+    §3.1)."""
     user = _authorize_read(req)
     tenant = req.tenant
     masked = _masks_numbers(req, user)
@@ -446,7 +450,8 @@ def _preferences_json(req: SimRequest, user: User) -> dict[str, Any]:
 
 
 def get_sign_in_preferences(req: SimRequest) -> SimResponse:
-    """GET /beta/users/{user}/authentication/signInPreferences (beta only, CONTRACT.md §3.1)."""
+    """GET /beta/users/{user}/authentication/signInPreferences (beta only, docs/graph-contract.md
+    §3.1)."""
     user = _authorize_read(req)
     return json_response(_preferences_json(req, user))
 

@@ -1,4 +1,4 @@
-"""The QR code + PIN authentication method policy (CONTRACT.md §2).
+"""The QR code + PIN authentication method policy (docs/graph-contract.md §2).
 
 GET    /policies/authenticationMethodsPolicy/authenticationMethodConfigurations/qrCodePin
 PATCH  same (v1.0: 200 + object; beta: 204)
@@ -26,9 +26,9 @@ ODATA_TYPE = "#microsoft.graph.qrCodePinAuthenticationMethodConfiguration"
 
 _READ_PERMISSIONS = ("Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod")
 _WRITE_PERMISSIONS = ("Policy.ReadWrite.AuthenticationMethod",)
-# Delegated PATCH needs Authentication Policy Administrator (CONTRACT.md §2); Global Administrator
-# holds every permission. DOC-GAP: the roles that may *read* the policy are not in the contract; we
-# accept the policy and authentication admin roles and Global Reader.
+# Delegated PATCH needs Authentication Policy Administrator (docs/graph-contract.md §2); Global
+# Administrator holds every permission. DOC-GAP: the roles that may *read* the policy are not in the
+# contract; we accept the policy and authentication admin roles and Global Reader.
 _WRITE_ROLES = (AUTHENTICATION_POLICY_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
 _READ_ROLES = (
     *_WRITE_ROLES,
@@ -83,8 +83,9 @@ def _exclude_target(target: Any) -> dict[str, Any]:
 def policy_changes(body: dict[str, Any]) -> dict[str, Any]:
     """The validated changes of a PATCH body, as QrPolicy field names, or a 400.
 
-    `@odata.type` is required (CONTRACT.md §2, v1.0 note; applied to beta too). Targets are checked
-    for shape only: whether a group id exists is not validated (DOC-GAP, not in the contract).
+    `@odata.type` is required (docs/graph-contract.md §2, v1.0 note; applied to beta too). Targets
+    are checked for shape only: whether a group id exists is not validated (DOC-GAP, not in the
+    contract).
     """
     if body.get("@odata.type") != ODATA_TYPE:
         raise bad_request(f'The request body must have "@odata.type": "{ODATA_TYPE}".')
@@ -161,8 +162,9 @@ def get_policy(req: SimRequest) -> SimResponse:
 
 
 def patch_policy(req: SimRequest) -> SimResponse:
-    """PATCH: v1.0 answers 200 with the object (examples/qrcodepin-policy-update.response.v1.json,
-    which has no includeTargets), beta 204 (CONTRACT.md §2)."""
+    """PATCH: v1.0 answers 200 with the object
+    (docs/graph-examples/qrcodepin-policy-update.response.v1.json, which has no includeTargets),
+    beta 204 (docs/graph-contract.md §2)."""
     authz.require_permission(req, application=_WRITE_PERMISSIONS, delegated=_WRITE_PERMISSIONS)
     authz.require_tenant_role(req, _WRITE_ROLES)
     changes = policy_changes(req.json())

@@ -1,4 +1,4 @@
-"""QR code + PIN authentication methods (CONTRACT.md §1, §9).
+"""QR code + PIN authentication methods (docs/graph-contract.md §1, §9).
 
 Routes, relative to the version root (the app rewrites /me/... to /users/{caller}/...):
   PUT/GET/DELETE  /users/{user}/authentication/qrCodePinMethod
@@ -9,8 +9,9 @@ Routes, relative to the version root (the app rewrites /me/... to /users/{caller
 The domain rules (PIN, lifetimes, dates, the QR payload and its SVG) are plain functions at the top,
 the HTTP handlers below them. Dates and small helpers here are shared with phone.py and reports.py.
 
-Secrets are write-once (§9.1): the image and the PIN are returned only by the request that created
-them. The simulator keeps the PIN (so updatePin can check `currentPin`), never the QR secret.
+Secrets are write-once (docs/graph-contract.md §9.1): the image and the PIN are returned only by the
+request that created them. The simulator keeps the PIN (so updatePin can check `currentPin`), never
+the QR secret.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from graphsim.model import (
 
 NEVER_USED = "0001-01-01T00:00:00Z"
 
-# Roles that let a delegated caller act on another user's methods (CONTRACT.md §1.9, §3).
+# Roles that let a delegated caller act on another user's methods (docs/graph-contract.md §1.9, §3).
 # Global Administrator is added because it holds every Entra permission; the contract's tables name
 # only the least-privileged roles.
 WRITE_ROLES = frozenset(
@@ -141,7 +142,7 @@ STANDARD_MAX_LIFETIME = timedelta(days=395)
 TEMPORARY_MIN_LIFETIME = timedelta(hours=1)
 TEMPORARY_MAX_LIFETIME = timedelta(hours=12)
 
-# Payload of the QR symbol (CONTRACT.md §1.1 qrCodeImageDetails.rawContent).
+# Payload of the QR symbol (docs/graph-contract.md §1.1 qrCodeImageDetails.rawContent).
 QR_PAYLOAD_PREFIX = "ms-qrpin:v1"
 
 
@@ -153,11 +154,11 @@ def _has_repeated_group(pin: str) -> bool:
     """Whether the PIN repeats a 2- or 3-digit group back to back.
 
     The Entra doc says a PIN must not "repeat a 2-3 digit group" and gives 121212, 123123 and
-    342342 (CONTRACT.md §1.2). All three examples are six digits: a 2-digit group three times in a
-    row (12 12 12) or a 3-digit group twice in a row (123 123, 342 342). We read the rule exactly
-    so: the PIN is rejected when any six consecutive digits have period 2 or period 3. Shorter
-    repeats (1212, 4545) are allowed, since the doc's examples never show them. A run of one digit
-    (111111) has both periods and is rejected too.
+    342342 (docs/graph-contract.md §1.2). All three examples are six digits: a 2-digit group three
+    times in a row (12 12 12) or a 3-digit group twice in a row (123 123, 342 342). We read the rule
+    exactly so: the PIN is rejected when any six consecutive digits have period 2 or period 3.
+    Shorter repeats (1212, 4545) are allowed, since the doc's examples never show them. A run of one
+    digit (111111) has both periods and is rejected too.
     """
     for start in range(len(pin) - 5):
         window = pin[start : start + 6]
@@ -167,7 +168,7 @@ def _has_repeated_group(pin: str) -> bool:
 
 
 def pin_problem(pin: Any, min_length: int) -> str | None:
-    """Why `pin` breaks the PIN rules of CONTRACT.md §1.2, or None when it is valid.
+    """Why `pin` breaks the PIN rules of docs/graph-contract.md §1.2, or None when it is valid.
 
     Digits 0-9 only, 8-20 long and at least the policy's `pinLength`, no 0123456789 or 9876543210,
     no repeated 2-3 digit group.
@@ -205,7 +206,8 @@ def generate_pin(length: int) -> str:
 
 
 def check_standard_lifetime(start: datetime, expire: datetime) -> None:
-    """A standard code lives after its start and at most 395 days (CONTRACT.md §1.1, §9.3)."""
+    """A standard code lives after its start and at most 395 days (docs/graph-contract.md §1.1,
+    §9.3)."""
     if expire <= start:
         raise RuleViolation("expireDateTime must be later than startDateTime.")
     if expire - start > STANDARD_MAX_LIFETIME:
@@ -215,7 +217,7 @@ def check_standard_lifetime(start: datetime, expire: datetime) -> None:
 
 
 def check_temporary_lifetime(start: datetime, expire: datetime) -> None:
-    """A temporary code lives 1 to 12 hours (CONTRACT.md §1.1, §1.6)."""
+    """A temporary code lives 1 to 12 hours (docs/graph-contract.md §1.1, §1.6)."""
     if expire <= start:
         raise RuleViolation("expireDateTime must be later than startDateTime.")
     if expire - start < TEMPORARY_MIN_LIFETIME:
@@ -228,18 +230,18 @@ def code_is_active(code: QrCode | None, now: datetime) -> bool:
     """A code counts as active until it expires — also before its startDateTime.
 
     A code scheduled for later still occupies its slot: Graph allows one standard and one
-    temporary code at a time (CONTRACT.md §9.2), and a future code is not gone.
+    temporary code at a time (docs/graph-contract.md §9.2), and a future code is not gone.
     """
     return code is not None and code.expire_date_time > now
 
 
 def method_is_expired(method: QrMethod, now: datetime) -> bool:
-    """Whether a new method may replace this one with PUT (CONTRACT.md §1.3).
+    """Whether a new method may replace this one with PUT (docs/graph-contract.md §1.3).
 
-    DOC-GAP (CONTRACT.md §1.3: "the existing method must be expired or deleted first"): we read
-    "expired" as "it holds at least one QR code and every code it holds has expired". A method
-    whose standard code was deleted and that has no temporary code is still an active method (the
-    Entra concept doc lists "Deleted / Doesn't exist" among the states of an active method; the
+    DOC-GAP (docs/graph-contract.md §1.3: "the existing method must be expired or deleted first"):
+    we read "expired" as "it holds at least one QR code and every code it holds has expired". A
+    method whose standard code was deleted and that has no temporary code is still an active method
+    (the Entra concept doc lists "Deleted / Doesn't exist" among the states of an active method; the
     lost-badge flow PATCHes a new standard code onto it), so PUT answers 409 for it.
     """
     codes = [code for code in (method.standard, method.temporary) if code is not None]
@@ -325,11 +327,12 @@ def user_in_policy(tenant: Tenant, user: User, policy: QrPolicy) -> bool:
 def policy_problem(tenant: Tenant, user: User) -> str | None:
     """Why the user may not be given a QR code or PIN now, or None.
 
-    DOC-GAP (CONTRACT.md §2 says the method is disabled by default and every enabled user must be
-    licensed, but not what Graph answers when that is not so): the simulator refuses to issue QR
-    codes and PINs with 400 badRequest (the contract's convention for undocumented rule errors,
-    §1.2) when the policy is disabled, does not target the user, or the user is not licensed.
-    Reads and deletes still work, so an admin can clean up after the policy is switched off.
+    DOC-GAP (docs/graph-contract.md §2 says the method is disabled by default and every enabled user
+    must be licensed, but not what Graph answers when that is not so): the simulator refuses to
+    issue QR codes and PINs with 400 badRequest (the contract's convention for undocumented rule
+    errors, §1.2) when the policy is disabled, does not target the user, or the user is not
+    licensed. Reads and deletes still work, so an admin can clean up after the policy is switched
+    off.
     """
     policy = tenant.qr_policy
     if policy.state != "enabled":
@@ -366,7 +369,8 @@ def qr_code_json(code: QrCode, image: dict[str, Any] | None = None) -> dict[str,
 
 
 def _qr_code_inline_json(code: QrCode | None) -> dict[str, Any] | None:
-    """A qrCode inside GET method (examples/qrcodepin-get.response.json: no @odata.type)."""
+    """A qrCode inside GET method (docs/graph-examples/qrcodepin-get.response.json: no
+    @odata.type)."""
     if code is None:
         return None
     return {
@@ -380,7 +384,8 @@ def _qr_code_inline_json(code: QrCode | None) -> dict[str, Any] | None:
 
 
 def method_get_json(method: QrMethod, api_version: str) -> dict[str, Any]:
-    """GET method: every image null, pin.code null on v1.0 and "" on beta (CONTRACT.md §1.1)."""
+    """GET method: every image null, pin.code null on v1.0 and "" on beta (docs/graph-contract.md
+    §1.1)."""
     body: dict[str, Any] = {
         "@odata.type": "#microsoft.graph.qrCodePinAuthenticationMethod",
         "id": method.id,
@@ -420,7 +425,7 @@ def new_code_with_image(
 
 
 # --------------------------------------------------------------------------------------------
-# Permissions (CONTRACT.md §1.9: the simulator accepts any listed scope)
+# Permissions (docs/graph-contract.md §1.9: the simulator accepts any listed scope)
 # --------------------------------------------------------------------------------------------
 
 _READ_APP = (
@@ -509,7 +514,7 @@ def _kind(req: SimRequest) -> str:
 
 
 def put_method(req: SimRequest) -> SimResponse:
-    """PUT /users/{user}/authentication/qrCodePinMethod — create (CONTRACT.md §1.3)."""
+    """PUT /users/{user}/authentication/qrCodePinMethod — create (docs/graph-contract.md §1.3)."""
     user = _authorize_write(req)
     body = req.json()
     _check_keys(
@@ -524,7 +529,7 @@ def put_method(req: SimRequest) -> SimResponse:
     _check_keys(
         standard, {"startDateTime", "expireDateTime"}, "#microsoft.graph.qrCode", "standardQRCode"
     )
-    # v1.0 and current beta: both dates are required (CONTRACT.md §1.3, §10).
+    # v1.0 and current beta: both dates are required (docs/graph-contract.md §1.3, §10).
     for name in ("startDateTime", "expireDateTime"):
         if standard.get(name) is None:
             raise bad_request(f"standardQRCode.{name} is required.")
@@ -541,7 +546,7 @@ def put_method(req: SimRequest) -> SimResponse:
     with req.tenant.lock:
         policy = req.tenant.qr_policy
         # A supplied PIN is validated as given: only an omitted (or null) code is generated
-        # (CONTRACT.md §1.3 "omit → generated"); "" is not a PIN and gets 400.
+        # (docs/graph-contract.md §1.3 "omit → generated"); "" is not a PIN and gets 400.
         code = pin_body.get("code")
         pin = generate_pin(policy.pin_length) if code is None else code
         _rule(validate_pin, pin, policy.pin_length)
@@ -550,7 +555,8 @@ def put_method(req: SimRequest) -> SimResponse:
             raise bad_request(problem)
         existing = req.tenant.qr_methods.get(user.id)
         if existing is not None and not method_is_expired(existing, req.now):
-            # DOC-GAP (CONTRACT.md §1.3): the error is undocumented; the contract recommends 409.
+            # DOC-GAP (docs/graph-contract.md §1.3): the error is undocumented; the contract
+            # recommends 409.
             raise conflict(
                 "The user already has an active QR code + PIN authentication method. Delete it, "
                 "or let it expire, before creating a new one."
@@ -595,7 +601,7 @@ def put_method(req: SimRequest) -> SimResponse:
 
 
 def get_method(req: SimRequest) -> SimResponse:
-    """GET …/qrCodePinMethod (CONTRACT.md §1.4).
+    """GET …/qrCodePinMethod (docs/graph-contract.md §1.4).
 
     Beta answers 404 when the user has none; v1.0 does not say. DOC-GAP: 404 on both.
     """
@@ -607,7 +613,7 @@ def get_method(req: SimRequest) -> SimResponse:
 
 
 def delete_method(req: SimRequest) -> SimResponse:
-    """DELETE …/qrCodePinMethod: both codes and the PIN go (CONTRACT.md §1.5).
+    """DELETE …/qrCodePinMethod: both codes and the PIN go (docs/graph-contract.md §1.5).
 
     The beta doc file is named authentication-delete-qrcodepinmethod.md but its HTTP path is the
     same as v1.0's, so one route serves both versions.
@@ -621,7 +627,7 @@ def delete_method(req: SimRequest) -> SimResponse:
 
 
 # --------------------------------------------------------------------------------------------
-# Handlers: standard and temporary codes (CONTRACT.md §1.6)
+# Handlers: standard and temporary codes (docs/graph-contract.md §1.6)
 # --------------------------------------------------------------------------------------------
 
 
@@ -638,8 +644,9 @@ def patch_code(req: SimRequest) -> SimResponse:
         current = method.standard if kind == "standard" else method.temporary
         if code_is_active(current, req.now):
             if kind == "temporary":
-                # DOC-GAP (CONTRACT.md §1.6): Entra's how-to says this errors; the code is
-                # undocumented. We answer 400 badRequest (examples/error-docgap-qrcode-exists).
+                # DOC-GAP (docs/graph-contract.md §1.6): Entra's how-to says this errors; the code
+                # is undocumented. We answer 400 badRequest
+                # (docs/graph-examples/error-docgap-qrcode-exists).
                 raise bad_request(
                     "An active temporary QR code already exists for this user. Delete it before "
                     "creating a new one."
@@ -667,7 +674,8 @@ def _update_standard(req: SimRequest, method: QrMethod, body: dict[str, Any]) ->
 def _create_code(
     req: SimRequest, user: User, method: QrMethod, kind: str, body: dict[str, Any]
 ) -> SimResponse:
-    # DOC-GAP: creating a code through PATCH needs both dates, as PUT does in v1.0 (§1.3).
+    # DOC-GAP: creating a code through PATCH needs both dates, as PUT does in v1.0
+    # (docs/graph-contract.md §1.3).
     for name in ("startDateTime", "expireDateTime"):
         if body.get(name) is None:
             raise bad_request(f"{name} is required to create a QR code.")
@@ -692,8 +700,8 @@ def _create_code(
 def get_code(req: SimRequest) -> SimResponse:
     """GET …/{kind}: the bare qrCode, or `{"value": {...}}` when the tenant's switch says so.
 
-    DOC-GAP (CONTRACT.md §1.6): the API pages wrap it in "value", the Entra how-to shows the bare
-    entity. Default bare; set `tenant.qr_code_get_wrapped = True` for the doc-wrapped form.
+    DOC-GAP (docs/graph-contract.md §1.6): the API pages wrap it in "value", the Entra how-to shows
+    the bare entity. Default bare; set `tenant.qr_code_get_wrapped = True` for the doc-wrapped form.
     """
     kind = _kind(req)
     user = _authorize_read(req)
@@ -708,7 +716,8 @@ def get_code(req: SimRequest) -> SimResponse:
 
 
 def delete_code(req: SimRequest) -> SimResponse:
-    """DELETE …/{kind}: 204; the method and PIN stay (lost-badge flow, CONTRACT.md §1.6)."""
+    """DELETE …/{kind}: 204; the method and PIN stay (lost-badge flow, docs/graph-contract.md
+    §1.6)."""
     kind = _kind(req)
     user = _authorize_write(req)
     with req.tenant.lock:
@@ -726,7 +735,7 @@ def delete_code(req: SimRequest) -> SimResponse:
 
 
 # --------------------------------------------------------------------------------------------
-# Handlers: PIN (CONTRACT.md §1.7, §1.8)
+# Handlers: PIN (docs/graph-contract.md §1.7, §1.8)
 # --------------------------------------------------------------------------------------------
 
 
@@ -768,8 +777,8 @@ def reset_pin(req: SimRequest) -> SimResponse:
 def update_own_pin(req: SimRequest) -> SimResponse:
     """PATCH …/qrCodePinMethod/pin/updatePin: the signed-in user changes their own PIN (204).
 
-    Delegated `Directory.AccessAsUser.All` only, on the caller's own method (CONTRACT.md §1.8):
-    an app token, or a delegated call on another user, is 403 whatever roles it holds.
+    Delegated `Directory.AccessAsUser.All` only, on the caller's own method (docs/graph-contract.md
+    §1.8): an app token, or a delegated call on another user, is 403 whatever roles it holds.
     """
     if req.principal.kind != "delegated":
         raise _denied("updatePin is a delegated, self-service operation; app tokens cannot.")

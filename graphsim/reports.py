@@ -1,4 +1,4 @@
-"""The authentication methods registration report (CONTRACT.md §5).
+"""The authentication methods registration report (docs/graph-contract.md §5).
 
   GET /reports/authenticationMethods/userRegistrationDetails        ($filter, $top, $skiptoken,
                                                                      $select, $orderby)
@@ -8,8 +8,8 @@ Rows are computed from the live tenant, so a phone added a moment ago shows up a
 report lags; the simulator does not, to keep tests deterministic).
 
 The identity reports have their own throttle: 5 requests per 10 s per app and tenant
-(CONTRACT.md §5). It is a sliding window on the simulator clock (`req.now`), so tests can move
-time instead of sleeping, and is separate from the identity-and-access buckets in throttle.py.
+(docs/graph-contract.md §5). It is a sliding window on the simulator clock (`req.now`), so tests can
+move time instead of sleeping, and is separate from the identity-and-access buckets in throttle.py.
 """
 
 from __future__ import annotations
@@ -120,13 +120,15 @@ def is_admin(tenant: Tenant, user: User) -> bool:
 
 
 def registration_row(tenant: Tenant, user: User) -> dict[str, Any]:
-    """One userRegistrationDetails entity (examples/userregistrationdetails.response.json).
+    """One userRegistrationDetails entity
+    (docs/graph-examples/userregistrationdetails.response.json).
 
     methodsRegistered holds mobilePhone, alternateMobilePhone, officePhone and the tenant's other
-    simulated methods. DOC-GAP: the contract's list of values (§5) has no QR code + PIN entry, so
-    a QR method is not reported here. SSPR is not modelled: the tenant has no SSPR policy, so the
-    three SSPR flags are false (as in the example, where a user with a mobile phone is not
-    SSPR-registered). isMfaCapable equals isMfaRegistered (every method is allowed by policy).
+    simulated methods. DOC-GAP: the contract's list of values (docs/graph-contract.md §5) has no QR
+    code + PIN entry, so a QR method is not reported here. SSPR is not modelled: the tenant has no
+    SSPR policy, so the three SSPR flags are false (as in the example, where a user with a mobile
+    phone is not SSPR-registered). isMfaCapable equals isMfaRegistered (every method is allowed by
+    policy).
     """
     methods = registered_method_names(tenant, user.id)
     prefs = tenant.sign_in_preferences.get(user.id) or SignInPreferences()
@@ -182,7 +184,7 @@ _CLAUSE_ANY = re.compile(
 
 
 def parse_clause(clause: str) -> Predicate:
-    """One comparison of the documented kinds (CONTRACT.md §5), else 400."""
+    """One comparison of the documented kinds (docs/graph-contract.md §5), else 400."""
     clause = clause.strip()
     while clause.startswith("(") and clause.endswith(")"):
         clause = clause[1:-1].strip()

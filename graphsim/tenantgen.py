@@ -146,7 +146,7 @@ STORES = (
     ("Store 318", "Tokyo Shibuya", "JP"),
 )
 
-# Profile mobilePhone values as people really type them (CONTRACT.md §9.8 normalisation).
+# Profile mobilePhone values as people really type them (docs/graph-contract.md §9.8 normalisation).
 MESSY_PHONES = (
     "(555) 010-2345",
     "+44 7700 900123",
@@ -180,7 +180,7 @@ class _Ids:
 
 
 def valid_pin(rng: random.Random, length: int = 8) -> str:
-    """A PIN that passes the complexity rules of CONTRACT.md §1.2."""
+    """A PIN that passes the complexity rules of docs/graph-contract.md §1.2."""
     while True:
         pin = "".join(rng.choice("0123456789") for _ in range(length))
         if "0123456789" in pin or "9876543210" in pin:
@@ -193,7 +193,7 @@ def valid_pin(rng: random.Random, length: int = 8) -> str:
 
 
 def _phone_for(rng: random.Random, country: str) -> str:
-    """A Graph-format phone number "+CC NUMBER" (CONTRACT.md §3)."""
+    """A Graph-format phone number "+CC NUMBER" (docs/graph-contract.md §3)."""
     return f"+{COUNTRY_CODES.get(country, '1')} {rng.randint(6_000_000_000, 7_999_999_999)}"
 
 
@@ -421,7 +421,7 @@ def demo_tenant_with_people(
         assignments.append((managers[0], store_ids[4]))
     for manager, unit_id in assignments:
         membership = ScopedRoleMembership(
-            # Graph's membership ids are opaque base64-ish strings (examples/INDEX.md).
+            # Graph's membership ids are opaque base64-ish strings (docs/graph-examples/INDEX.md).
             id=_opaque_id(rng),
             role_id=roles[AUTHENTICATION_ADMINISTRATOR].id,
             administrative_unit_id=unit_id,
@@ -447,7 +447,8 @@ def demo_tenant_with_people(
     tenant.administrative_units[store_ids[0]].member_ids.append(guest.id)
     disabled_id = tenant.administrative_units[store_ids[1]].member_ids[3]
     tenant.users[disabled_id].account_enabled = False
-    # One unlicensed worker (CONTRACT.md §2: users enabled in the policy must be licensed).
+    # One unlicensed worker (docs/graph-contract.md §2: users enabled in the policy must be
+    # licensed).
     tenant.users[tenant.administrative_units[store_ids[2]].member_ids[5]].licensed = False
 
     people = DemoPeople(

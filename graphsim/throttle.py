@@ -1,10 +1,11 @@
-"""Graph's identity-and-access throttling (CONTRACT.md §7.2, §7.3).
+"""Graph's identity-and-access throttling (docs/graph-contract.md §7.2, §7.3).
 
 Per (app, tenant) there are two limits: write requests (POST/PATCH/PUT/DELETE) in a sliding
-window (20 per second by default), and resource units (every request, costed per §7.3) in a token
-bucket that refills continuously. A client that spaces its writes at the budget never sees a 429,
-and one that bursts gets 429 with a `Retry-After` equal to the time until its request would fit.
-Reads keep passing while writes are throttled: only writes count against the write window.
+window (20 per second by default), and resource units (every request, costed per
+docs/graph-contract.md §7.3) in a token bucket that refills continuously. A client that spaces its
+writes at the budget never sees a 429, and one that bursts gets 429 with a `Retry-After` equal to
+the time until its request would fit. Reads keep passing while writes are throttled: only writes
+count against the write window.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Throttled:
     information: str  # x-ms-throttle-information
 
 
-# GET costs from CONTRACT.md §7.3 (path patterns after the /me rewrite); others cost 1.
+# GET costs from docs/graph-contract.md §7.3 (path patterns after the /me rewrite); others cost 1.
 _READ_COSTS = [
     (re.compile(r"^/users/?$", re.I), 2),
     (re.compile(r"^/groups/[^/]+/members", re.I), 3),
@@ -80,7 +81,8 @@ _READ_COSTS = [
 
 
 def resource_units(method: str, path: str, query: dict[str, str]) -> int:
-    """The request's cost in resource units, with the §7.3 modifiers, never below 1."""
+    """The request's cost in resource units, with the docs/graph-contract.md §7.3 modifiers, never
+    below 1."""
     cost = 1
     if method == "GET":
         for pattern, value in _READ_COSTS:
@@ -160,8 +162,9 @@ class Throttle:
     def format_wait(self, seconds: float) -> float:
         if self.config.retry_after_integer:
             return float(max(1, math.ceil(seconds)))
-        # Graph's samples show fractional values such as 2.128 (CONTRACT.md §7.2). DOC-GAP: the
-        # docs do not say how Retry-After is computed; ours is the exact wait, rounded up to ms.
+        # Graph's samples show fractional values such as 2.128 (docs/graph-contract.md §7.2).
+        # DOC-GAP: the docs do not say how Retry-After is computed; ours is the exact wait, rounded
+        # up to ms.
         return max(0.001, math.ceil(seconds * 1000) / 1000)
 
 

@@ -1,7 +1,8 @@
 """The Celery application (`celery -A portal worker|beat`).
 
 Configuration comes from Django settings (CELERY_* names). Tasks are thin and idempotent: they take
-row ids only, are acknowledged late and re-queued if a worker dies (STYLE.md "Celery tasks").
+row ids only, are acknowledged late and re-queued if a worker dies (docs/conventions.md "Celery
+tasks").
 """
 
 from __future__ import annotations

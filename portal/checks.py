@@ -1,4 +1,4 @@
-"""System checks for Lanyard's configuration (DESIGN.md §4).
+"""System checks for Lanyard's configuration (docs/architecture.md §4).
 
 Misconfiguration shows up here, naming the variable and how to fix it, when any management command
 or the web server starts — never as a stack trace at the first request.

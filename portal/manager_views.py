@@ -1,10 +1,10 @@
 """The store manager's pages: store picker, worker list, worker page and its actions, activity.
 
 Every object reaches a view through a `get_<thing>_for_manager` selector, so another store's worker
-or action is a 404 at every URL (DESIGN.md §5). Actions are POSTs that record an Operation and
-return its progress fragment, which polls until the Celery task is done. PINs are shown in exactly
-one never-cached response (`operation_pin`); QR previews and badges come from the vault on
-never-cached URLs.
+or action is a 404 at every URL (docs/architecture.md §5). Actions are POSTs that record an
+Operation and return its progress fragment, which polls until the Celery task is done. PINs are
+shown in exactly one never-cached response (`operation_pin`); QR previews and badges come from the
+vault on never-cached URLs.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ KIOSK_LAYOUT = "sheet-a4"  # the store kiosk prints sheets
 @dataclass(frozen=True)
 class WorkerRow:
     """One line of the worker list, computed once in Python (the template stays simple and fast:
-    a 5,000-worker store renders pages of 50 within the 30 ms budget, DESIGN §9)."""
+    a 5,000-worker store renders pages of 50 within the 30 ms budget, docs/architecture.md §9)."""
 
     worker: DirectoryUser
     known: bool

@@ -1,4 +1,5 @@
-"""Lanyard settings: every knob from the environment (DESIGN.md §4, documented in .env.example).
+"""Lanyard settings: every knob from the environment (docs/architecture.md §4, documented in
+.env.example).
 
 With ENTRA_TENANT_ID unset the portal runs in demo mode: SQLite, an embedded Celery broker and
 graphsim's demo tenant, with no configuration at all. Production sets the Entra and service
@@ -94,7 +95,8 @@ SECRET_KEY_MISSING = "unset-SECRET_KEY-lanyard-refuses-to-serve-with-this-placeh
 SECRET_KEY = env_str("SECRET_KEY", _DEMO_SECRET_KEY if DEMO_MODE else SECRET_KEY_MISSING)
 VAULT_KEYS = env_list("VAULT_KEYS", _DEMO_VAULT_KEY if DEMO_MODE else "")
 
-# How long the vault keeps a QR payload for printing, and an unrevealed PIN (DESIGN.md §5).
+# How long the vault keeps a QR payload for printing, and an unrevealed PIN (docs/architecture.md
+# §5).
 VAULT_QR_PAYLOAD_DAYS = env_int("VAULT_QR_PAYLOAD_DAYS", 7, minimum=1)
 VAULT_PIN_HOURS = env_int("VAULT_PIN_HOURS", 72, minimum=1)
 
@@ -127,7 +129,7 @@ GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 30, minimum=1)
 # The resource Graph tokens are issued for. graphsim issues tokens for the global Graph resource, as
 # Entra does, so the demo asks for the same scopes as production in the global cloud.
 GRAPH_RESOURCE = "https://graph.microsoft.com" if DEMO_MODE else GRAPH_ENDPOINT
-# Delegated scopes a manager consents to at sign-in (CONTRACT.md §1.9, §3, §4.4).
+# Delegated scopes a manager consents to at sign-in (docs/graph-contract.md §1.9, §3, §4.4).
 ENTRA_DELEGATED_SCOPES = [
     f"{GRAPH_RESOURCE}/{scope}"
     for scope in (
@@ -254,7 +256,8 @@ STORAGES = {
 # Serve straight from the source folders when collectstatic has not run (demo and tests).
 WHITENOISE_USE_FINDERS = DEMO_MODE or DEBUG
 
-# --- Security (DESIGN.md §5 "Web") --------------------------------------------------------------
+# --- Security (docs/architecture.md §5 "Web")
+# --------------------------------------------------------------
 
 SESSION_COOKIE_AGE = 8 * 3600  # one shift
 SESSION_COOKIE_HTTPONLY = True

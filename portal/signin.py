@@ -1,4 +1,4 @@
-"""Sign-in with Entra: authorization code flow with PKCE through MSAL (DESIGN.md §5).
+"""Sign-in with Entra: authorization code flow with PKCE through MSAL (docs/architecture.md §5).
 
 The flow state (PKCE verifier, nonce, state) lives in the server-side session between the redirect
 and the callback. The manager's MSAL token cache is stored encrypted (provisioning/token_cache.py)

@@ -1,4 +1,5 @@
-"""The audit log (DESIGN.md §5): every action, who, whom, when, outcome, Graph request-id.
+"""The audit log (docs/architecture.md §5): every action, who, whom, when, outcome, Graph
+request-id.
 
 Callers pass plain-language facts only. PINs and QR payloads never reach this module: nothing
 here accepts a credential, and `detail` is for outcomes and reasons ("PIN reset", "409 conflict").

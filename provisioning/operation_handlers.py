@@ -2,8 +2,8 @@
 
 The manager-action task (`provisioning.operation_run`, provisioning/tasks/actions.py) calls
 `operation_execute` with the manager's delegated Graph client. Every handler is safe to run again
-after a transient failure: on a retry it first re-reads Graph's state (DESIGN.md §6), so a lost
-response never orphans a credential.
+after a transient failure: on a retry it first re-reads Graph's state (docs/architecture.md §6), so
+a lost response never orphans a credential.
 
 Secrets: the PIN and QR payload Graph returns go into the vault (provisioning/qr.py); only vault ids
 reach the Operation row. `explain_error` turns Graph's error into plain words for the manager.
@@ -23,7 +23,7 @@ def operation_execute(*, operation: Operation, client: GraphClient, retrying: bo
     """Do the action in Graph; returns non-secret results. Raises GraphError on failure.
 
     `retrying` is True when an earlier attempt failed transiently: each kind then re-reads Graph's
-    state before writing again, so the action is done once (DESIGN.md §6).
+    state before writing again, so the action is done once (docs/architecture.md §6).
     """
     handler = _HANDLERS[operation.kind]
     return handler(operation, client, retrying)

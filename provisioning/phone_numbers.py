@@ -1,4 +1,5 @@
-"""Phone numbers as people type them → the form Graph requires (CONTRACT.md §3, gotcha 8).
+"""Phone numbers as people type them → the form Graph requires (docs/graph-contract.md §3, gotcha
+8).
 
 Graph wants `+{country code} {number}[x{extension}]` — a space after the country code, not E.164.
 Numbers are parsed with `phonenumbers`; a number written without a country code is read in the

@@ -1,8 +1,9 @@
 """QR code + PIN credentials: issue them through Graph and put their secrets in the vault.
 
-Graph returns a QR payload and a PIN only in the response that created them (CONTRACT.md §1.1,
-gotcha 1). So the rule of DESIGN.md §6 — a lost response must never orphan a credential — works
-like this: whenever Lanyard cannot be sure it holds the secrets of a method it meant to create, it
+Graph returns a QR payload and a PIN only in the response that created them (docs/graph-contract.md
+§1.1, gotcha 1). So the rule of docs/architecture.md §6 — a lost response must never orphan a
+credential — works like this: whenever Lanyard cannot be sure it holds the secrets of a method it
+meant to create, it
 *re-issues* them: delete and re-create the standard QR code (the PIN stays valid meanwhile) and
 reset the PIN. Every step of a re-issue is safe to repeat, so a re-issue interrupted at any point is
 finished by running it again, and the worker always ends with exactly one method, a badge someone

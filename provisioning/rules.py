@@ -1,8 +1,9 @@
 """The rules Lanyard checks before anything is sent to Graph, and the small shared definitions.
 
 One definition of each: the QR PIN rules and lifetimes (the same ones Graph enforces,
-CONTRACT.md §1), the phone types and their labels, which phone a default MFA method uses, and the
-backoff of retried work. Date-times in Graph's form are written and read by `format_datetime` and
+docs/graph-contract.md §1), the phone types and their labels, which phone a default MFA method uses,
+and the backoff of retried work. Date-times in Graph's form are written and read by
+`format_datetime` and
 `parse_datetime` (provisioning/graph/models.py). Nothing here touches the database or Graph.
 """
 
@@ -13,14 +14,15 @@ import re
 
 PIN_MIN_LENGTH = 8
 PIN_MAX_LENGTH = 20
-# A standard QR code is valid for at most this many days after its start (CONTRACT.md §1.1).
+# A standard QR code is valid for at most this many days after its start (docs/graph-contract.md
+# §1.1).
 STANDARD_MAX_DAYS = 395
 TEMPORARY_MIN_HOURS = 1
 TEMPORARY_MAX_HOURS = 12
 
 # Phone types in the order they are shown and written, with their labels in sentences.
 PHONE_LABELS = {"mobile": "mobile", "alternateMobile": "alternate mobile", "office": "office phone"}
-# Which phone a default MFA method uses (signInPreferences, CONTRACT.md §3.1).
+# Which phone a default MFA method uses (signInPreferences, docs/graph-contract.md §3.1).
 DEFAULT_METHOD_PHONE = {
     "sms": "mobile",
     "voiceMobile": "mobile",
@@ -30,7 +32,7 @@ DEFAULT_METHOD_PHONE = {
 
 
 def pin_problem(pin: str, *, min_length: int) -> str | None:
-    """Why `pin` breaks the QR PIN rules (CONTRACT.md §1.2), or None."""
+    """Why `pin` breaks the QR PIN rules (docs/graph-contract.md §1.2), or None."""
     if not re.fullmatch(r"[0-9]+", pin or ""):
         return "The PIN may contain only the digits 0–9."
     low = max(PIN_MIN_LENGTH, min_length)

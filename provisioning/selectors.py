@@ -1,4 +1,4 @@
-"""Reads of the directory cache, always through the manager's scope (DESIGN.md §5)."""
+"""Reads of the directory cache, always through the manager's scope (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

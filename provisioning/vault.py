@@ -1,4 +1,5 @@
-"""The vault: where PINs and QR payloads live between Graph's response and a person (DESIGN.md §5).
+"""The vault: where PINs and QR payloads live between Graph's response and a person
+(docs/architecture.md §5).
 
 A secret is encrypted with VAULT_KEYS, bound to its kind and owner (the worker it belongs to), and
 expires. A PIN is revealed once to the person who created or reset it, and destroyed in the same

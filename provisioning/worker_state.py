@@ -37,7 +37,7 @@ def worker_state_refresh(
     phones = {phone.phone_type: phone for phone in operations.phone_method_list(client, user_id)}
     default_method = ""
     if with_preferences and phones:
-        # Beta only (CONTRACT.md §3.1); used to explain why a phone cannot be removed.
+        # Beta only (docs/graph-contract.md §3.1); used to explain why a phone cannot be removed.
         try:
             prefs = operations.sign_in_preferences_get(client, user_id)
             default_method = prefs.user_preferred_method_for_secondary_authentication or ""

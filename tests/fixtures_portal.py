@@ -1,6 +1,6 @@
 """pytest plugin: the portal wired to the test session's graphsim, and named personas.
 
-Personas of graphsim's demo tenant (STYLE.md "Tests"):
+Personas of graphsim's demo tenant (docs/conventions.md "Tests"):
 - alice: a store manager (AU-scoped Authentication Administrator) of two stores;
 - bob: the manager of another store;
 - charlie: the IT admin (member of the Lanyard admin group).

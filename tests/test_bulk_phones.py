@@ -1,4 +1,5 @@
-"""Phone jobs: DESIGN.md §7 semantics against graphsim (Pre-ConfigureAuthMethods.ps1 columns)."""
+"""Phone jobs: docs/architecture.md §7 semantics against graphsim (Pre-ConfigureAuthMethods.ps1
+columns)."""
 
 from __future__ import annotations
 

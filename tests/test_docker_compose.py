@@ -1,7 +1,8 @@
 """The production deployment files: docker-compose.yml, Dockerfile and .env.example.
 
-Docker is not available where the suite runs, so these read the files: the services DESIGN.md §3
-names, their commands, health checks and start-up order, and the configuration of DESIGN.md §4.
+Docker is not available where the suite runs, so these read the files: the services
+docs/architecture.md §3 names, their commands, health checks and start-up order, and the
+configuration of docs/architecture.md §4.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("web", "worker", "beat")
 
-# DESIGN.md §4 plus the variables the settings and `make run` read.
+# docs/architecture.md §4 plus the variables the settings and `make run` read.
 DOCUMENTED_VARIABLES = (
     "SECRET_KEY",
     "ALLOWED_HOSTS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import responses
@@ -29,7 +30,7 @@ from provisioning.graph.errors import (
 from provisioning.graph.models import QrCode, QrMethod, Secret
 
 GRAPH = "https://graph.example.test"
-EXAMPLES = "/work/shared/graph/examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "graph-examples"
 
 
 class StaticTokens:

@@ -1,5 +1,6 @@
 """A manager's own token: auth code flow through MSAL, the cache stored by the portal, and a
-DelegatedTokenProvider reading it back in a worker (DESIGN.md §5 "Two identities toward Graph")."""
+DelegatedTokenProvider reading it back in a worker (docs/architecture.md §5 "Two identities toward
+Graph")."""
 
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 through $batch while graphsim injects 20 % 503s, 429 storms and 60-second tokens; no request is
 lost or repeated in effect.
 
-The provisioning loop below is what a bulk task does with the client (DESIGN.md §6): writes go in
-$batch; any item whose outcome is not a 201 — a 5xx, a lost answer, a conflict — is resolved by
-reading Graph's state before anything is written again. A method found without its secrets (its
-create answer was lost) is recovered by replacing the standard QR code and resetting the PIN.
-Graphsim's own state and counters are the judge.
+The provisioning loop below is what a bulk task does with the client (docs/architecture.md §6):
+writes go in $batch; any item whose outcome is not a 201 — a 5xx, a lost answer, a conflict — is
+resolved by reading Graph's state before anything is written again. A method found without its
+secrets (its create answer was lost) is recovered by replacing the standard QR code and resetting
+the PIN. Graphsim's own state and counters are the judge.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from provisioning.graph.models import QrCode, QrMethod, QrPin
 
 USERS = 10_000
 CREATIONS = 1_000
-# Graph's real write budget (DESIGN.md §6), in graphsim and in our limiter. At 20/s the run lasts
-# longer than a 60-second token, so tokens expire and are renewed while the batches flow.
+# Graph's real write budget (docs/architecture.md §6), in graphsim and in our limiter. At 20/s the
+# run lasts longer than a 60-second token, so tokens expire and are renewed while the batches flow.
 WRITES_PER_SECOND = 20.0
 
 
@@ -147,7 +147,8 @@ def test_it_pages_10000_users_and_creates_1000_methods_through_faults(graphsim, 
     sim.config.error_5xx_rate = 0.20
     sim.config.error_504_share = 0.25
     sim.config.write_budget_per_s = WRITES_PER_SECOND
-    sim.config.write_burst = WRITES_PER_SECOND * 150  # Graph: 3,000 writes per 150 s (§7.3)
+    # Graph: 3,000 writes per 150 s (docs/graph-contract.md §7.3)
+    sim.config.write_burst = WRITES_PER_SECOND * 150
     sim.config.storm_retry_after_s = 1.0
     sim.config.latency_max_ms = 20
 
@@ -240,7 +241,7 @@ def custom_pins(users):
 
 
 def _acceptable(pin: str) -> bool:
-    """Graph's PIN rules (CONTRACT.md §1.2) for the custom PINs this test hands out."""
+    """Graph's PIN rules (docs/graph-contract.md §1.2) for the custom PINs this test hands out."""
     if "0123456789" in pin or "9876543210" in pin:
         return False
     for size in (2, 3):

@@ -1,4 +1,4 @@
-"""Acceptance: PINs and QR payloads never leak (DESIGN.md §5).
+"""Acceptance: PINs and QR payloads never leak (docs/architecture.md §5).
 
 The flows run with a known custom PIN (and the PINs Entra generates, read from graphsim's state),
 and the QR payloads Lanyard received. Then every place a secret could end up is searched: the log

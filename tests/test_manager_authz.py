@@ -1,4 +1,4 @@
-"""DESIGN.md §5: another store's worker is a 404 at every URL of the portal, htmx or not.
+"""docs/architecture.md §5: another store's worker is a 404 at every URL of the portal, htmx or not.
 
 The test walks every URL pattern of the `manager` and `portal` namespaces that names a store,
 worker or action, and requests it as bob (the manager of another store) against alice's store,

@@ -1,4 +1,4 @@
-"""Bulk provisioning for IT admins (DESIGN.md §7, ISSUE 5).
+"""Bulk provisioning for IT admins (docs/architecture.md §7, ISSUE 5).
 
 - `csvfile` — reading an upload (encodings, delimiters, columns, limits) into rows of text;
 - `sources` — rows from a group's (transitive) members or a store's members instead;

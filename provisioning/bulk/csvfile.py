@@ -1,4 +1,5 @@
-"""Reading an uploaded CSV into rows of text, with file-level checks in plain words (DESIGN.md §7).
+"""Reading an uploaded CSV into rows of text, with file-level checks in plain words
+(docs/architecture.md §7).
 
 Accepted: UTF-8 with or without BOM, UTF-16 (LE/BE, with BOM, as Excel's "Unicode text" writes it),
 comma or semicolon as the delimiter (Excel in many European locales writes semicolons), header

@@ -130,7 +130,7 @@ def bulk_job_rerun_failed(*, job: BulkJob, requested_by: AbstractUser | None) ->
 
 
 def neutralise(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (DESIGN.md §5)."""
+    """A CSV cell that a spreadsheet will not run as a formula (docs/architecture.md §5)."""
     text = "" if value is None else str(value)
     if text.startswith(FORMULA_PREFIXES):
         return "'" + text

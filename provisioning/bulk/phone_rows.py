@@ -41,7 +41,8 @@ def _same(have: str, want: str, region: str) -> bool:
 
 
 def phone_plan(params: dict[str, Any], current: dict[str, PhoneMethod]) -> PhonePlan:
-    """What to change for one row, from Graph's current phones (DESIGN.md §7 semantics)."""
+    """What to change for one row, from Graph's current phones (docs/architecture.md §7
+    semantics)."""
     plan = PhonePlan()
     numbers: dict[str, str] = params.get("numbers") or {}
     forced_update = bool(params.get("forced_update"))

@@ -1,6 +1,6 @@
 """The HTTP side of every Graph call: tokens, timeouts, request ids, retries, paging and $batch.
 
-Retries follow DESIGN.md §6:
+Retries follow docs/architecture.md §6:
 - Reads (GET) are retried here on 429, 502/503/504 and connection errors, with exponential backoff
   and full jitter, honouring Retry-After, within `max_retries` attempts and `max_retry_seconds`.
 - Writes are not retried here after a 5xx or a lost response: Graph may have performed them, and
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-BATCH_LIMIT = 20  # requests per $batch (CONTRACT.md §6)
+BATCH_LIMIT = 20  # requests per $batch (docs/graph-contract.md §6)
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 
@@ -187,7 +187,8 @@ class GraphClient:
         return self.request(GraphRequest("GET", url, headers=headers, **kw)).body
 
     def iter_pages(self, req: GraphRequest) -> Iterator[dict[str, Any]]:
-        """Every page of a collection, following @odata.nextLink verbatim (CONTRACT.md §4.2).
+        """Every page of a collection, following @odata.nextLink verbatim (docs/graph-contract.md
+        §4.2).
 
         Headers such as ConsistencyLevel are not carried by the link, so they are resent on every
         page. Nothing is assumed about page sizes.
@@ -264,7 +265,7 @@ class GraphClient:
                 item["headers"] = headers
             items.append(item)
             writes += req.is_write
-        for _ in range(writes):  # one write unit each (CONTRACT.md §7.3)
+        for _ in range(writes):  # one write unit each (docs/graph-contract.md §7.3)
             self.rate_limiter.acquire(1)
         url = f"{self.config.graph_endpoint}/{versions.pop()}/$batch"
         try:

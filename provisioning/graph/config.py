@@ -85,7 +85,8 @@ class GraphConfig:
 
     @property
     def app_scope(self) -> str:
-        """The client-credentials scope: the Graph host of this cloud + /.default (§8.2, §8.4)."""
+        """The client-credentials scope: the Graph host of this cloud + /.default
+        (docs/graph-contract.md §8.2, §8.4)."""
         return f"{self.graph_endpoint}/.default"
 
     @cached_property
@@ -106,12 +107,13 @@ class GraphConfig:
 
     @property
     def limiter_key(self) -> str:
-        """Graph's write budget is per app and tenant (CONTRACT.md §7.3), so is the bucket."""
+        """Graph's write budget is per app and tenant (docs/graph-contract.md §7.3), so is the
+        bucket."""
         return f"lanyard:graph-writes:{self.tenant_id}:{self.client_id}"
 
     @classmethod
     def from_django_settings(cls, settings: Any = None) -> GraphConfig:
-        """The app identity's config from ENTRA_* / GRAPH_* settings (DESIGN.md §4)."""
+        """The app identity's config from ENTRA_* / GRAPH_* settings (docs/architecture.md §4)."""
         if settings is None:
             from django.conf import settings
 

@@ -1,10 +1,10 @@
-"""Errors raised by the Graph client (CONTRACT.md §7).
+"""Errors raised by the Graph client (docs/graph-contract.md §7).
 
 Every error says in plain language what went wrong and carries Graph's request-id, so a person can
 read it on a bulk-job row and support can find the request in Entra's logs. The message never
 contains a request or response body: create and reset responses hold PINs and QR payloads, and
-secrets never appear in exception messages or logs (DESIGN.md §5). Errors are classified by status
-and Graph's `code` / `innerError.code`, never by Graph's `message` text.
+secrets never appear in exception messages or logs (docs/architecture.md §5). Errors are classified
+by status and Graph's `code` / `innerError.code`, never by Graph's `message` text.
 
 `permanent` tells a task whether retrying can help: 4xx other than 429 are permanent; 429, 5xx and
 connection errors are transient.

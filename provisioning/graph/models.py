@@ -1,4 +1,4 @@
-"""Small typed views of the Graph resources Lanyard uses (CONTRACT.md §1–§5).
+"""Small typed views of the Graph resources Lanyard uses (docs/graph-contract.md §1–§5).
 
 Secrets that Graph returns once — `pin.code`, `image.rawContent`, `image.binaryValue` — are held
 in `Secret`, whose str() and repr() are masked: they cannot leak through logging, tracebacks or
@@ -153,7 +153,8 @@ class DirectoryRole:
 
 @dataclass(frozen=True)
 class ScopedRoleMembership:
-    """A role held over one AU. `role_id` is a directoryRole id, not a template id (§4.4)."""
+    """A role held over one AU. `role_id` is a directoryRole id, not a template id
+    (docs/graph-contract.md §4.4)."""
 
     id: str
     role_id: str
@@ -177,7 +178,8 @@ class ScopedRoleMembership:
 
 @dataclass(frozen=True)
 class QrCodeImage:
-    """The QR image and payload, returned only when a code is created (§1.1)."""
+    """The QR image and payload, returned only when a code is created (docs/graph-contract.md
+    §1.1)."""
 
     secret_binary_value: Secret | None  # base64 of the rendered image (SVG)
     secret_raw_content: Secret | None  # base64 of the payload the QR encodes
@@ -210,7 +212,7 @@ class QrCode:
         if not isinstance(data, dict):
             return None
         if set(data) <= {"value", "@odata.context"} and isinstance(data.get("value"), dict):
-            data = data["value"]  # the doc-wrapped GET form (CONTRACT.md §1.6)
+            data = data["value"]  # the doc-wrapped GET form (docs/graph-contract.md §1.6)
         return cls(
             id=data.get("id"),
             start_date_time=parse_datetime(data.get("startDateTime")),

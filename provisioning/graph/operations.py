@@ -1,7 +1,7 @@
 """One function per Graph operation Lanyard uses, each naming the doc page it implements.
 
 Paths are relative to the version root ([G1] = microsoft-graph-docs-contrib api-reference/v1.0/,
-[Gb] = …/beta/; see shared/graph/CONTRACT.md). Write operations come in two parts so the same
+[Gb] = …/beta/; see docs/graph-contract.md). Write operations come in two parts so the same
 definition serves a single call and a $batch item: `<op>_request(...)` builds the GraphRequest and
 `<op>(client, ...)` sends it and parses the answer. Parsers (`QrMethod.from_graph` …) work on a
 $batch item's body as well.
@@ -34,7 +34,7 @@ from provisioning.graph.models import (
     format_datetime,
 )
 
-EVENTUAL = {"ConsistencyLevel": "eventual"}  # advanced queries (CONTRACT.md §4.1, §9.10)
+EVENTUAL = {"ConsistencyLevel": "eventual"}  # advanced queries (docs/graph-contract.md §4.1, §9.10)
 QR_KINDS = ("standardQRCode", "temporaryQRCode")
 
 
@@ -151,7 +151,8 @@ def group_transitive_users(
     return (User.from_graph(item) for item in client.iter_values(req))
 
 
-# -- QR code + PIN method (CONTRACT.md §1) --------------------------------------------------
+# -- QR code + PIN method (docs/graph-contract.md §1)
+# --------------------------------------------------
 
 
 def _qr_path(user: str) -> str:
@@ -264,7 +265,8 @@ def qr_pin_reset(client: GraphClient, user: str) -> QrPin:
     return pin
 
 
-# -- QR policy (CONTRACT.md §2) -------------------------------------------------------------
+# -- QR policy (docs/graph-contract.md §2)
+# -------------------------------------------------------------
 
 QR_POLICY_PATH = (
     "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/qrCodePin"
@@ -276,7 +278,8 @@ def qr_policy_get(client: GraphClient) -> QrPolicy:
     return QrPolicy.from_graph(client.get(QR_POLICY_PATH))
 
 
-# -- phone methods (CONTRACT.md §3) ---------------------------------------------------------
+# -- phone methods (docs/graph-contract.md §3)
+# ---------------------------------------------------------
 
 
 def _phone_path(user: str, method_id: str | None = None) -> str:

@@ -1,4 +1,5 @@
-"""The write budget shared by every worker process (DESIGN.md §6, CONTRACT.md §7.3).
+"""The write budget shared by every worker process (docs/architecture.md §6, docs/graph-contract.md
+§7.3).
 
 Graph allows about 3,000 writes per 150 s per app and tenant. A token bucket refilled at
 `rate` writes per second, with room for one second's burst, is kept where every worker sees it:

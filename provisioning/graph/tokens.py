@@ -1,9 +1,11 @@
-"""Access tokens for Graph through MSAL (CONTRACT.md §8): the app identity and a manager's own.
+"""Access tokens for Graph through MSAL (docs/graph-contract.md §8): the app identity and a
+manager's own.
 
 One MSAL ConfidentialClientApplication per process holds the app identity's token cache
-(STYLE.md). MSAL treats a cached token with less than five minutes left as expired, so a provider
-also remembers the token it last handed out and reuses it until shortly before it expires; this
-keeps short-lived tokens (graphsim can issue 60-second ones) from costing a token request per call.
+(docs/conventions.md). MSAL treats a cached token with less than five minutes left as expired, so a
+provider also remembers the token it last handed out and reuses it until shortly before it expires;
+this keeps short-lived tokens (graphsim can issue 60-second ones) from costing a token request per
+call.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from provisioning.graph.errors import GraphConnectionError, InteractionRequired,
 
 logger = logging.getLogger(__name__)
 
-# Hosts for which MSAL's instance discovery is meaningful (CONTRACT.md §8.5). For any other host
-# (graphsim, a proxy) discovery would call login.microsoftonline.com, so it is turned off.
+# Hosts for which MSAL's instance discovery is meaningful (docs/graph-contract.md §8.5). For any
+# other host (graphsim, a proxy) discovery would call login.microsoftonline.com, so it is turned
+# off.
 WELL_KNOWN_AUTHORITY_HOSTS = frozenset(
     {
         "login.microsoftonline.com",
@@ -37,8 +40,8 @@ WELL_KNOWN_AUTHORITY_HOSTS = frozenset(
 # OIDC and instance metadata shared by every MSAL app in the process (holds no tokens).
 _HTTP_CACHE: dict[Any, Any] = {}
 
-# Delegated permissions a manager consents to (CONTRACT.md §1.9, §3, §4.4): the same list as
-# settings.ENTRA_DELEGATED_SCOPES, which adds the resource prefix; used where Django is absent.
+# Delegated permissions a manager consents to (docs/graph-contract.md §1.9, §3, §4.4): the same list
+# as settings.ENTRA_DELEGATED_SCOPES, which adds the resource prefix; used where Django is absent.
 DELEGATED_SCOPES = (
     "User.Read",
     "AdministrativeUnit.Read.All",
@@ -57,8 +60,8 @@ def build_msal_app(
     """
     cert = config.certificate
     if cert is not None:
-        # RS256 with an SHA-1 x5t (CONTRACT.md §8.2): pass the thumbprint, not the certificate,
-        # which would make MSAL sign with PS256 and x5t#S256.
+        # RS256 with an SHA-1 x5t (docs/graph-contract.md §8.2): pass the thumbprint, not the
+        # certificate, which would make MSAL sign with PS256 and x5t#S256.
         credential: Any = {"private_key": cert.private_key_pem, "thumbprint": cert.thumbprint_sha1}
     else:
         credential = config.client_secret

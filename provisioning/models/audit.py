@@ -7,7 +7,8 @@ from django.db import models
 
 
 class AuditEvent(models.Model):
-    """Who did what to whom, when, with what outcome (DESIGN.md §5 "Audit"). Never a secret."""
+    """Who did what to whom, when, with what outcome (docs/architecture.md §5 "Audit"). Never a
+    secret."""
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded"

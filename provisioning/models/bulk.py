@@ -1,4 +1,5 @@
-"""Bulk jobs (DESIGN.md §7, ISSUE 5): a BulkJob per CSV, group or store; a BulkJobRow per worker.
+"""Bulk jobs (docs/architecture.md §7, ISSUE 5): a BulkJob per CSV, group or store; a BulkJobRow per
+worker.
 
 Neither model ever holds a secret. A custom PIN from a CSV goes into the vault at preview time and
 the row keeps its vault id (`input_secret_id`); the QR payload and PIN Graph returns go into the

@@ -69,7 +69,7 @@ class ScopedRoleAssignment(models.Model):
     """Someone holds a directory role scoped to one administrative unit (Graph scopedRoleMembers).
 
     Only the role *template* id is meaningful across tenants; the directoryRole object id that Graph
-    returns as `roleId` is resolved to it during sync (CONTRACT.md §4.4, gotcha 12).
+    returns as `roleId` is resolved to it during sync (docs/graph-contract.md §4.4, gotcha 12).
     """
 
     id = models.CharField(primary_key=True, max_length=200)  # Graph's opaque membership id

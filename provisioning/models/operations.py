@@ -1,8 +1,8 @@
 """Manager actions on one worker (Operation) and the last known state of a worker's methods.
 
 Neither model ever holds a secret: PINs and QR payloads live in the vault and are referred to by
-vault row ids only (DESIGN.md §5). Phone numbers are stored exactly as Graph returned them, which
-for a manager (an AU-scoped Authentication Administrator) means masked.
+vault row ids only (docs/architecture.md §5). Phone numbers are stored exactly as Graph returned
+them, which for a manager (an AU-scoped Authentication Administrator) means masked.
 """
 
 from __future__ import annotations

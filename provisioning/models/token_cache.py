@@ -7,7 +7,8 @@ from django.db import models
 
 
 class TokenCache(models.Model):
-    """A user's MSAL token cache, encrypted with VAULT_KEYS (DESIGN.md §5 "Two identities").
+    """A user's MSAL token cache, encrypted with VAULT_KEYS (docs/architecture.md §5 "Two
+    identities").
 
     Workers load it to call Graph with the manager's delegated token (acquire_token_silent).
     """

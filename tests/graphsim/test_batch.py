@@ -1,4 +1,4 @@
-"""JSON batching (CONTRACT.md §6) over HTTPS."""
+"""JSON batching (docs/graph-contract.md §6) over HTTPS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Directory reads over HTTPS: users, AUs, scoped roles, directory roles, groups (§4)."""
+"""Directory reads over HTTPS: users, AUs, scoped roles, directory roles, groups
+(docs/graph-contract.md §4)."""
 
 from __future__ import annotations
 

@@ -234,7 +234,7 @@ def test_msal_client_credentials_with_certificate(graphsim, style):
     _, key_pem, cert, cert_pem = make_certificate()
     register_certificate(graphsim.tenant.apps[demo.DEMO_CLIENT_ID], cert_pem)
     if style == "sha1-thumbprint":
-        # RS256 with x5t (the documented form, CONTRACT.md §8.2).
+        # RS256 with x5t (the documented form, docs/graph-contract.md §8.2).
         credential = {"private_key": key_pem, "thumbprint": cert.fingerprint(hashes.SHA1()).hex()}
     else:
         # MSAL ≥ 1.35 signs PS256 with x5t#S256 when given the certificate.

@@ -1,5 +1,5 @@
-"""graphsim: phone methods, the methods list and sign-in preferences (CONTRACT.md §3, §3.1, §9.8,
-§9.9)."""
+"""graphsim: phone methods, the methods list and sign-in preferences (docs/graph-contract.md §3,
+§3.1, §9.8, §9.9)."""
 
 from __future__ import annotations
 
@@ -302,7 +302,7 @@ def test_authentication_admins_read_masked_numbers(graphsim, api, worker) -> Non
                         {"phoneNumber": "+1 2065550199"}).status_code == 204  # fmt: skip
 
 
-# --- all methods (§3.1) -----------------
+# --- all methods (docs/graph-contract.md §3.1) -----------------
 
 
 def test_the_methods_list_carries_types(graphsim, api, worker) -> None:

@@ -1,4 +1,5 @@
-"""graphsim: standard and temporary QR codes over HTTPS (CONTRACT.md §1.6, §9.2, §9.3)."""
+"""graphsim: standard and temporary QR codes over HTTPS (docs/graph-contract.md §1.6, §9.2,
+§9.3)."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def test_a_second_active_temporary_code_is_400(graphsim, api, worker) -> None:
     assert new_temporary(graphsim, api, worker, 4).status_code == 201
     response = api.patch(TEMPORARY.format(worker.id), code_body(sim_now(graphsim), 4))
 
-    # DOC-GAP convention: examples/error-docgap-qrcode-exists.response.json.
+    # DOC-GAP convention: docs/graph-examples/error-docgap-qrcode-exists.response.json.
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "badRequest"

@@ -1,4 +1,4 @@
-"""graphsim: the QR code + PIN method over HTTPS (CONTRACT.md §1.1, §1.3-§1.5, §1.9).
+"""graphsim: the QR code + PIN method over HTTPS (docs/graph-contract.md §1.1, §1.3-§1.5, §1.9).
 
 graphsim must reject what Graph rejects, and answer what Graph answers, shape for shape.
 """
@@ -235,13 +235,14 @@ def test_it_accepts_dates_with_offsets(graphsim, admin_app, worker) -> None:
     [
         None,
         {},
-        {"startDateTime": "2026-12-01T08:00:00Z"},  # v1.0: both dates required (§1.3, §10)
+        # v1.0: both dates required (docs/graph-contract.md §1.3, §10)
+        {"startDateTime": "2026-12-01T08:00:00Z"},
         {"expireDateTime": "2027-12-01T08:00:00Z"},
         {"startDateTime": "2026-12-01 08:00", "expireDateTime": "2027-12-01T08:00:00Z"},
         {"startDateTime": "2026-12-01T08:00:00", "expireDateTime": "2027-12-01T08:00:00Z"},
         {"startDateTime": "2026-12-01T08:00:00Z", "expireDateTime": "2026-12-01T08:00:00Z"},
         {"startDateTime": "2026-12-01T08:00:00Z", "expireDateTime": "2025-12-01T08:00:00Z"},
-        # 396 days: over the 395-day maximum (§1.1)
+        # 396 days: over the 395-day maximum (docs/graph-contract.md §1.1)
         {"startDateTime": "2026-12-01T08:00:00Z", "expireDateTime": "2028-01-01T08:00:00Z"},
     ],
 )
@@ -407,7 +408,8 @@ def test_me_paths_reach_the_signed_in_user(graphsim, worker) -> None:
     assert response.json()["pin"]["code"] is None
 
 
-# --- permissions (§1.9) ---------------------------------------------------------------------
+# --- permissions (docs/graph-contract.md §1.9)
+# ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["UserAuthMethod-QR.ReadWrite.All", RW])

@@ -1,5 +1,5 @@
-"""graphsim: PIN rules at create, admin PIN reset and the user's own PIN change (CONTRACT.md §1.2,
-§1.7, §1.8)."""
+"""graphsim: PIN rules at create, admin PIN reset and the user's own PIN change
+(docs/graph-contract.md §1.2, §1.7, §1.8)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def api(graphsim) -> Caller:
     return app_caller(graphsim, RW)
 
 
-# --- PIN rules at create (§1.2) ---------------------------------------------------------------
+# --- PIN rules at create (docs/graph-contract.md §1.2)
+# ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -82,7 +83,8 @@ def test_the_policy_pin_length_is_a_minimum(graphsim, api, worker) -> None:
     create_method(graphsim, api, worker, pin="4820731569")
 
 
-# --- admin reset (§1.7) -----------------------------------------------------------------------
+# --- admin reset (docs/graph-contract.md §1.7)
+# -----------------------------------------------------------------------
 
 
 def test_reset_generates_a_new_temporary_pin(graphsim, api, worker) -> None:
@@ -133,7 +135,8 @@ def test_a_delegated_admin_may_reset(graphsim, worker) -> None:
     assert response.status_code == 201
 
 
-# --- the user's own change (§1.8) ---------------------------------------------------------------
+# --- the user's own change (docs/graph-contract.md §1.8)
+# ---------------------------------------------------------------
 
 
 def test_a_user_changes_their_own_pin(graphsim, api, worker) -> None:
@@ -199,7 +202,7 @@ def test_update_pin_needs_directory_access_as_user(graphsim, api, worker) -> Non
 
 
 def test_the_seed_articles_path_does_not_exist(graphsim, api, worker) -> None:
-    """§10: `…/qrCodePinMethod/updatePin` (without /pin) is wrong."""
+    """docs/graph-contract.md §10: `…/qrCodePinMethod/updatePin` (without /pin) is wrong."""
     create_method(graphsim, api, worker, pin="48207315")
     me = user_caller(graphsim, worker.id, "Directory.AccessAsUser.All")
     response = me.patch(

@@ -1,4 +1,4 @@
-"""graphsim: the QR code + PIN authentication method policy (CONTRACT.md §2)."""
+"""graphsim: the QR code + PIN authentication method policy (docs/graph-contract.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The QR code + PIN domain rules as plain functions (CONTRACT.md §1.2, §1.6, §9.3)."""
+"""The QR code + PIN domain rules as plain functions (docs/graph-contract.md §1.2, §1.6, §9.3)."""
 
 from __future__ import annotations
 

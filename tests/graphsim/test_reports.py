@@ -1,4 +1,4 @@
-"""graphsim: the userRegistrationDetails report (CONTRACT.md §5)."""
+"""graphsim: the userRegistrationDetails report (docs/graph-contract.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Throttling (CONTRACT.md §7.2-7.3), injected faults and counters, over HTTPS."""
+"""Throttling (docs/graph-contract.md §7.2-7.3), injected faults and counters, over HTTPS."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def create_qr_method(graphsim, session, user_id):
 def test_the_default_write_budget_is_graphs_3000_per_150_seconds(graphsim):
     config = graphsim.sim.config
     assert config.write_budget_per_s == 20
-    assert config.write_burst == 3000  # CONTRACT.md §7.3: 3,000 writes / 2 min 30 s
+    assert config.write_burst == 3000  # docs/graph-contract.md §7.3: 3,000 writes / 2 min 30 s
 
 
 def test_the_21st_write_within_a_second_is_throttled(graphsim, graphsim_time, app):
