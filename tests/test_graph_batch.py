@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from graphsim import demo
-from provisioning.graph import GraphConfig, GraphRequest, build_client
+from provisioning.graph import (
+    AppTokenProvider,
+    GraphClient,
+    GraphConfig,
+    GraphRequest,
+    build_client,
+)
 from provisioning.graph import operations as ops
 from provisioning.graph.models import QrMethod
 from provisioning.graph.ratelimit import FileRateLimiter, NoRateLimiter
@@ -68,11 +74,15 @@ def test_it_splits_into_batches_of_20_and_returns_results_in_order(graphsim, con
     assert graphsim.stats["qr_method_creations"] == {u.id: 1 for u in users}
 
 
-def test_throttled_items_are_resent_after_their_retry_after(graphsim, config):
+def test_throttled_items_are_resent_after_their_retry_after(graphsim, graphsim_time, config):
     graphsim.sim.config.write_budget_per_s = 10.0  # graphsim allows 10 writes/s …
     graphsim.sim.config.write_burst = None  # … in any one second
     users = workers_without_qr(graphsim, 40)
-    client = build_client(config, rate_limiter=NoRateLimiter())  # … and nothing holds us back
+    # … and nothing holds us back. Both batches land in the same simulated second however slow
+    # the machine, and the client waits out Retry-After on the same clock.
+    client = GraphClient(
+        config, AppTokenProvider(config), NoRateLimiter(), sleep=graphsim_time.sleep
+    )
     results = client.batch(create_requests(users))
     assert [r.status for r in results] == [201] * 40
     assert client.stats["batch_item_429"] >= 1
