@@ -214,6 +214,7 @@ class Simulator:
         lifetime_s: int | None = None,
         audience: str = identity.GRAPH_AUDIENCE,
         tenant_id: str | None = None,
+        client_capabilities: Iterable[str] = (),
     ) -> str:
         """An application token as client credentials would issue (roles default to the app's)."""
         app = self.tenant.apps.get(app_id or next(iter(self.tenant.apps)))
@@ -228,6 +229,7 @@ class Simulator:
             lifetime_s=lifetime_s,
             audience=audience,
             tenant_id=tenant_id,
+            client_capabilities=tuple(client_capabilities),
         )
 
     def issue_delegated_token(
@@ -238,8 +240,12 @@ class Simulator:
         app_id: str | None = None,
         lifetime_s: int | None = None,
         audience: str = identity.GRAPH_AUDIENCE,
+        client_capabilities: Iterable[str] = (),
     ) -> str:
-        """A delegated token for `user_id` (scopes default to the app's delegated permissions)."""
+        """A delegated token for `user_id` (scopes default to the app's delegated permissions).
+
+        `client_capabilities=["cp1"]` stands for a client that declared it can handle claims
+        challenges, as Lanyard does."""
         app = self.tenant.apps.get(app_id or next(iter(self.tenant.apps)))
         client_id = app_id or (app.client_id if app else "")
         granted = list(scopes) if scopes is not None else sorted(app.delegated_permissions)
@@ -250,6 +256,7 @@ class Simulator:
             scopes=granted,
             lifetime_s=lifetime_s,
             audience=audience,
+            client_capabilities=tuple(client_capabilities),
         )
 
     # -- WSGI entry points ------------------------------------------------------------------
@@ -382,6 +389,9 @@ class Simulator:
                 and method in WRITE_METHODS
                 and required not in principal.auth_contexts
             ):
+                # Graph challenges only clients that declared cp1 (docs/graph-contract.md §8.6).
+                if "cp1" not in principal.client_capabilities:
+                    raise identity.auth_context_unsatisfied(required)
                 raise identity.auth_context_challenge(required)
             units = resource_units(method, path, query)
             throttled = self.throttle.check(

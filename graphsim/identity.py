@@ -125,6 +125,7 @@ class AuthCode:
     expires: dt.datetime
     used: bool = False
     auth_contexts: tuple[str, ...] = ()  # `acrs` satisfied at this sign-in (claims request)
+    client_capabilities: tuple[str, ...] = ()  # `xms_cc` the client declared (e.g. "cp1")
 
 
 @dataclass
@@ -182,8 +183,13 @@ def mint_access_token(
     audience: str = GRAPH_AUDIENCE,
     tenant_id: str | None = None,
     auth_contexts: tuple[str, ...] = (),
+    client_capabilities: tuple[str, ...] = (),
 ) -> str:
-    """A Graph access token like Entra's v1 Graph tokens: `roles` for apps, `scp` for users."""
+    """A Graph access token like Entra's v1 Graph tokens: `roles` for apps, `scp` for users.
+
+    `client_capabilities` become the `xms_cc` claim: Graph sends claims challenges only to a client
+    that declared `cp1` (docs/graph-contract.md §8.6).
+    """
     now = int(sim.now().timestamp())
     lifetime = sim.config.token_lifetime_s if lifetime_s is None else lifetime_s
     tid = tenant_id or sim.tenant.id
@@ -199,6 +205,8 @@ def mint_access_token(
         "ver": "1.0",
         "uti": b64url(secrets.token_bytes(16)),
     }
+    if client_capabilities:
+        claims["xms_cc"] = list(client_capabilities)
     if user_id is not None:
         user = sim.tenant.users.get(user_id)
         claims.update(
@@ -249,6 +257,36 @@ def requested_auth_contexts(claims_parameter: str | None) -> tuple[str, ...]:
         return ()
     values = acrs.get("values") or ([acrs["value"]] if "value" in acrs else [])
     return tuple(str(value) for value in values)
+
+
+def requested_client_capabilities(claims_parameter: str | None) -> tuple[str, ...]:
+    """The client capabilities declared in a `claims` request ({"access_token": {"xms_cc":
+    {"values": ["cp1"]}}}), as MSAL sends them on authorize and token requests when the app is
+    built with `client_capabilities` (docs/graph-contract.md §8.6)."""
+    if not claims_parameter:
+        return ()
+    try:
+        xms_cc = json.loads(claims_parameter).get("access_token", {}).get("xms_cc", {})
+        values = xms_cc.get("values") or []
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(sorted({str(value) for value in values}))
+
+
+def auth_context_unsatisfied(context: str) -> GraphError:
+    """The answer to a client that did not declare `cp1` when an authentication context is
+    required: Graph cannot challenge it (docs/graph-contract.md §8.6), so the call is refused.
+
+    DOC-GAP: Entra's claims-challenge page says Graph sends challenges only to clients that declare
+    their capabilities, and names no answer for the others; graphsim refuses with a 403.
+    """
+    return GraphError(
+        403,
+        "Authorization_RequestDenied",
+        f"This operation requires the Conditional Access authentication context '{context}'. "
+        "The access token does not satisfy it and the client did not declare the 'cp1' "
+        "capability, so it cannot be challenged.",
+    )
 
 
 def auth_context_challenge(context: str) -> GraphError:
@@ -315,12 +353,14 @@ def principal_from_bearer(sim: Simulator, authorization: str | None) -> Principa
             user_id=user.id,
             scopes=frozenset(claims["scp"].split()),
             auth_contexts=frozenset(claims.get("acrs") or ()),
+            client_capabilities=frozenset(claims.get("xms_cc") or ()),
         )
     return Principal(
         kind="app",
         app_id=app_id,
         tenant_id=claims["tid"],
         roles=frozenset(claims.get("roles", [])),
+        client_capabilities=frozenset(claims.get("xms_cc") or ()),
     )
 
 
@@ -683,7 +723,10 @@ def _client_credentials(
             f"{tenant.display_name}.",
         )
     access_token = mint_access_token(
-        sim, client_id=app.client_id, roles=sorted(app.application_permissions)
+        sim,
+        client_id=app.client_id,
+        roles=sorted(app.application_permissions),
+        client_capabilities=requested_client_capabilities(request.form.get("claims")),
     )
     lifetime = sim.config.token_lifetime_s
     return {
@@ -733,13 +776,19 @@ def _user_tokens(
     base: str,
     nonce: str | None,
     auth_contexts: tuple[str, ...] = (),
+    client_capabilities: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Access, refresh and id tokens for a signed-in user (auth code and refresh grants)."""
     if not user.account_enabled:
         raise TokenError(400, "invalid_grant", 50057, "The user account is disabled.")
     lifetime = sim.config.token_lifetime_s
     access_token = mint_access_token(
-        sim, client_id=app.client_id, user_id=user.id, scopes=scopes, auth_contexts=auth_contexts
+        sim,
+        client_id=app.client_id,
+        user_id=user.id,
+        scopes=scopes,
+        auth_contexts=auth_contexts,
+        client_capabilities=client_capabilities,
     )
     now = int(sim.now().timestamp())
     id_claims: dict[str, Any] = {
@@ -849,6 +898,12 @@ def _authorization_code(
         base,
         code.nonce,
         code.auth_contexts,
+        tuple(
+            sorted(
+                set(code.client_capabilities)
+                | set(requested_client_capabilities(form.get("claims")))
+            )
+        ),
     )
 
 
@@ -866,7 +921,11 @@ def _refresh_token(
     user = tenant.users.get(grant.user_id)
     if user is None:
         raise TokenError(400, "invalid_grant", 50034, "The user account does not exist.")
-    return _user_tokens(sim, tenant, app, user, scopes, requested, base, None, grant.auth_contexts)
+    # MSAL declares the client's capabilities on every token request, refreshes included.
+    capabilities = requested_client_capabilities(request.form.get("claims"))
+    return _user_tokens(
+        sim, tenant, app, user, scopes, requested, base, None, grant.auth_contexts, capabilities
+    )
 
 
 # -- authorize and logout pages --------------------------------------------------------------
@@ -1028,6 +1087,7 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
             nonce=args.get("nonce"),
             expires=sim.now() + dt.timedelta(seconds=sim.config.auth_code_lifetime_s),
             auth_contexts=requested_auth_contexts(args.get("claims")),
+            client_capabilities=requested_client_capabilities(args.get("claims")),
         )
     params = {"code": code}
     if state is not None:

@@ -37,6 +37,9 @@ WELL_KNOWN_AUTHORITY_HOSTS = frozenset(
     }
 )
 
+# "cp1": Lanyard handles claims challenges (docs/graph-contract.md §8.6).
+CLIENT_CAPABILITIES = ["cp1"]
+
 # OIDC and instance metadata shared by every MSAL app in the process (holds no tokens).
 _HTTP_CACHE: dict[Any, Any] = {}
 
@@ -68,6 +71,11 @@ def build_msal_app(
     host = (urlsplit(config.authority_host).hostname or "").lower()
     return msal.ConfidentialClientApplication(
         config.client_id,
+        # Continuous access evaluation: Graph sends claims challenges (revoked session, a
+        # Conditional Access authentication context) only to clients that declare cp1
+        # (docs/graph-contract.md §8.6). A manager's challenge leads to a new sign-in carrying the
+        # claims (portal/signin.py); the app identity answers a 401 with a fresh token.
+        client_capabilities=CLIENT_CAPABILITIES,
         client_credential=credential,
         authority=config.authority,
         instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
