@@ -36,6 +36,11 @@ class SimConfig:
     # the user signs in again with the `claims` request the challenge carries.
     require_auth_context: str | None = None
 
+    # The status that refuses the member list of a hidden-membership AU to a caller without
+    # Member.Read.Hidden. DOC-GAP (docs/graph-contract.md §4.3): undocumented; 403 by default, and
+    # tests also run 400 and 404 so the client is right whichever a real tenant answers.
+    hidden_membership_status: int = 403
+
     # Throttling (docs/graph-contract.md §7.3): 3,000 writes per 150 s per app and tenant, as Graph
     # documents it: at most `write_burst` writes in any window of write_burst / write_budget_per_s
     # seconds. Tests that need a strict per-second limit set write_burst=20 (a 1-second window).
