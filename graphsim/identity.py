@@ -505,7 +505,24 @@ def openid_configuration(sim: Simulator, tenant: Tenant, base: str) -> dict[str,
 
 
 def _graph_resource(base: str, resource: str) -> bool:
-    return resource.rstrip("/").lower() in (GRAPH_AUDIENCE, GRAPH_APP_ID, base.lower())
+    """Whether `resource` names Microsoft Graph: its global resource URI or its app id, never
+    graphsim's own URL (`base`), which Entra would not know either (docs/graph-contract.md §8.2,
+    §8.4). graphsim plays the global cloud, so its tokens are for `https://graph.microsoft.com`."""
+    del base  # kept in the signature: the caller's host is deliberately not a resource
+    return resource.rstrip("/").lower() in (GRAPH_AUDIENCE, GRAPH_APP_ID)
+
+
+def _unknown_resource(tenant: Tenant, resource: str) -> TokenError:
+    """Entra's answer to a scope on a resource it does not know (AADSTS500011)."""
+    return TokenError(
+        400,
+        "invalid_resource",
+        500011,
+        f"The resource principal named {resource} was not found in the tenant named "
+        f"{tenant.display_name}. This can happen if the application has not been installed by "
+        "the administrator of the tenant or consented to by any user in the tenant. You might "
+        "have sent your authentication request to the wrong tenant.",
+    )
 
 
 def _authenticate_client(
@@ -715,13 +732,7 @@ def _client_credentials(
         raise _invalid_scope(request.form.get("scope", ""))
     resource = scopes[0][: -len("/.default")]
     if not _graph_resource(base, resource):
-        raise TokenError(
-            400,
-            "invalid_resource",
-            500011,
-            f"The resource principal named {resource} was not found in the tenant named "
-            f"{tenant.display_name}.",
-        )
+        raise _unknown_resource(tenant, resource)
     access_token = mint_access_token(
         sim,
         client_id=app.client_id,
@@ -737,22 +748,27 @@ def _client_credentials(
     }
 
 
-def parse_delegated_scopes(base: str, app: AppRegistration, scope: str) -> list[str]:
-    """Graph permission names asked for in `scope`, all of which the app must have consented."""
+def parse_delegated_scopes(
+    base: str, app: AppRegistration, scope: str, tenant: Tenant | None = None
+) -> list[str]:
+    """Graph permission names asked for in `scope`, all of which the app must have consented.
+
+    A scope on any resource but Graph's (graphsim's own URL included) is refused as Entra refuses
+    an unknown resource (AADSTS500011)."""
     granted: set[str] = set()
     for item in scope.split():
         if item in OIDC_SCOPES:
             continue
         if item.endswith("/.default"):
             if not _graph_resource(base, item[: -len("/.default")]):
-                raise _invalid_scope(item)
+                raise _unknown_resource_or_scope(tenant, item, item[: -len("/.default")])
             granted |= app.delegated_permissions
             continue
         name = item
         if "/" in item:
             resource, _, name = item.rpartition("/")
             if not _graph_resource(base, resource):
-                raise _invalid_scope(item)
+                raise _unknown_resource_or_scope(tenant, item, resource)
         if name not in app.delegated_permissions:
             raise TokenError(
                 400,
@@ -764,6 +780,12 @@ def parse_delegated_scopes(base: str, app: AppRegistration, scope: str) -> list[
             )
         granted.add(name)
     return sorted(granted)
+
+
+def _unknown_resource_or_scope(tenant: Tenant | None, item: str, resource: str) -> TokenError:
+    if tenant is None:
+        return _invalid_scope(item)
+    return _unknown_resource(tenant, resource)
 
 
 def _user_tokens(
@@ -917,7 +939,7 @@ def _refresh_token(
             400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
         )
     requested = request.form.get("scope") or grant.requested_scope
-    scopes = parse_delegated_scopes(base, app, requested)
+    scopes = parse_delegated_scopes(base, app, requested, tenant)
     user = tenant.users.get(grant.user_id)
     if user is None:
         raise TokenError(400, "invalid_grant", 50034, "The user account does not exist.")
@@ -1050,9 +1072,9 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
     )
     requested_scope = args.get("scope", "openid")
     try:
-        scopes = parse_delegated_scopes(base, app, requested_scope)
+        scopes = parse_delegated_scopes(base, app, requested_scope, tenant)
     except TokenError as exc:
-        error = "consent_required" if exc.aadsts == 65001 else "invalid_scope"
+        error = "consent_required" if exc.aadsts == 65001 else exc.error
         return fail(error, f"AADSTS{exc.aadsts}: {exc.message}")
 
     hint = args.get("login_hint")
