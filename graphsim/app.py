@@ -75,6 +75,8 @@ class Stats:
 
     requests: Counter = field(default_factory=Counter)  # "GET 200" → n (Graph, incl. batch items)
     token_requests: Counter = field(default_factory=Counter)  # "client_credentials 200" → n
+    # OpenID discovery documents served, by the tenant segment asked for (GUID or domain).
+    discovery_requests: Counter = field(default_factory=Counter)
     writes_applied: int = 0
     throttled: int = 0  # 429s sent (throttle and storm)
     faults: Counter = field(default_factory=Counter)  # "latency", "reset", "503", "lost" → n
@@ -212,7 +214,7 @@ class Simulator:
         roles: Iterable[str] | None = None,
         app_id: str | None = None,
         lifetime_s: int | None = None,
-        audience: str = identity.GRAPH_AUDIENCE,
+        audience: str | None = None,
         tenant_id: str | None = None,
         client_capabilities: Iterable[str] = (),
     ) -> str:
@@ -239,7 +241,7 @@ class Simulator:
         scopes: Iterable[str] | None = None,
         app_id: str | None = None,
         lifetime_s: int | None = None,
-        audience: str = identity.GRAPH_AUDIENCE,
+        audience: str | None = None,
         client_capabilities: Iterable[str] = (),
     ) -> str:
         """A delegated token for `user_id` (scopes default to the app's delegated permissions).

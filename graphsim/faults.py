@@ -21,7 +21,11 @@ from typing import Any
 class SimConfig:
     """Every knob of the simulator. Rates are fractions of requests in [0, 1]."""
 
-    # Identity platform.
+    # Identity platform. `graph_resource` is the Graph resource of the cloud graphsim plays: the
+    # only resource (with Graph's app id) its scopes may name, and its tokens' `aud`
+    # (docs/graph-contract.md §8.4). Tests set https://graph.microsoft.us etc. to play a
+    # national cloud.
+    graph_resource: str = "https://graph.microsoft.com"
     token_lifetime_s: int = 3599
     auth_code_lifetime_s: int = 600  # "about 10 minutes" (docs/graph-contract.md §8.3)
 

@@ -180,7 +180,7 @@ def mint_access_token(
     user_id: str | None = None,
     scopes: list[str] | None = None,
     lifetime_s: int | None = None,
-    audience: str = GRAPH_AUDIENCE,
+    audience: str | None = None,
     tenant_id: str | None = None,
     auth_contexts: tuple[str, ...] = (),
     client_capabilities: tuple[str, ...] = (),
@@ -194,7 +194,8 @@ def mint_access_token(
     lifetime = sim.config.token_lifetime_s if lifetime_s is None else lifetime_s
     tid = tenant_id or sim.tenant.id
     claims: dict[str, Any] = {
-        "aud": audience,
+        # The Graph resource of the cloud graphsim plays (docs/graph-contract.md §8.4).
+        "aud": audience or sim.config.graph_resource,
         "iss": f"https://sts.windows.net/{tid}/",
         "iat": now,
         "nbf": now,
@@ -332,7 +333,8 @@ def principal_from_bearer(sim: Simulator, authorization: str | None) -> Principa
         raise _unauthenticated("Access token validation failure. Invalid signature.") from exc
     except jwt.InvalidTokenError as exc:
         raise _unauthenticated("Access token validation failure. Malformed token.") from exc
-    if claims.get("aud") not in (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/", GRAPH_APP_ID):
+    resource = sim.config.graph_resource.rstrip("/")
+    if claims.get("aud") not in (resource, resource + "/", GRAPH_APP_ID):
         raise _unauthenticated("Access token validation failure. Invalid audience.")
     now = sim.now().timestamp()
     if not isinstance(claims.get("exp"), int) or now >= claims["exp"]:
@@ -432,6 +434,8 @@ def handle(sim: Simulator, request: Request, *, browser: bool) -> Response:
     if browser:
         return _json({"error": "not_found", "error_description": "HTTPS only"}, 404)
     if rest == "v2.0/.well-known/openid-configuration" and request.method == "GET":
+        with sim.stats.lock:
+            sim.stats.discovery_requests[parts[0].lower()] += 1
         return _json(openid_configuration(sim, tenant, https_base(request)))
     if rest == "discovery/v2.0/keys" and request.method == "GET":
         issuer = issuer_for(https_base(request), tenant.id)
@@ -504,12 +508,11 @@ def openid_configuration(sim: Simulator, tenant: Tenant, base: str) -> dict[str,
 # -- token endpoint --------------------------------------------------------------------------
 
 
-def _graph_resource(base: str, resource: str) -> bool:
-    """Whether `resource` names Microsoft Graph: its global resource URI or its app id, never
-    graphsim's own URL (`base`), which Entra would not know either (docs/graph-contract.md §8.2,
-    §8.4). graphsim plays the global cloud, so its tokens are for `https://graph.microsoft.com`."""
-    del base  # kept in the signature: the caller's host is deliberately not a resource
-    return resource.rstrip("/").lower() in (GRAPH_AUDIENCE, GRAPH_APP_ID)
+def _graph_resource(accepted: str, resource: str) -> bool:
+    """Whether `resource` names Microsoft Graph in the cloud graphsim plays (`accepted`, the
+    config's `graph_resource`, global by default) or by Graph's app id — never graphsim's own URL,
+    which Entra would not know either (docs/graph-contract.md §8.2, §8.4)."""
+    return resource.rstrip("/").lower() in (accepted.rstrip("/").lower(), GRAPH_APP_ID)
 
 
 def _unknown_resource(tenant: Tenant, resource: str) -> TokenError:
@@ -731,7 +734,7 @@ def _client_credentials(
     if len(scopes) != 1 or not scopes[0].endswith("/.default"):
         raise _invalid_scope(request.form.get("scope", ""))
     resource = scopes[0][: -len("/.default")]
-    if not _graph_resource(base, resource):
+    if not _graph_resource(sim.config.graph_resource, resource):
         raise _unknown_resource(tenant, resource)
     access_token = mint_access_token(
         sim,
@@ -749,7 +752,11 @@ def _client_credentials(
 
 
 def parse_delegated_scopes(
-    base: str, app: AppRegistration, scope: str, tenant: Tenant | None = None
+    base: str,
+    app: AppRegistration,
+    scope: str,
+    tenant: Tenant | None = None,
+    graph_resource: str = GRAPH_AUDIENCE,
 ) -> list[str]:
     """Graph permission names asked for in `scope`, all of which the app must have consented.
 
@@ -760,14 +767,14 @@ def parse_delegated_scopes(
         if item in OIDC_SCOPES:
             continue
         if item.endswith("/.default"):
-            if not _graph_resource(base, item[: -len("/.default")]):
+            if not _graph_resource(graph_resource, item[: -len("/.default")]):
                 raise _unknown_resource_or_scope(tenant, item, item[: -len("/.default")])
             granted |= app.delegated_permissions
             continue
         name = item
         if "/" in item:
             resource, _, name = item.rpartition("/")
-            if not _graph_resource(base, resource):
+            if not _graph_resource(graph_resource, resource):
                 raise _unknown_resource_or_scope(tenant, item, resource)
         if name not in app.delegated_permissions:
             raise TokenError(
@@ -939,7 +946,7 @@ def _refresh_token(
             400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
         )
     requested = request.form.get("scope") or grant.requested_scope
-    scopes = parse_delegated_scopes(base, app, requested, tenant)
+    scopes = parse_delegated_scopes(base, app, requested, tenant, sim.config.graph_resource)
     user = tenant.users.get(grant.user_id)
     if user is None:
         raise TokenError(400, "invalid_grant", 50034, "The user account does not exist.")
@@ -1072,7 +1079,9 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
     )
     requested_scope = args.get("scope", "openid")
     try:
-        scopes = parse_delegated_scopes(base, app, requested_scope, tenant)
+        scopes = parse_delegated_scopes(
+            base, app, requested_scope, tenant, sim.config.graph_resource
+        )
     except TokenError as exc:
         error = "consent_required" if exc.aadsts == 65001 else exc.error
         return fail(error, f"AADSTS{exc.aadsts}: {exc.message}")

@@ -79,7 +79,7 @@ def signin_complete(*, flow: dict | None, auth_response: dict[str, str]) -> User
     claims = result.get("id_token_claims") or {}
     try:
         # ENTRA_TENANT_ID may be a domain; tokens carry the GUID (docs/graph-contract.md §8.1).
-        tenant_guid = tenant_guid_resolve(config)
+        tenant_guid = tenant_guid_resolve(config=config)
     except TenantNotResolved as exc:
         logger.error("Sign-in refused: %s", exc)
         raise SignInError(f"Lanyard is not configured correctly: {exc}") from exc

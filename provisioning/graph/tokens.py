@@ -243,7 +243,7 @@ class TenantNotResolved(ValueError):
 _TENANT_GUIDS: dict[tuple[str, str], str] = {}
 
 
-def tenant_guid_resolve(config: GraphConfig) -> str:
+def tenant_guid_resolve(*, config: GraphConfig) -> str:
     """The tenant's GUID (what tokens carry in `tid`), lower case.
 
     Admins often configure a verified domain (`contoso.onmicrosoft.com`) instead of the GUID. The
