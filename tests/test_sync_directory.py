@@ -215,3 +215,15 @@ def test_no_notice_when_every_store_is_readable(client, portal_graph, charlie):
     sync()
     sign_in(client, charlie)
     assert 'id="unreadable-stores"' not in client.get("/admin/").content.decode()
+
+
+def test_the_hidden_stores_page_says_why_it_lists_no_workers(client, portal_graph, charlie):
+    from tests.fixtures_portal import sign_in
+
+    sync()
+    sign_in(client, charlie)  # the IT admin holds a tenant-wide manager role: every store
+    hidden = portal_graph.people.hidden_store
+    page = client.get(f"/stores/{hidden}/").content.decode()
+    assert 'id="members-unreadable"' in page and "Member.Read.Hidden" in page
+    other = client.get(f"/stores/{portal_graph.people.stores[0]}/").content.decode()
+    assert 'id="members-unreadable"' not in other
