@@ -75,6 +75,8 @@ class Stats:
 
     requests: Counter = field(default_factory=Counter)  # "GET 200" → n (Graph, incl. batch items)
     token_requests: Counter = field(default_factory=Counter)  # "client_credentials 200" → n
+    # OpenID discovery documents served, by the tenant segment asked for (GUID or domain).
+    discovery_requests: Counter = field(default_factory=Counter)
     writes_applied: int = 0
     throttled: int = 0  # 429s sent (throttle and storm)
     faults: Counter = field(default_factory=Counter)  # "latency", "reset", "503", "lost" → n
@@ -212,8 +214,9 @@ class Simulator:
         roles: Iterable[str] | None = None,
         app_id: str | None = None,
         lifetime_s: int | None = None,
-        audience: str = identity.GRAPH_AUDIENCE,
+        audience: str | None = None,
         tenant_id: str | None = None,
+        client_capabilities: Iterable[str] = (),
     ) -> str:
         """An application token as client credentials would issue (roles default to the app's)."""
         app = self.tenant.apps.get(app_id or next(iter(self.tenant.apps)))
@@ -228,6 +231,7 @@ class Simulator:
             lifetime_s=lifetime_s,
             audience=audience,
             tenant_id=tenant_id,
+            client_capabilities=tuple(client_capabilities),
         )
 
     def issue_delegated_token(
@@ -237,9 +241,13 @@ class Simulator:
         scopes: Iterable[str] | None = None,
         app_id: str | None = None,
         lifetime_s: int | None = None,
-        audience: str = identity.GRAPH_AUDIENCE,
+        audience: str | None = None,
+        client_capabilities: Iterable[str] = (),
     ) -> str:
-        """A delegated token for `user_id` (scopes default to the app's delegated permissions)."""
+        """A delegated token for `user_id` (scopes default to the app's delegated permissions).
+
+        `client_capabilities=["cp1"]` stands for a client that declared it can handle claims
+        challenges, as Lanyard does."""
         app = self.tenant.apps.get(app_id or next(iter(self.tenant.apps)))
         client_id = app_id or (app.client_id if app else "")
         granted = list(scopes) if scopes is not None else sorted(app.delegated_permissions)
@@ -250,6 +258,7 @@ class Simulator:
             scopes=granted,
             lifetime_s=lifetime_s,
             audience=audience,
+            client_capabilities=tuple(client_capabilities),
         )
 
     # -- WSGI entry points ------------------------------------------------------------------
@@ -382,6 +391,9 @@ class Simulator:
                 and method in WRITE_METHODS
                 and required not in principal.auth_contexts
             ):
+                # Graph challenges only clients that declared cp1 (docs/graph-contract.md §8.6).
+                if "cp1" not in principal.client_capabilities:
+                    raise identity.auth_context_unsatisfied(required)
                 raise identity.auth_context_challenge(required)
             units = resource_units(method, path, query)
             throttled = self.throttle.check(

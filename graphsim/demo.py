@@ -22,6 +22,10 @@ DEMO_ADMIN_GROUP_ID = "a7c3e9f1-4d2b-4f8a-b6e0-3c9d1f5a7b82"
 # otherwise (scripts/run-demo; its plain-HTTP sign-in page is on GRAPHSIM_BROWSER_PORT, default
 # 8444, so a person's browser needs no demo CA). The portal's demo settings read the same variable.
 DEMO_GRAPHSIM_PORT = 8443
+# graphsim's authority and Graph are on 127.0.0.1, so the demo names the Graph resource
+# explicitly: the global one, the only identifier graphsim issues tokens for
+# (docs/graph-contract.md §8.4).
+DEMO_GRAPH_RESOURCE = "https://graph.microsoft.com"
 
 
 def demo_graphsim_url(port: int = DEMO_GRAPHSIM_PORT) -> str:

@@ -91,7 +91,7 @@ AU_PROPERTIES: dict[str, Any] = {
     "membershipRule": lambda a: None,
     "membershipRuleProcessingState": lambda a: None,
     "membershipType": lambda a: None,
-    "visibility": lambda a: None,
+    "visibility": lambda a: a.visibility,
 }
 ROLE_PROPERTIES: dict[str, Any] = {
     "id": lambda r: r.id,
@@ -364,6 +364,30 @@ def get_unit(req: SimRequest) -> SimResponse:
     return json_response(body)
 
 
+HIDDEN_MEMBERSHIP = "HiddenMembership"
+
+
+def _require_members_visible(req: SimRequest, unit: AdministrativeUnit) -> None:
+    """Listing the members of a hidden-membership AU needs Member.Read.Hidden, delegated or
+    application; the AU's own members may list each other (docs/graph-contract.md §4.3).
+
+    DOC-GAP: the pages name the permission but not the answer without it; graphsim answers Graph's
+    usual 403 Authorization_RequestDenied (or the status `hidden_membership_status` names).
+    """
+    if (unit.visibility or "").lower() != HIDDEN_MEMBERSHIP.lower():
+        return
+    granted = req.principal.roles if req.principal.kind == "app" else req.principal.scopes
+    if "Member.Read.Hidden" in granted:
+        return
+    if req.principal.kind == "delegated" and req.principal.user_id in unit.member_ids:
+        return
+    status = req.config.hidden_membership_status if req.config else 403
+    if status == 404:
+        raise _not_found(unit.id)
+    code = "Authorization_RequestDenied" if status == 403 else "Request_BadRequest"
+    raise GraphError(status, code, "Insufficient privileges to complete the operation.")
+
+
 def _members_of(tenant: Tenant, member_ids: list[str]) -> list[Any]:
     return [m for mid in member_ids if (m := directory_object(tenant, mid)) is not None]
 
@@ -371,6 +395,7 @@ def _members_of(tenant: Tenant, member_ids: list[str]) -> list[Any]:
 def unit_members(req: SimRequest) -> SimResponse:
     _require(req, AU_READ)
     unit = _find(req.tenant.administrative_units, req.params["unit"])
+    _require_members_visible(req, unit)
     items = _members_of(req.tenant, unit.member_ids)
     body = query_collection(req, items, OBJECT_SPEC, context="directoryObjects",
                             serialize=_typed, known_select=ANY_SELECT)  # fmt: skip
@@ -381,6 +406,7 @@ def unit_members_cast(req: SimRequest) -> SimResponse:
     """`/members/$ref` (references) or `/members/microsoft.graph.user|group` (OData cast)."""
     _require(req, AU_READ)
     unit = _find(req.tenant.administrative_units, req.params["unit"])
+    _require_members_visible(req, unit)
     segment = req.params["cast"]
     items = _members_of(req.tenant, unit.member_ids)
     if segment == "$ref":

@@ -21,7 +21,11 @@ from typing import Any
 class SimConfig:
     """Every knob of the simulator. Rates are fractions of requests in [0, 1]."""
 
-    # Identity platform.
+    # Identity platform. `graph_resource` is the Graph resource of the cloud graphsim plays: the
+    # only resource (with Graph's app id) its scopes may name, and its tokens' `aud`
+    # (docs/graph-contract.md §8.4). Tests set https://graph.microsoft.us etc. to play a
+    # national cloud.
+    graph_resource: str = "https://graph.microsoft.com"
     token_lifetime_s: int = 3599
     auth_code_lifetime_s: int = 600  # "about 10 minutes" (docs/graph-contract.md §8.3)
 
@@ -35,6 +39,11 @@ class SimConfig:
     # writes require. A token without it gets a claims challenge (401 insufficient_claims) until
     # the user signs in again with the `claims` request the challenge carries.
     require_auth_context: str | None = None
+
+    # The status that refuses the member list of a hidden-membership AU to a caller without
+    # Member.Read.Hidden. DOC-GAP (docs/graph-contract.md §4.3): undocumented; 403 by default, and
+    # tests also run 400 and 404 so the client is right whichever a real tenant answers.
+    hidden_membership_status: int = 403
 
     # Throttling (docs/graph-contract.md §7.3): 3,000 writes per 150 s per app and tenant, as Graph
     # documents it: at most `write_burst` writes in any window of write_burst / write_budget_per_s

@@ -33,6 +33,8 @@ class Principal:
     scopes: frozenset[str] = frozenset()  # delegated permissions (`scp` claim)
     # Conditional Access authentication contexts satisfied at sign-in (`acrs` claim).
     auth_contexts: frozenset[str] = frozenset()
+    # Client capabilities the token carries (`xms_cc`): "cp1" = can handle claims challenges.
+    client_capabilities: frozenset[str] = frozenset()
 
 
 @dataclass

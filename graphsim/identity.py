@@ -125,6 +125,7 @@ class AuthCode:
     expires: dt.datetime
     used: bool = False
     auth_contexts: tuple[str, ...] = ()  # `acrs` satisfied at this sign-in (claims request)
+    client_capabilities: tuple[str, ...] = ()  # `xms_cc` the client declared (e.g. "cp1")
 
 
 @dataclass
@@ -179,16 +180,22 @@ def mint_access_token(
     user_id: str | None = None,
     scopes: list[str] | None = None,
     lifetime_s: int | None = None,
-    audience: str = GRAPH_AUDIENCE,
+    audience: str | None = None,
     tenant_id: str | None = None,
     auth_contexts: tuple[str, ...] = (),
+    client_capabilities: tuple[str, ...] = (),
 ) -> str:
-    """A Graph access token like Entra's v1 Graph tokens: `roles` for apps, `scp` for users."""
+    """A Graph access token like Entra's v1 Graph tokens: `roles` for apps, `scp` for users.
+
+    `client_capabilities` become the `xms_cc` claim: Graph sends claims challenges only to a client
+    that declared `cp1` (docs/graph-contract.md §8.6).
+    """
     now = int(sim.now().timestamp())
     lifetime = sim.config.token_lifetime_s if lifetime_s is None else lifetime_s
     tid = tenant_id or sim.tenant.id
     claims: dict[str, Any] = {
-        "aud": audience,
+        # The Graph resource of the cloud graphsim plays (docs/graph-contract.md §8.4).
+        "aud": audience or sim.config.graph_resource,
         "iss": f"https://sts.windows.net/{tid}/",
         "iat": now,
         "nbf": now,
@@ -199,6 +206,8 @@ def mint_access_token(
         "ver": "1.0",
         "uti": b64url(secrets.token_bytes(16)),
     }
+    if client_capabilities:
+        claims["xms_cc"] = list(client_capabilities)
     if user_id is not None:
         user = sim.tenant.users.get(user_id)
         claims.update(
@@ -251,6 +260,36 @@ def requested_auth_contexts(claims_parameter: str | None) -> tuple[str, ...]:
     return tuple(str(value) for value in values)
 
 
+def requested_client_capabilities(claims_parameter: str | None) -> tuple[str, ...]:
+    """The client capabilities declared in a `claims` request ({"access_token": {"xms_cc":
+    {"values": ["cp1"]}}}), as MSAL sends them on authorize and token requests when the app is
+    built with `client_capabilities` (docs/graph-contract.md §8.6)."""
+    if not claims_parameter:
+        return ()
+    try:
+        xms_cc = json.loads(claims_parameter).get("access_token", {}).get("xms_cc", {})
+        values = xms_cc.get("values") or []
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(sorted({str(value) for value in values}))
+
+
+def auth_context_unsatisfied(context: str) -> GraphError:
+    """The answer to a client that did not declare `cp1` when an authentication context is
+    required: Graph cannot challenge it (docs/graph-contract.md §8.6), so the call is refused.
+
+    DOC-GAP: Entra's claims-challenge page says Graph sends challenges only to clients that declare
+    their capabilities, and names no answer for the others; graphsim refuses with a 403.
+    """
+    return GraphError(
+        403,
+        "Authorization_RequestDenied",
+        f"This operation requires the Conditional Access authentication context '{context}'. "
+        "The access token does not satisfy it and the client did not declare the 'cp1' "
+        "capability, so it cannot be challenged.",
+    )
+
+
 def auth_context_challenge(context: str) -> GraphError:
     """Graph's answer when a Conditional Access auth context is required and the token lacks it.
 
@@ -294,7 +333,8 @@ def principal_from_bearer(sim: Simulator, authorization: str | None) -> Principa
         raise _unauthenticated("Access token validation failure. Invalid signature.") from exc
     except jwt.InvalidTokenError as exc:
         raise _unauthenticated("Access token validation failure. Malformed token.") from exc
-    if claims.get("aud") not in (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/", GRAPH_APP_ID):
+    resource = sim.config.graph_resource.rstrip("/")
+    if claims.get("aud") not in (resource, resource + "/", GRAPH_APP_ID):
         raise _unauthenticated("Access token validation failure. Invalid audience.")
     now = sim.now().timestamp()
     if not isinstance(claims.get("exp"), int) or now >= claims["exp"]:
@@ -315,12 +355,14 @@ def principal_from_bearer(sim: Simulator, authorization: str | None) -> Principa
             user_id=user.id,
             scopes=frozenset(claims["scp"].split()),
             auth_contexts=frozenset(claims.get("acrs") or ()),
+            client_capabilities=frozenset(claims.get("xms_cc") or ()),
         )
     return Principal(
         kind="app",
         app_id=app_id,
         tenant_id=claims["tid"],
         roles=frozenset(claims.get("roles", [])),
+        client_capabilities=frozenset(claims.get("xms_cc") or ()),
     )
 
 
@@ -392,6 +434,8 @@ def handle(sim: Simulator, request: Request, *, browser: bool) -> Response:
     if browser:
         return _json({"error": "not_found", "error_description": "HTTPS only"}, 404)
     if rest == "v2.0/.well-known/openid-configuration" and request.method == "GET":
+        with sim.stats.lock:
+            sim.stats.discovery_requests[parts[0].lower()] += 1
         return _json(openid_configuration(sim, tenant, https_base(request)))
     if rest == "discovery/v2.0/keys" and request.method == "GET":
         issuer = issuer_for(https_base(request), tenant.id)
@@ -464,8 +508,24 @@ def openid_configuration(sim: Simulator, tenant: Tenant, base: str) -> dict[str,
 # -- token endpoint --------------------------------------------------------------------------
 
 
-def _graph_resource(base: str, resource: str) -> bool:
-    return resource.rstrip("/").lower() in (GRAPH_AUDIENCE, GRAPH_APP_ID, base.lower())
+def _graph_resource(accepted: str, resource: str) -> bool:
+    """Whether `resource` names Microsoft Graph in the cloud graphsim plays (`accepted`, the
+    config's `graph_resource`, global by default) or by Graph's app id — never graphsim's own URL,
+    which Entra would not know either (docs/graph-contract.md §8.2, §8.4)."""
+    return resource.rstrip("/").lower() in (accepted.rstrip("/").lower(), GRAPH_APP_ID)
+
+
+def _unknown_resource(tenant: Tenant, resource: str) -> TokenError:
+    """Entra's answer to a scope on a resource it does not know (AADSTS500011)."""
+    return TokenError(
+        400,
+        "invalid_resource",
+        500011,
+        f"The resource principal named {resource} was not found in the tenant named "
+        f"{tenant.display_name}. This can happen if the application has not been installed by "
+        "the administrator of the tenant or consented to by any user in the tenant. You might "
+        "have sent your authentication request to the wrong tenant.",
+    )
 
 
 def _authenticate_client(
@@ -674,16 +734,13 @@ def _client_credentials(
     if len(scopes) != 1 or not scopes[0].endswith("/.default"):
         raise _invalid_scope(request.form.get("scope", ""))
     resource = scopes[0][: -len("/.default")]
-    if not _graph_resource(base, resource):
-        raise TokenError(
-            400,
-            "invalid_resource",
-            500011,
-            f"The resource principal named {resource} was not found in the tenant named "
-            f"{tenant.display_name}.",
-        )
+    if not _graph_resource(sim.config.graph_resource, resource):
+        raise _unknown_resource(tenant, resource)
     access_token = mint_access_token(
-        sim, client_id=app.client_id, roles=sorted(app.application_permissions)
+        sim,
+        client_id=app.client_id,
+        roles=sorted(app.application_permissions),
+        client_capabilities=requested_client_capabilities(request.form.get("claims")),
     )
     lifetime = sim.config.token_lifetime_s
     return {
@@ -694,22 +751,31 @@ def _client_credentials(
     }
 
 
-def parse_delegated_scopes(base: str, app: AppRegistration, scope: str) -> list[str]:
-    """Graph permission names asked for in `scope`, all of which the app must have consented."""
+def parse_delegated_scopes(
+    base: str,
+    app: AppRegistration,
+    scope: str,
+    tenant: Tenant | None = None,
+    graph_resource: str = GRAPH_AUDIENCE,
+) -> list[str]:
+    """Graph permission names asked for in `scope`, all of which the app must have consented.
+
+    A scope on any resource but Graph's (graphsim's own URL included) is refused as Entra refuses
+    an unknown resource (AADSTS500011)."""
     granted: set[str] = set()
     for item in scope.split():
         if item in OIDC_SCOPES:
             continue
         if item.endswith("/.default"):
-            if not _graph_resource(base, item[: -len("/.default")]):
-                raise _invalid_scope(item)
+            if not _graph_resource(graph_resource, item[: -len("/.default")]):
+                raise _unknown_resource_or_scope(tenant, item, item[: -len("/.default")])
             granted |= app.delegated_permissions
             continue
         name = item
         if "/" in item:
             resource, _, name = item.rpartition("/")
-            if not _graph_resource(base, resource):
-                raise _invalid_scope(item)
+            if not _graph_resource(graph_resource, resource):
+                raise _unknown_resource_or_scope(tenant, item, resource)
         if name not in app.delegated_permissions:
             raise TokenError(
                 400,
@@ -723,6 +789,12 @@ def parse_delegated_scopes(base: str, app: AppRegistration, scope: str) -> list[
     return sorted(granted)
 
 
+def _unknown_resource_or_scope(tenant: Tenant | None, item: str, resource: str) -> TokenError:
+    if tenant is None:
+        return _invalid_scope(item)
+    return _unknown_resource(tenant, resource)
+
+
 def _user_tokens(
     sim: Simulator,
     tenant: Tenant,
@@ -733,13 +805,19 @@ def _user_tokens(
     base: str,
     nonce: str | None,
     auth_contexts: tuple[str, ...] = (),
+    client_capabilities: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Access, refresh and id tokens for a signed-in user (auth code and refresh grants)."""
     if not user.account_enabled:
         raise TokenError(400, "invalid_grant", 50057, "The user account is disabled.")
     lifetime = sim.config.token_lifetime_s
     access_token = mint_access_token(
-        sim, client_id=app.client_id, user_id=user.id, scopes=scopes, auth_contexts=auth_contexts
+        sim,
+        client_id=app.client_id,
+        user_id=user.id,
+        scopes=scopes,
+        auth_contexts=auth_contexts,
+        client_capabilities=client_capabilities,
     )
     now = int(sim.now().timestamp())
     id_claims: dict[str, Any] = {
@@ -849,6 +927,12 @@ def _authorization_code(
         base,
         code.nonce,
         code.auth_contexts,
+        tuple(
+            sorted(
+                set(code.client_capabilities)
+                | set(requested_client_capabilities(form.get("claims")))
+            )
+        ),
     )
 
 
@@ -862,11 +946,15 @@ def _refresh_token(
             400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
         )
     requested = request.form.get("scope") or grant.requested_scope
-    scopes = parse_delegated_scopes(base, app, requested)
+    scopes = parse_delegated_scopes(base, app, requested, tenant, sim.config.graph_resource)
     user = tenant.users.get(grant.user_id)
     if user is None:
         raise TokenError(400, "invalid_grant", 50034, "The user account does not exist.")
-    return _user_tokens(sim, tenant, app, user, scopes, requested, base, None, grant.auth_contexts)
+    # MSAL declares the client's capabilities on every token request, refreshes included.
+    capabilities = requested_client_capabilities(request.form.get("claims"))
+    return _user_tokens(
+        sim, tenant, app, user, scopes, requested, base, None, grant.auth_contexts, capabilities
+    )
 
 
 # -- authorize and logout pages --------------------------------------------------------------
@@ -991,9 +1079,11 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
     )
     requested_scope = args.get("scope", "openid")
     try:
-        scopes = parse_delegated_scopes(base, app, requested_scope)
+        scopes = parse_delegated_scopes(
+            base, app, requested_scope, tenant, sim.config.graph_resource
+        )
     except TokenError as exc:
-        error = "consent_required" if exc.aadsts == 65001 else "invalid_scope"
+        error = "consent_required" if exc.aadsts == 65001 else exc.error
         return fail(error, f"AADSTS{exc.aadsts}: {exc.message}")
 
     hint = args.get("login_hint")
@@ -1028,6 +1118,7 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
             nonce=args.get("nonce"),
             expires=sim.now() + dt.timedelta(seconds=sim.config.auth_code_lifetime_s),
             auth_contexts=requested_auth_contexts(args.get("claims")),
+            client_capabilities=requested_client_capabilities(args.get("claims")),
         )
     params = {"code": code}
     if state is not None:

@@ -77,6 +77,9 @@ class AdministrativeUnit:
     display_name: str
     description: str | None = None
     member_ids: list[str] = field(default_factory=list)  # users (and groups)
+    # "HiddenMembership": only callers with Member.Read.Hidden (or members) may list the members
+    # (docs/graph-contract.md §4.3). None = public, Graph's default.
+    visibility: str | None = None
 
 
 @dataclass

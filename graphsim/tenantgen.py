@@ -167,6 +167,9 @@ class DemoPeople:
     guest: str
     disabled: str
     stores: tuple[str, ...]  # AU ids, in STORES order (then the big store, if any)
+    # An AU with hidden membership (head office staff): listing its members needs
+    # Member.Read.Hidden, which Lanyard does not ask for (docs/graph-contract.md §4.3).
+    hidden_store: str = ""
 
 
 class _Ids:
@@ -450,6 +453,16 @@ def demo_tenant_with_people(
     # One unlicensed worker (docs/graph-contract.md §2: users enabled in the policy must be
     # licensed).
     tenant.users[tenant.administrative_units[store_ids[2]].member_ids[5]].licensed = False
+    # Head office hides its membership; its members are the managers and the IT admin, so the
+    # store adds no user to the tenant.
+    head_office = AdministrativeUnit(
+        id=new_id(),
+        display_name="Head Office",
+        description="Head office staff (hidden membership)",
+        member_ids=[*(m.id for m in managers), it_admin.id],
+        visibility="HiddenMembership",
+    )
+    tenant.administrative_units[head_office.id] = head_office
 
     people = DemoPeople(
         managers=tuple(m.id for m in managers),
@@ -457,6 +470,7 @@ def demo_tenant_with_people(
         guest=guest.id,
         disabled=disabled_id,
         stores=tuple(store_ids),
+        hidden_store=head_office.id,
     )
     return tenant, people
 

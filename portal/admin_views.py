@@ -23,6 +23,7 @@ from badges import pin_slips, print_jobs
 from portal.admin_forms import ConfirmForm, GroupSourceForm, StoreSourceForm, UploadForm
 from portal.http import SignedInRequest, download, it_admin_required, partial
 from provisioning.bulk import csvfile, jobs, preview, selectors, sources
+from provisioning.directory import administrative_unit_list_unreadable
 from provisioning.graph import GraphError
 from provisioning.models import BulkJob
 
@@ -43,6 +44,8 @@ def _list_context(**forms) -> dict:
         "group_form": forms.get("group_form") or GroupSourceForm(),
         "store_form": forms.get("store_form") or StoreSourceForm(),
         "max_rows": settings.BULK_MAX_ROWS,
+        # Stores the directory sync had to skip (docs/graph-contract.md §4.3).
+        "unreadable_stores": administrative_unit_list_unreadable(),
     }
 
 

@@ -6,6 +6,7 @@ or the web server starts — never as a stack trace at the first request.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -14,6 +15,15 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+
+from provisioning.graph.config import (
+    CLOUDS,
+    GRAPH_APP_ID,
+    GUID_PATTERN,
+    cloud_of_authority,
+    cloud_of_graph,
+    graph_resource_resolve,
+)
 
 FERNET_HINT = (
     'Generate a key with: python -c "from cryptography.fernet import Fernet; '
@@ -136,6 +146,97 @@ def check_endpoints(app_configs, **kwargs) -> list[Error]:
                 )
             )
     return errors
+
+
+RESOURCE_HINT = (
+    "Set GRAPH_RESOURCE to your cloud's Graph resource: https://graph.microsoft.com (global, "
+    "GCC), https://graph.microsoft.us (US Government L4, GCC High), https://dod-graph.microsoft.us "
+    "(US Government L5, DoD) or https://microsoftgraph.chinacloudapi.cn (China, 21Vianet)."
+)
+
+
+@register(Tags.security)
+def check_cloud(app_configs, **kwargs) -> list[Error | Warning]:
+    """One Graph resource for app and delegated tokens, in the same cloud as the sign-in host and
+    the Graph endpoint (docs/graph-contract.md §8.4)."""
+    authority, endpoint = settings.ENTRA_AUTHORITY_HOST, settings.GRAPH_ENDPOINT
+    configured = settings.GRAPH_RESOURCE
+    resource = graph_resource_resolve(
+        authority_host=authority, graph_endpoint=endpoint, configured=configured
+    )
+    if resource is None:
+        return [
+            Error(
+                f"Lanyard cannot tell which Microsoft cloud ENTRA_AUTHORITY_HOST {authority!r} "
+                f"and GRAPH_ENDPOINT {endpoint!r} belong to, so not which Graph resource to ask "
+                "tokens for.",
+                hint=f"{RESOURCE_HINT} Needed when Entra and Graph are reached through a proxy.",
+                id="lanyard.E020",
+            )
+        ]
+    problems: list[Error | Warning] = []
+    known_resources = {f"https://{host}" for cloud in CLOUDS for host in cloud.graph_hosts}
+    if configured and resource.lower() not in known_resources | {GRAPH_APP_ID}:
+        problems.append(
+            Warning(
+                f"GRAPH_RESOURCE {configured!r} is not a Microsoft Graph resource identifier; "
+                "Entra will refuse its scopes (AADSTS500011).",
+                hint=f"{RESOURCE_HINT} A proxy's URL belongs in GRAPH_ENDPOINT, not here.",
+                id="lanyard.W020",
+            )
+        )
+    clouds = {
+        "ENTRA_AUTHORITY_HOST": cloud_of_authority(authority),
+        "GRAPH_ENDPOINT": cloud_of_graph(endpoint),
+        "GRAPH_RESOURCE": cloud_of_graph(resource),
+    }
+    named = {name: cloud for name, cloud in clouds.items() if cloud is not None}
+    if len({cloud.name for cloud in named.values()}) > 1:
+        described = "; ".join(f"{name} is in the {c.name} cloud" for name, c in named.items())
+        problems.append(
+            Error(
+                f"The Entra and Graph settings point at different Microsoft clouds: {described}. "
+                "Tokens do not cross clouds, so every Graph call would be refused.",
+                hint="Use the sign-in and Graph hosts of one cloud (docs/graph-contract.md §8.4). "
+                + RESOURCE_HINT,
+                id="lanyard.E021",
+            )
+        )
+    cloud = clouds["GRAPH_RESOURCE"]
+    if cloud is not None and not cloud.qr_methods_available:
+        problems.append(
+            Warning(
+                f"Lanyard is configured for the {cloud.name} cloud, where Microsoft Graph does "
+                "not offer the QR code + PIN authentication method or its policy (global cloud "
+                "only). QR badges, PIN resets and QR bulk jobs will fail; phone numbers work.",
+                hint="Use Lanyard for phone methods only in this cloud, or run it against a "
+                "global-cloud tenant (docs/graph-contract.md §0).",
+                id="lanyard.W021",
+            )
+        )
+    return problems
+
+
+@register(Tags.security)
+def check_tenant(app_configs, **kwargs) -> list[Error]:
+    """ENTRA_TENANT_ID: the tenant's GUID, or one of its verified domains (resolved to the GUID at
+    the first sign-in, provisioning/graph/tokens.py) — never a multi-tenant alias."""
+    tenant = settings.ENTRA_TENANT_ID
+    if settings.DEMO_MODE or GUID_PATTERN.match(tenant):
+        return []
+    if tenant.lower() in ("common", "organizations", "consumers") or not re.fullmatch(
+        r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", tenant
+    ):
+        return [
+            Error(
+                f"ENTRA_TENANT_ID {tenant!r} is neither a tenant ID nor a domain name.",
+                hint="Set ENTRA_TENANT_ID to the Directory (tenant) ID, the GUID on the Overview "
+                "page of Lanyard's app registration (or one of the tenant's verified domains, "
+                "such as contoso.onmicrosoft.com).",
+                id="lanyard.E022",
+            )
+        ]
+    return []
 
 
 @register(Tags.security, deploy=True)

@@ -126,19 +126,13 @@ LANYARD_ADMIN_GROUP_ID = env_str(
 )
 GRAPH_WRITES_PER_SECOND = env_int("GRAPH_WRITES_PER_SECOND", 20, minimum=1)
 GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 30, minimum=1)
-# The resource Graph tokens are issued for. graphsim issues tokens for the global Graph resource, as
-# Entra does, so the demo asks for the same scopes as production in the global cloud.
-GRAPH_RESOURCE = "https://graph.microsoft.com" if DEMO_MODE else GRAPH_ENDPOINT
-# Delegated scopes a manager consents to at sign-in (docs/graph-contract.md §1.9, §3, §4.4).
-ENTRA_DELEGATED_SCOPES = [
-    f"{GRAPH_RESOURCE}/{scope}"
-    for scope in (
-        "User.Read",
-        "AdministrativeUnit.Read.All",
-        "RoleManagement.Read.Directory",
-        "UserAuthenticationMethod.ReadWrite.All",
-    )
-]
+# The Graph resource of this cloud: the audience of Lanyard's tokens and the prefix of every scope,
+# app and delegated (docs/graph-contract.md §8.4). Unset, it is derived from ENTRA_AUTHORITY_HOST
+# (and GRAPH_ENDPOINT for GCC High vs DoD); set it when both are reached through a proxy. graphsim
+# issues tokens for the global Graph resource, as Entra does, so the demo names it.
+GRAPH_RESOURCE = env_str("GRAPH_RESOURCE", demo.DEMO_GRAPH_RESOURCE if DEMO_MODE else "").rstrip(
+    "/"
+)
 LANYARD_DEFAULT_REGION = env_str("LANYARD_DEFAULT_REGION", "US").upper()
 
 # --- Services --------------------------------------------------------------------------------

@@ -11,14 +11,14 @@ import logging
 from dataclasses import dataclass
 
 import msal
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from portal.models import User
 from provisioning import audit
 from provisioning.directory import manager_scope_refresh
-from provisioning.graph import GraphError, build_msal_app, get_config
+from provisioning.graph import DELEGATED_SCOPES, GraphError, build_msal_app, get_config
+from provisioning.graph.tokens import TenantNotResolved, tenant_guid_resolve
 from provisioning.models import TokenCache
 from provisioning.tasks import sync_administrative_unit
 from provisioning.token_cache import delegated_client_for, token_cache_save
@@ -46,9 +46,11 @@ def signin_start(
     `claims_challenge` is the `claims` of a Graph claims challenge (for example a fresh-MFA
     requirement): Entra then asks for exactly what Graph demanded.
     """
-    app = build_msal_app(get_config())
+    config = get_config()
+    app = build_msal_app(config)
     flow = app.initiate_auth_code_flow(
-        scopes=settings.ENTRA_DELEGATED_SCOPES,
+        # The same Graph resource as the app identity's scope (docs/graph-contract.md §8.4).
+        scopes=config.scopes_for(DELEGATED_SCOPES),
         redirect_uri=redirect_uri,
         login_hint=login_hint,
         claims_challenge=claims_challenge,
@@ -75,7 +77,13 @@ def signin_complete(*, flow: dict | None, auth_response: dict[str, str]) -> User
             _describe_error(result.get("error", ""), result.get("error_description", ""))
         )
     claims = result.get("id_token_claims") or {}
-    if claims.get("tid", "").lower() != settings.ENTRA_TENANT_ID.lower():
+    try:
+        # ENTRA_TENANT_ID may be a domain; tokens carry the GUID (docs/graph-contract.md §8.1).
+        tenant_guid = tenant_guid_resolve(config=config)
+    except TenantNotResolved as exc:
+        logger.error("Sign-in refused: %s", exc)
+        raise SignInError(f"Lanyard is not configured correctly: {exc}") from exc
+    if claims.get("tid", "").lower() != tenant_guid:
         raise SignInError("That account belongs to another organisation.")
     accounts = app.get_accounts()
     home_account_id = accounts[0]["home_account_id"] if accounts else ""

@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
-from provisioning.graph import GraphClient, operations
+from provisioning.graph import GraphClient, GraphError, GraphForbidden, operations
 from provisioning.graph import models as graph_models
 from provisioning.models import (
     AdministrativeUnit,
@@ -103,11 +103,16 @@ def administrative_unit_sync(
     unit: graph_models.AdministrativeUnit,
     roles: RoleTemplateResolver | None = None,
 ) -> Counter[str]:
-    """Bring one AU's row, members and scoped roles in line with Entra."""
+    """Bring one AU's row, members and scoped roles in line with Entra.
+
+    An AU whose members Entra will not list to Lanyard (hidden membership without
+    Member.Read.Hidden) keeps its cached members as last read and is marked
+    `members_unreadable_since`; its row and scoped roles are still synced, so the sync carries on.
+    """
     roles = roles or RoleTemplateResolver(client)
     now = timezone.now()
     summary: Counter[str] = Counter()
-    members = {user.id: user for user in operations.administrative_unit_users(client, unit.id)}
+    members, unreadable = _members_read(client, unit)
     assignments = [
         (membership, roles.template_of(membership.role_id))
         for membership in operations.administrative_unit_scoped_role_members(client, unit.id)
@@ -134,10 +139,65 @@ def administrative_unit_sync(
             row.save(update_fields=["display_name", "description", "synced_at"])
             summary["units_updated"] += 1
 
-        summary += _users_upsert(members.values(), now=now)
-        summary += _memberships_replace(row, set(members), now=now)
+        summary += _members_readability_record(row, unreadable, now=now)
+        if members is not None:
+            summary += _users_upsert(members.values(), now=now)
+            summary += _memberships_replace(row, set(members), now=now)
         summary += _scoped_roles_replace(row, assignments, now=now)
     return +summary
+
+
+def _members_read(
+    client: GraphClient, unit: graph_models.AdministrativeUnit
+) -> tuple[dict[str, graph_models.User] | None, str]:
+    """The AU's user members, or (None, why) when Entra refuses Lanyard the list.
+
+    Listing a hidden-membership AU needs Member.Read.Hidden (docs/graph-contract.md §4.3), an
+    optional grant. The pages name the permission but not the answer without it: a 403 on any AU is
+    taken as "not readable"; for an AU that reports `visibility: HiddenMembership` so is any other
+    permanent refusal (a 400 or 404), whichever code a real tenant returns. A 401, throttling and
+    server errors still fail the sync, as they would for every store.
+    """
+    try:
+        users = operations.administrative_unit_users(client, unit.id)
+        return {user.id: user for user in users}, ""
+    except GraphError as exc:
+        refused = isinstance(exc, GraphForbidden) or (
+            unit.membership_hidden and exc.permanent and exc.status not in (401, 429)
+        )
+        if not refused:
+            raise
+        hidden = " (hidden membership)" if unit.membership_hidden else ""
+        logger.warning(
+            "Directory sync: skipped the members of store %s (%s)%s: Entra refused the list "
+            "(HTTP %s %s). Grant Lanyard's app the Member.Read.Hidden permission to read them.",
+            unit.display_name,
+            unit.id,
+            hidden,
+            exc.status,
+            exc.code or "",
+        )
+        return None, f"HTTP {exc.status} {exc.code or ''}{hidden}".strip()
+
+
+def administrative_unit_list_unreadable() -> list[AdministrativeUnit]:
+    """Stores whose member list Entra currently refuses Lanyard (hidden membership), by name."""
+    return list(AdministrativeUnit.objects.filter(members_unreadable_since__isnull=False))
+
+
+def _members_readability_record(unit: AdministrativeUnit, unreadable: str, *, now) -> Counter[str]:
+    """Mark or clear `members_unreadable_since`; counts only changes (a second run is quiet)."""
+    if unreadable and unit.members_unreadable_since is None:
+        unit.members_unreadable_since = now
+        unit.members_unreadable_reason = unreadable[:300]
+        unit.save(update_fields=["members_unreadable_since", "members_unreadable_reason"])
+        return Counter(units_members_hidden=1)
+    if not unreadable and unit.members_unreadable_since is not None:
+        unit.members_unreadable_since = None
+        unit.members_unreadable_reason = ""
+        unit.save(update_fields=["members_unreadable_since", "members_unreadable_reason"])
+        return Counter(units_members_readable_again=1)
+    return Counter()
 
 
 def _users_upsert(users: Iterable[graph_models.User], *, now) -> Counter[str]:

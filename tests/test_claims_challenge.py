@@ -61,8 +61,40 @@ def test_graphsim_challenges_only_tokens_without_the_context(graphsim):
     worker = next(uid for uid in graphsim.tenant.users if uid not in graphsim.tenant.qr_methods)
     url = graphsim.graph_url(f"/users/{worker}/authentication/phoneMethods")
     body = {"phoneNumber": "+1 4255550100", "phoneType": "office"}
-    plain = graphsim.session(graphsim.issue_delegated_token(manager)).post(url, json=body)
+    token = graphsim.issue_delegated_token(manager, client_capabilities=["cp1"])
+    plain = graphsim.session(token).post(url, json=body)
     assert plain.status_code == 401
     assert 'error="insufficient_claims"' in plain.headers["WWW-Authenticate"]
-    reads = graphsim.session(graphsim.issue_delegated_token(manager)).get(url)
+    reads = graphsim.session(token).get(url)
     assert reads.status_code != 401  # reads are not challenged
+
+
+def test_graphsim_sends_no_claims_challenge_to_a_client_without_cp1(graphsim):
+    """Graph sends claims challenges only to clients that declared cp1 (§8.6); without it the
+    write is refused, never challenged."""
+    manager = graphsim.people.managers[0]
+    graphsim.sim.config.require_auth_context = "c1"
+    worker = next(uid for uid in graphsim.tenant.users if uid not in graphsim.tenant.qr_methods)
+    url = graphsim.graph_url(f"/users/{worker}/authentication/phoneMethods")
+    body = {"phoneNumber": "+1 4255550100", "phoneType": "office"}
+    answer = graphsim.session(graphsim.issue_delegated_token(manager)).post(url, json=body)
+    assert answer.status_code == 403
+    assert "insufficient_claims" not in answer.headers.get("WWW-Authenticate", "")
+    assert "cp1" in answer.json()["error"]["message"]
+
+
+def test_lanyard_declares_cp1_and_its_tokens_carry_it(portal_graph):
+    """MSAL sends the declared capability as `xms_cc` in the `claims` of every token request;
+    Entra (and graphsim) put it in the access token."""
+    import jwt
+
+    from provisioning.graph import get_config
+    from provisioning.graph.tokens import AppTokenProvider, build_msal_app
+
+    app = build_msal_app(get_config())
+    assert app._client_capabilities == ["cp1"]
+    flow = app.initiate_auth_code_flow(["https://graph.microsoft.com/User.Read"], "https://x/cb")
+    claims = json.loads(parse_qs(urlsplit(flow["auth_uri"]).query)["claims"][0])
+    assert claims["access_token"]["xms_cc"]["values"] == ["cp1"]
+    token = AppTokenProvider(get_config()).get_token()
+    assert jwt.decode(token, options={"verify_signature": False})["xms_cc"] == ["cp1"]

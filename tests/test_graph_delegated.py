@@ -125,6 +125,7 @@ def test_config_reads_django_style_settings(tmp_path):
         ENTRA_CLIENT_CERTIFICATE = ""
         ENTRA_AUTHORITY_HOST = "https://login.example/"
         GRAPH_ENDPOINT = "https://graph.example/"
+        GRAPH_RESOURCE = "https://graph.example/"  # hosts of no known cloud: named explicitly
         GRAPH_WRITES_PER_SECOND = "12"
         GRAPH_RATE_LIMITER_URL = "redis://127.0.0.1:6379/1"
         GRAPH_TIMEOUT_SECONDS = 30

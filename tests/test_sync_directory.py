@@ -16,6 +16,7 @@ from provisioning.models import (
     ScopedRoleAssignment,
 )
 from provisioning.roles import MANAGER_ROLE_TEMPLATES
+from tests.fixtures_portal import reset_graph_clients
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,8 @@ def test_it_mirrors_stores_members_and_scoped_roles(portal_graph):
     assert "Directory synced" in output
     assert AdministrativeUnit.objects.count() == len(tenant.administrative_units)
     for unit in tenant.administrative_units.values():
-        users = {m for m in unit.member_ids if m in tenant.users}
+        # Without Member.Read.Hidden the hidden store's members are not readable (see below).
+        users = {m for m in unit.member_ids if m in tenant.users and not unit.visibility}
         cached = set(
             AUMembership.objects.filter(administrative_unit_id=unit.id).values_list(
                 "user_id", flat=True
@@ -114,3 +116,114 @@ def test_it_can_read_every_workers_methods_too(portal_graph):
     assert set(states.values_list("user_id", flat=True)) == with_qr & set(
         DirectoryUser.objects.values_list("id", flat=True)
     )
+
+
+# -- a store with hidden membership (docs/graph-contract.md §4.3) -----------------------------
+
+
+def test_a_hidden_store_is_skipped_reported_and_every_other_store_synced(portal_graph, caplog):
+    tenant, hidden = portal_graph.tenant, portal_graph.people.hidden_store
+    output = sync()
+    assert "Directory synced" in output
+    assert "Head Office" in output and "Member.Read.Hidden" in output
+    assert DirectorySync.objects.latest().outcome == "succeeded"
+    unit = AdministrativeUnit.objects.get(id=hidden)
+    assert unit.members_unreadable
+    assert "403" in unit.members_unreadable_reason
+    assert not AUMembership.objects.filter(administrative_unit=unit).exists()
+    assert any("Head Office" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    for store in portal_graph.people.stores:
+        cached = set(
+            AUMembership.objects.filter(administrative_unit_id=store).values_list(
+                "user_id", flat=True
+            )
+        )
+        expected = {m for m in tenant.administrative_units[store].member_ids if m in tenant.users}
+        assert cached == expected
+        assert not AdministrativeUnit.objects.get(id=store).members_unreadable
+    # A second run changes nothing and still says which store it skipped.
+    again = sync()
+    assert DirectorySync.objects.latest().summary == {}
+    assert "Head Office" in again
+
+
+def test_granting_member_read_hidden_makes_the_store_readable_again(portal_graph):
+    sync()
+    hidden = portal_graph.people.hidden_store
+    app = portal_graph.tenant.apps[next(iter(portal_graph.tenant.apps))]
+    app.application_permissions.add("Member.Read.Hidden")
+    reset_graph_clients()  # a new grant shows in the next token, as in Entra
+    output = sync()
+    unit = AdministrativeUnit.objects.get(id=hidden)
+    assert not unit.members_unreadable
+    assert "Head Office" not in output
+    members = set(portal_graph.tenant.administrative_units[hidden].member_ids)
+    cached = set(
+        AUMembership.objects.filter(administrative_unit=unit).values_list("user_id", flat=True)
+    )
+    assert cached == members
+    assert DirectorySync.objects.latest().summary["units_members_readable_again"] == 1
+
+
+@pytest.mark.parametrize("status", [400, 404])
+def test_a_hidden_store_answered_with_another_refusal_is_skipped_too(portal_graph, status):
+    """The refusal's status is undocumented (docs/graph-contract.md §4.3): a hidden store answered
+    with 400 or 404 is skipped as well, and the rest synced."""
+    portal_graph.sim.config.hidden_membership_status = status
+    output = sync()
+    assert AdministrativeUnit.objects.get(id=portal_graph.people.hidden_store).members_unreadable
+    assert "Head Office" in output
+    assert AUMembership.objects.filter(
+        administrative_unit_id=portal_graph.people.stores[0]
+    ).exists()
+
+
+def test_the_one_store_sync_task_skips_a_hidden_store(portal_graph, eager_tasks):
+    """A manager's sign-in queues sync_administrative_unit for a new store: it must not fail."""
+    from provisioning.tasks import sync_administrative_unit
+
+    summary = sync_administrative_unit.delay(portal_graph.people.hidden_store).get()
+    assert summary["units_created"] == 1
+    assert AdministrativeUnit.objects.get(id=portal_graph.people.hidden_store).members_unreadable
+
+
+def test_the_admin_page_names_the_hidden_store_and_managers_still_work(
+    client, portal_graph, charlie, alice
+):
+    from tests.fixtures_portal import sign_in
+
+    sync()
+    sign_in(client, charlie)
+    page = client.get("/admin/").content.decode()
+    assert 'id="unreadable-stores"' in page
+    assert "Head Office" in page and "Member.Read.Hidden" in page
+    # A manager of another store signs in and sees their workers.
+    client.logout()
+    sign_in(client, alice)
+    store = portal_graph.people.stores[0]
+    assert AUMembership.objects.filter(administrative_unit_id=store).exists()
+    response = client.get(f"/stores/{store}/")
+    assert response.status_code == 200
+    worker = next(m for m in portal_graph.tenant.administrative_units[store].member_ids)
+    assert portal_graph.tenant.users[worker].display_name.encode() in response.content
+
+
+def test_no_notice_when_every_store_is_readable(client, portal_graph, charlie):
+    from tests.fixtures_portal import sign_in
+
+    portal_graph.tenant.administrative_units[portal_graph.people.hidden_store].visibility = None
+    sync()
+    sign_in(client, charlie)
+    assert 'id="unreadable-stores"' not in client.get("/admin/").content.decode()
+
+
+def test_the_hidden_stores_page_says_why_it_lists_no_workers(client, portal_graph, charlie):
+    from tests.fixtures_portal import sign_in
+
+    sync()
+    sign_in(client, charlie)  # the IT admin holds a tenant-wide manager role: every store
+    hidden = portal_graph.people.hidden_store
+    page = client.get(f"/stores/{hidden}/").content.decode()
+    assert 'id="members-unreadable"' in page and "Member.Read.Hidden" in page
+    other = client.get(f"/stores/{portal_graph.people.stores[0]}/").content.decode()
+    assert 'id="members-unreadable"' not in other

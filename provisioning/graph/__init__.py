@@ -140,12 +140,9 @@ def delegated_token_provider(
 ) -> DelegatedTokenProvider:
     """Tokens for one manager from their stored MSAL cache (`load`/`save` the serialized cache).
 
-    `scopes` default to settings.ENTRA_DELEGATED_SCOPES, the ones the manager consented to.
+    `scopes` default to the ones the manager consented to at sign-in: DELEGATED_SCOPES on the
+    cloud's Graph resource (`GraphConfig.scopes_for`).
     """
-    if scopes is None:
-        from django.conf import settings
-
-        scopes = list(getattr(settings, "ENTRA_DELEGATED_SCOPES", DELEGATED_SCOPES))
     return DelegatedTokenProvider(
         config or get_config(),
         home_account_id=home_account_id,

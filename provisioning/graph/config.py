@@ -7,13 +7,92 @@ The package does not import Django; `GraphConfig.from_django_settings()` reads
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+GLOBAL_GRAPH_RESOURCE = "https://graph.microsoft.com"
+# Graph's application id: Entra also accepts it as the resource of a scope.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """One Microsoft cloud: where people sign in and the Graph hosts whose tokens it issues
+    (docs/graph-contract.md §8.4). The first Graph host is the cloud's default."""
+
+    name: str
+    authority_hosts: frozenset[str]
+    graph_hosts: tuple[str, ...]
+    qr_methods_available: bool  # the QR code + PIN APIs are global-only (§0)
+
+
+CLOUDS = (
+    Cloud(
+        "global",
+        frozenset({"login.microsoftonline.com"}),
+        ("graph.microsoft.com",),
+        qr_methods_available=True,
+    ),
+    Cloud(
+        "US Government (GCC High, DoD)",
+        frozenset({"login.microsoftonline.us", "login-us.microsoftonline.com"}),
+        ("graph.microsoft.us", "dod-graph.microsoft.us"),
+        qr_methods_available=False,
+    ),
+    Cloud(
+        "China (21Vianet)",
+        frozenset({"login.partner.microsoftonline.cn", "login.chinacloudapi.cn"}),
+        ("microsoftgraph.chinacloudapi.cn",),
+        qr_methods_available=False,
+    ),
+)
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url if "//" in url else f"https://{url}").hostname or "").lower()
+
+
+def cloud_of_authority(authority_host: str) -> Cloud | None:
+    """The cloud whose sign-in host `authority_host` is, or None (graphsim, a proxy)."""
+    host = _host(authority_host)
+    return next((cloud for cloud in CLOUDS if host in cloud.authority_hosts), None)
+
+
+def cloud_of_graph(url: str) -> Cloud | None:
+    """The cloud whose Graph host `url` names, or None (graphsim, a proxy, Graph's app id)."""
+    host = _host(url)
+    return next((cloud for cloud in CLOUDS if host in cloud.graph_hosts), None)
+
+
+def graph_resource_resolve(
+    *, authority_host: str, graph_endpoint: str, configured: str = ""
+) -> str | None:
+    """The Graph resource of this cloud: the audience of Lanyard's tokens and the prefix of every
+    scope it asks for, app (`/.default`) and delegated alike (docs/graph-contract.md §8.2, §8.4).
+
+    It is not `graph_endpoint` (where requests go, possibly a proxy). In order:
+    `configured` (GRAPH_RESOURCE); else, for a known sign-in host, the cloud's Graph host that
+    `graph_endpoint` names (GCC High or DoD) or the cloud's default; else the Graph host
+    `graph_endpoint` names, if it is a known one. None when nothing says which cloud it is.
+    """
+    if configured:
+        return configured.strip().rstrip("/")
+    endpoint_host = _host(graph_endpoint)
+    cloud = cloud_of_authority(authority_host)
+    if cloud is not None:
+        host = endpoint_host if endpoint_host in cloud.graph_hosts else cloud.graph_hosts[0]
+        return f"https://{host}"
+    if cloud_of_graph(graph_endpoint) is not None:
+        return f"https://{endpoint_host}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,6 +139,8 @@ class GraphConfig:
     client_certificate_path: str | None = None
     authority_host: str = DEFAULT_AUTHORITY_HOST
     graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
+    # The Graph resource of this cloud (GRAPH_RESOURCE); "" = derived, see graph_resource_resolve.
+    graph_resource: str = ""
     api_version: str = "v1.0"
     timeout: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, on every request
     writes_per_second: float = 20.0
@@ -76,6 +157,14 @@ class GraphConfig:
             raise ValueError("GraphConfig needs client_secret or client_certificate_path.")
         object.__setattr__(self, "authority_host", self.authority_host.rstrip("/"))
         object.__setattr__(self, "graph_endpoint", self.graph_endpoint.rstrip("/"))
+        # A config whose hosts name no cloud (graphsim, a proxy) and no GRAPH_RESOURCE gets the
+        # global resource; in the portal the system check lanyard.E020 refuses that case instead.
+        resource = graph_resource_resolve(
+            authority_host=self.authority_host,
+            graph_endpoint=self.graph_endpoint,
+            configured=self.graph_resource,
+        )
+        object.__setattr__(self, "graph_resource", resource or GLOBAL_GRAPH_RESOURCE)
         if isinstance(self.timeout, int | float):
             object.__setattr__(self, "timeout", (float(self.timeout), float(self.timeout)))
 
@@ -85,9 +174,17 @@ class GraphConfig:
 
     @property
     def app_scope(self) -> str:
-        """The client-credentials scope: the Graph host of this cloud + /.default
+        """The client-credentials scope: the Graph resource of this cloud + /.default
         (docs/graph-contract.md §8.2, §8.4)."""
-        return f"{self.graph_endpoint}/.default"
+        return f"{self.graph_resource}/.default"
+
+    def scopes_for(self, permissions: Iterable[str]) -> list[str]:
+        """Delegated scopes for Graph permission names, on the same resource as `app_scope`."""
+        return [f"{self.graph_resource}/{name}" for name in permissions]
+
+    @property
+    def tenant_is_guid(self) -> bool:
+        return bool(GUID_PATTERN.match(self.tenant_id))
 
     @cached_property
     def certificate(self) -> Certificate | None:
@@ -133,6 +230,7 @@ class GraphConfig:
             client_certificate_path=get("ENTRA_CLIENT_CERTIFICATE"),
             authority_host=get("ENTRA_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST),
             graph_endpoint=get("GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT),
+            graph_resource=get("GRAPH_RESOURCE", ""),
             writes_per_second=float(get("GRAPH_WRITES_PER_SECOND", 20.0)),
             rate_limiter_url=get("GRAPH_RATE_LIMITER_URL"),
             timeout=timeout,

@@ -123,10 +123,18 @@ class AdministrativeUnit:
     id: str
     display_name: str | None
     description: str | None = None
+    # "HiddenMembership" or None (public): docs/graph-contract.md §4.3.
+    visibility: str | None = None
 
     @classmethod
     def from_graph(cls, data: dict[str, Any]) -> AdministrativeUnit:
-        return cls(data["id"], data.get("displayName"), data.get("description"))
+        return cls(
+            data["id"], data.get("displayName"), data.get("description"), data.get("visibility")
+        )
+
+    @property
+    def membership_hidden(self) -> bool:
+        return (self.visibility or "").lower() == "hiddenmembership"
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def me_transitive_member_of(client: GraphClient) -> Iterator[DirectoryObject]:
 def administrative_unit_list(client: GraphClient) -> Iterator[AdministrativeUnit]:
     """List AUs — [G1] api/directory-list-administrativeunits.md."""
     req = GraphRequest(
-        "GET", url("/directory/administrativeUnits", select="id,displayName,description")
+        "GET", url("/directory/administrativeUnits", select="id,displayName,description,visibility")
     )
     return (AdministrativeUnit.from_graph(item) for item in client.iter_values(req))
 
@@ -79,7 +79,12 @@ def administrative_unit_list(client: GraphClient) -> Iterator[AdministrativeUnit
 def administrative_unit_get(client: GraphClient, unit_id: str) -> AdministrativeUnit:
     """Get an AU — [G1] api/administrativeunit-get.md."""
     return AdministrativeUnit.from_graph(
-        client.get(f"/directory/administrativeUnits/{_seg(unit_id)}")
+        client.get(
+            url(
+                f"/directory/administrativeUnits/{_seg(unit_id)}",
+                select="id,displayName,description,visibility",
+            )
+        )
     )
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msal
+import requests
 
-from provisioning.graph.config import GraphConfig
+from provisioning.graph.config import GUID_PATTERN, GraphConfig
 from provisioning.graph.errors import GraphConnectionError, InteractionRequired, TokenError
 
 logger = logging.getLogger(__name__)
@@ -37,11 +38,14 @@ WELL_KNOWN_AUTHORITY_HOSTS = frozenset(
     }
 )
 
+# "cp1": Lanyard handles claims challenges (docs/graph-contract.md §8.6).
+CLIENT_CAPABILITIES = ["cp1"]
+
 # OIDC and instance metadata shared by every MSAL app in the process (holds no tokens).
 _HTTP_CACHE: dict[Any, Any] = {}
 
-# Delegated permissions a manager consents to (docs/graph-contract.md §1.9, §3, §4.4): the same list
-# as settings.ENTRA_DELEGATED_SCOPES, which adds the resource prefix; used where Django is absent.
+# Delegated permissions a manager consents to (docs/graph-contract.md §1.9, §3, §4.4). Bare names:
+# `GraphConfig.scopes_for` puts the cloud's Graph resource in front, as for the app's `.default`.
 DELEGATED_SCOPES = (
     "User.Read",
     "AdministrativeUnit.Read.All",
@@ -68,6 +72,11 @@ def build_msal_app(
     host = (urlsplit(config.authority_host).hostname or "").lower()
     return msal.ConfidentialClientApplication(
         config.client_id,
+        # Continuous access evaluation: Graph sends claims challenges (revoked session, a
+        # Conditional Access authentication context) only to clients that declare cp1
+        # (docs/graph-contract.md §8.6). A manager's challenge leads to a new sign-in carrying the
+        # claims (portal/signin.py); the app identity answers a 401 with a fresh token.
+        client_capabilities=CLIENT_CAPABILITIES,
         client_credential=credential,
         authority=config.authority,
         instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
@@ -166,12 +175,12 @@ class DelegatedTokenProvider:
         home_account_id: str,
         load: Callable[[], str | None],
         save: Callable[[str], None],
-        scopes: tuple[str, ...] | list[str] = DELEGATED_SCOPES,
+        scopes: tuple[str, ...] | list[str] | None = None,
         app_factory: Callable[..., msal.ConfidentialClientApplication] = build_msal_app,
     ) -> None:
         self.config = config
         self.home_account_id = home_account_id
-        self.scopes = list(scopes)
+        self.scopes = list(scopes) if scopes is not None else config.scopes_for(DELEGATED_SCOPES)
         self._load = load
         self._save = save
         self._app_factory = app_factory
@@ -223,6 +232,54 @@ class DelegatedTokenProvider:
         with self._memo.lock:
             self._memo.forget(token)
             self._force_refresh = True
+
+
+class TenantNotResolved(ValueError):
+    """ENTRA_TENANT_ID is a domain that could not be resolved to the tenant's GUID; the message
+    says what to configure instead."""
+
+
+# Per process: a tenant domain resolved once (docs/graph-contract.md §8.1).
+_TENANT_GUIDS: dict[tuple[str, str], str] = {}
+
+
+def tenant_guid_resolve(*, config: GraphConfig) -> str:
+    """The tenant's GUID (what tokens carry in `tid`), lower case.
+
+    Admins often configure a verified domain (`contoso.onmicrosoft.com`) instead of the GUID. The
+    tenant's OpenID metadata at `{authority}/v2.0/.well-known/openid-configuration` names its
+    issuer, `https://{login host}/{tenant GUID}/v2.0` (docs/graph-contract.md §8.1): the GUID is
+    read from there once per process. Raises TenantNotResolved with what to put in
+    ENTRA_TENANT_ID when that fails.
+    """
+    if config.tenant_is_guid:
+        return config.tenant_id.lower()
+    key = (config.authority_host, config.tenant_id.lower())
+    if key in _TENANT_GUIDS:
+        return _TENANT_GUIDS[key]
+    url = f"{config.authority}/v2.0/.well-known/openid-configuration"
+    advice = (
+        "Set ENTRA_TENANT_ID to the Directory (tenant) ID, the GUID on the Overview page of "
+        "Lanyard's app registration in the Entra admin center."
+    )
+    try:
+        response = requests.get(url, timeout=config.timeout)
+        issuer = response.json().get("issuer", "") if response.ok else ""
+    except (OSError, ValueError) as exc:  # requests errors are OSErrors; bad JSON a ValueError
+        raise TenantNotResolved(
+            f"ENTRA_TENANT_ID {config.tenant_id!r} is not a tenant ID, and Lanyard could not "
+            f"reach {url} to look it up ({type(exc).__name__}). {advice}"
+        ) from exc
+    guid = next((part for part in issuer.split("/") if GUID_PATTERN.match(part)), None)
+    if guid is None:
+        raise TenantNotResolved(
+            f"ENTRA_TENANT_ID {config.tenant_id!r} is not a tenant ID, and Microsoft Entra did "
+            f"not resolve it as one of a tenant's domains (HTTP {response.status_code} from "
+            f"{url}). {advice}"
+        )
+    _TENANT_GUIDS[key] = guid.lower()
+    logger.info("ENTRA_TENANT_ID %s is tenant %s", config.tenant_id, guid)
+    return _TENANT_GUIDS[key]
 
 
 def _token_error(result: dict[str, Any] | None) -> TokenError:

@@ -16,12 +16,21 @@ class AdministrativeUnit(models.Model):
     display_name = models.CharField(max_length=256)
     description = models.TextField(blank=True)
     synced_at = models.DateTimeField()
+    # Set while Entra refuses Lanyard the AU's member list, typically an AU with hidden membership
+    # read without Member.Read.Hidden (docs/graph-contract.md §4.3): the sync skips its members
+    # (the cached list stays as last read) and the admin pages name the store.
+    members_unreadable_since = models.DateTimeField(null=True, blank=True)
+    members_unreadable_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["display_name"]
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def members_unreadable(self) -> bool:
+        return self.members_unreadable_since is not None
 
 
 class DirectoryUser(models.Model):

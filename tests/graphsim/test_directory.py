@@ -195,7 +195,7 @@ def test_small_page_size_fault(graphsim, app):
 
 def test_administrative_units_on_both_paths(graphsim, app):
     v1 = get(graphsim, app, "/directory/administrativeUnits").json()["value"]
-    assert len(v1) == 4
+    assert len(v1) == 5  # four stores and the hidden-membership head office
     assert v1[0]["displayName"].startswith("Store 101")
     beta = get(graphsim, app, "/administrativeUnits", version="beta").json()["value"]
     assert [u["id"] for u in beta] == [u["id"] for u in v1]
@@ -339,3 +339,39 @@ def test_paging_through_ten_thousand_users(graphsim):
     assert len(items) == 10_000
     assert len({u["id"] for u in items}) == 10_000
     assert pages == 11
+
+
+# -- hidden membership (docs/graph-contract.md §4.3) ------------------------------------------
+
+
+def test_a_hidden_store_lists_its_members_only_with_member_read_hidden(graphsim):
+    hidden = graphsim.people.hidden_store
+    unit = graphsim.graph_url(f"/directory/administrativeUnits/{hidden}")
+    plain = graphsim.session(graphsim.issue_app_token())
+    assert plain.get(unit, params={"$select": "visibility"}).json()["visibility"] == (
+        "HiddenMembership"
+    )
+    for path in ("/members", "/members/microsoft.graph.user", "/members/$ref"):
+        refused = plain.get(unit + path)
+        assert refused.status_code == 403, path
+        assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    roles = [*graphsim.tenant.apps[next(iter(graphsim.tenant.apps))].application_permissions]
+    allowed = graphsim.session(graphsim.issue_app_token(roles=[*roles, "Member.Read.Hidden"]))
+    listed = allowed.get(unit + "/members")
+    assert listed.status_code == 200
+    assert len(listed.json()["value"]) == len(
+        graphsim.tenant.administrative_units[hidden].member_ids
+    )
+    # Other stores are public: the same token without Member.Read.Hidden lists them.
+    public = graphsim.people.stores[0]
+    assert plain.get(graphsim.graph_url(f"/directory/administrativeUnits/{public}/members")).ok
+
+
+def test_a_member_of_a_hidden_store_may_list_the_others(graphsim):
+    hidden = graphsim.people.hidden_store
+    members = graphsim.tenant.administrative_units[hidden].member_ids
+    member = members[0]
+    outsider = next(u for u in graphsim.tenant.users if u not in members)
+    url = graphsim.graph_url(f"/directory/administrativeUnits/{hidden}/members")
+    assert graphsim.session(graphsim.issue_delegated_token(member)).get(url).status_code == 200
+    assert graphsim.session(graphsim.issue_delegated_token(outsider)).get(url).status_code == 403

@@ -166,9 +166,57 @@ def test_token_lifetime_follows_config(graphsim):
     assert claims["exp"] - claims["iat"] == 60
 
 
-def test_graphsim_base_url_default_scope_is_accepted(graphsim):
-    result = confidential_app(graphsim).acquire_token_for_client([f"{graphsim.base_url}/.default"])
-    assert "access_token" in result, result
+def test_only_graphs_resource_identifiers_are_accepted_in_scopes(graphsim):
+    """graphsim plays the global cloud: a scope on its own URL names no resource Entra knows
+    (docs/graph-contract.md §8.2, §8.4), so it is refused as Entra refuses one (AADSTS500011)."""
+    app = confidential_app(graphsim)
+    refused = app.acquire_token_for_client([f"{graphsim.base_url}/.default"])
+    assert refused.get("error") == "invalid_resource", refused
+    assert 500011 in refused["error_codes"]
+    for scope in (GRAPH_DEFAULT[0], "00000003-0000-0000-c000-000000000000/.default"):
+        result = confidential_app(graphsim).acquire_token_for_client([scope])
+        assert "access_token" in result, result
+        claims = jwt.decode(result["access_token"], options={"verify_signature": False})
+        assert claims["aud"] == "https://graph.microsoft.com"
+
+
+def test_a_delegated_scope_on_graphsims_own_url_is_refused_at_authorize(graphsim):
+    app = confidential_app(graphsim)
+    flow = app.initiate_auth_code_flow(
+        [f"{graphsim.base_url}/User.Read"], redirect_uri=REDIRECT_URI
+    )
+    page = requests.get(flow["auth_uri"], allow_redirects=False, timeout=10)
+    assert page.status_code == 302
+    query = dict(parse_qsl(urlsplit(page.headers["Location"]).query))
+    assert query["error"] == "invalid_resource"
+    assert query["error_description"].startswith("AADSTS500011")
+
+
+def test_tokens_carry_the_client_capabilities_the_client_declared(graphsim):
+    """MSAL sends `client_capabilities` as xms_cc in `claims`; Entra puts them in the access token
+    (docs/graph-contract.md §8.6). Without a declaration the token carries none."""
+    manager = graphsim.people.managers[0]
+    for capabilities, expected in ((["cp1"], ["cp1"]), (None, None)):
+        app = msal.ConfidentialClientApplication(
+            demo.DEMO_CLIENT_ID,
+            client_credential=demo.DEMO_CLIENT_SECRET,
+            authority=graphsim.authority,
+            instance_discovery=False,
+            client_capabilities=capabilities,
+        )
+        flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI)
+        result = app.acquire_token_by_auth_code_flow(
+            flow, sign_in(graphsim, flow["auth_uri"], manager)
+        )
+        claims = jwt.decode(result["access_token"], options={"verify_signature": False})
+        assert claims.get("xms_cc") == expected
+        account = app.get_accounts()[0]
+        refreshed = app.acquire_token_silent(["User.Read"], account=account, force_refresh=True)
+        claims = jwt.decode(refreshed["access_token"], options={"verify_signature": False})
+        assert claims.get("xms_cc") == expected
+        app_only = app.acquire_token_for_client(GRAPH_DEFAULT)
+        claims = jwt.decode(app_only["access_token"], options={"verify_signature": False})
+        assert claims.get("xms_cc") == expected
 
 
 def test_secret_in_http_basic_is_accepted(graphsim):

@@ -37,3 +37,14 @@ class Command(BaseCommand):
             f"{key.replace('_', ' ')} {value}" for key, value in sorted(summary.items())
         )
         self.stdout.write(self.style.SUCCESS(f"Directory synced: {parts or 'no changes'}."))
+        unreadable = directory.administrative_unit_list_unreadable()
+        if unreadable:
+            # docs/graph-contract.md §4.3: hidden membership needs Member.Read.Hidden.
+            names = ", ".join(f"{unit.display_name} ({unit.id})" for unit in unreadable)
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Skipped the members of {len(unreadable)} store(s) whose membership Entra "
+                    f"hides from Lanyard: {names}. Every other store was synced. Grant the app "
+                    "the optional Member.Read.Hidden permission to read them."
+                )
+            )
