@@ -25,6 +25,7 @@ from portal.http import SignedInRequest, download, it_admin_required, partial
 from provisioning.bulk import csvfile, jobs, preview, selectors, sources
 from provisioning.graph import GraphError
 from provisioning.models import BulkJob
+from provisioning.qr_policy import POLICY_UNREADABLE, qr_policy_current, qr_policy_unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def _list_context(**forms) -> dict:
         "group_form": forms.get("group_form") or GroupSourceForm(),
         "store_form": forms.get("store_form") or StoreSourceForm(),
         "max_rows": settings.BULK_MAX_ROWS,
+        "policy_unreadable": POLICY_UNREADABLE if qr_policy_unreadable(qr_policy_current()) else "",
     }
 
 

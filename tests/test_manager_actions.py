@@ -320,3 +320,42 @@ def test_a_pin_reset_sends_a_compliant_code_and_keeps_the_answer(
     assert pin not in caplog.text
     assert pin not in str(op.params) and pin not in str(op.result) and pin not in op.error
     assert not any(pin in str(e.detail) for e in AuditEvent.objects.all())
+
+
+def test_an_unreadable_policy_refuses_custom_pins_and_says_why(
+    alice_client, alice_worker, run_tasks, qr_policy_unreadable
+):
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert "the minimum PIN length and the standard QR lifetime are unknown" in page
+    assert "Standard lifetime: 365 days" not in page  # no guessed lifetime
+    response = add_qr(alice_client, alice_worker, run_tasks, pin="48271593")
+    assert response["HX-Retarget"] == "#action-feedback"
+    assert "custom PIN cannot be checked" in response.content.decode()
+    assert not Operation.objects.exists()
+    # A PIN Entra generates needs no policy value: it still works.
+    add_qr(alice_client, alice_worker, run_tasks)
+    op = Operation.objects.get(kind="qr_create")
+    assert op.status == "succeeded", op.error
+    # A reset then sends a generated PIN of the maximum length, which any policy accepts.
+    qr_policy_unreadable.sim.config.update({"pin_reset_uses_code": True})
+    with run_tasks():
+        alice_client.post(alice_worker.url("qr/pin-reset"), **HTMX)
+    assert Operation.objects.get(kind="qr_pin_reset").status == "succeeded"
+    assert len(qr_policy_unreadable.tenant.qr_methods[alice_worker.user_id].pin.code) == 20
+
+
+def test_the_service_refuses_a_custom_pin_it_cannot_check(alice_worker, qr_policy_unreadable):
+    import pytest
+
+    from provisioning import actions
+    from provisioning.models import AdministrativeUnit, DirectoryUser
+
+    with pytest.raises(actions.ActionRefused, match="could not read the tenant's QR"):
+        actions.qr_method_add(
+            worker=DirectoryUser.objects.get(id=alice_worker.user_id),
+            unit=AdministrativeUnit.objects.get(id=alice_worker.au_id),
+            requested_by=None,
+            start=timezone.now(),
+            expire=timezone.now() + timedelta(days=30),
+            custom_pin="48271593",
+        )
