@@ -138,6 +138,34 @@ def test_someone_elses_method_found_on_recheck_is_skipped(bulk_graph, make_qr_jo
     assert row.payload_secret_id is None
 
 
+def test_a_refused_create_of_our_own_method_is_reissued(
+    bulk_graph, make_qr_job, undocumented_status
+):
+    # An earlier attempt's create reached Entra but its answer was lost, and the next attempt
+    # went straight to a create (as after a stale 404 on the re-check, Graph being eventually
+    # consistent). Entra refuses it (409 or 400): the re-read finds the row's own method (same
+    # dates) and re-issues its secrets instead of skipping or failing the row.
+    worker = fresh_workers(bulk_graph, 1)[0]
+    job = make_qr_job([worker.user_principal_name])
+    rows = leases.rows_claim(job_id=job.pk, token="dead", limit=20)
+    from provisioning.graph import get_app_client, operations
+
+    row = rows[0]
+    operations.qr_method_create(
+        get_app_client(), row.user_id, start=parse_datetime(row.params["start"]),
+        expire=parse_datetime(row.params["expire"]),
+    )  # fmt: skip
+    BulkJobRow.objects.filter(job=job).update(
+        lease_until=timezone.now() - timedelta(seconds=1), write_sent_at=None
+    )
+    run_job(job.pk)
+    row = job.rows.get()
+    assert row.status == "succeeded", row.outcome
+    assert row.result["issued"] == "recovered"
+    assert bulk_graph.stats["requests"].get(f"PUT {undocumented_status}") == 1
+    assert_qr_exactly_once(bulk_graph, job)
+
+
 def test_permanent_errors_fail_the_row_with_the_request_id(
     bulk_graph, make_qr_job, undocumented_status
 ):
