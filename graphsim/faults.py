@@ -69,6 +69,20 @@ class SimConfig:
     lost_response_rate: float = 0.0  # apply the write, then lose the response
     lost_response_mode: str = "drop"  # "drop" (close the connection) | "504"
 
+    # DOC-GAP switches (docs/graph-contract.md §1.2, §1.3, §1.6, §2): Graph documents no status
+    # for "already has a QR method", "a temporary code already exists", "the policy does not target
+    # this user" or "invalid PIN". 409 (the default) answers the two "already exists" cases with
+    # 409 conflict; 400 answers them with 400 badRequest like the other rule errors, so the suite
+    # can prove the product classifies from Graph's state, not from the status.
+    undocumented_conflict_status: int = 409
+    # Reset the PIN (docs/graph-contract.md §1.7): the documented request carries a `code`.
+    # pin_reset_requires_code: a body without `code` is refused with 400 (the strict reading).
+    # pin_reset_uses_code: the `code` sent becomes the new PIN (validated against the PIN rules)
+    # instead of a generated one (the default, as the pages describe a reset). Either way the
+    # answer carries the PIN that is now in force.
+    pin_reset_requires_code: bool = False
+    pin_reset_uses_code: bool = False
+
     # Seed of the fault generator (re-seeded on reset).
     fault_seed: int = 1
 
@@ -89,6 +103,8 @@ class SimConfig:
                 raise ValueError(f"{name} must be a number")
             if name == "lost_response_mode" and value not in ("drop", "504"):
                 raise ValueError("lost_response_mode must be 'drop' or '504'")
+            if name == "undocumented_conflict_status" and value not in (400, 409):
+                raise ValueError("undocumented_conflict_status must be 400 or 409")
         for name, value in changes.items():
             setattr(self, name, value)
 

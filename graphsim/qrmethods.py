@@ -496,6 +496,19 @@ def _no_method(user: User) -> GraphError:
     )
 
 
+def _undocumented_refusal(req: SimRequest, message: str, *, default: int = 409) -> GraphError:
+    """An "it already exists" refusal whose status Graph does not document (§1.3, §1.6).
+
+    The config switch `undocumented_conflict_status` picks the status: 409 (the default) keeps each
+    case's own default (409 for the method, 400 for the temporary code, as before); 400 answers
+    every such case with 400 badRequest, so the product must classify from Graph's state.
+    """
+    status = getattr(req.config, "undocumented_conflict_status", 409)
+    if status == 400 or default == 400:
+        return bad_request(message)
+    return conflict(message)
+
+
 def _kind(req: SimRequest) -> str:
     """`standardQRCode` | `temporaryQRCode` (path segments match case-insensitively)."""
     kind = req.params["kind"].lower()
@@ -556,10 +569,11 @@ def put_method(req: SimRequest) -> SimResponse:
         existing = req.tenant.qr_methods.get(user.id)
         if existing is not None and not method_is_expired(existing, req.now):
             # DOC-GAP (docs/graph-contract.md §1.3): the error is undocumented; the contract
-            # recommends 409.
-            raise conflict(
+            # recommends 409, the config switch `undocumented_conflict_status` turns it into 400.
+            raise _undocumented_refusal(
+                req,
                 "The user already has an active QR code + PIN authentication method. Delete it, "
-                "or let it expire, before creating a new one."
+                "or let it expire, before creating a new one.",
             )
         standard_code, image = new_code_with_image(user, start, expire, req.now)
         qr_pin = QrPin(
@@ -646,10 +660,13 @@ def patch_code(req: SimRequest) -> SimResponse:
             if kind == "temporary":
                 # DOC-GAP (docs/graph-contract.md §1.6): Entra's how-to says this errors; the code
                 # is undocumented. We answer 400 badRequest
-                # (docs/graph-examples/error-docgap-qrcode-exists).
-                raise bad_request(
+                # (docs/graph-examples/error-docgap-qrcode-exists) whatever the config switch
+                # `undocumented_conflict_status` says.
+                raise _undocumented_refusal(
+                    req,
                     "An active temporary QR code already exists for this user. Delete it before "
-                    "creating a new one."
+                    "creating a new one.",
+                    default=400,
                 )
             return _update_standard(req, method, body)
         return _create_code(req, user, method, kind, body)
@@ -740,12 +757,21 @@ def delete_code(req: SimRequest) -> SimResponse:
 
 
 def reset_pin(req: SimRequest) -> SimResponse:
-    """PATCH …/qrCodePinMethod/pin: a new generated temporary PIN (201); `code` is ignored."""
+    """PATCH …/qrCodePinMethod/pin: a new temporary PIN (201) — docs/graph-contract.md §1.7.
+
+    The documented request is a qrPin with `code`; the pages describe the new PIN as generated.
+    By default the simulator generates it and ignores the `code` sent; config switches make a body
+    without `code` a 400 (`pin_reset_requires_code`) and make the sent `code` the new PIN after the
+    PIN rules (`pin_reset_uses_code`). The answer always carries the PIN now in force.
+    """
     user = _authorize_write(req)
     body = req.json()
     _check_keys(body, {"code"}, "#microsoft.graph.qrPin", "a qrPin")
-    if "code" in body and body["code"] is not None and not isinstance(body["code"], str):
+    sent = body.get("code")
+    if sent is not None and not isinstance(sent, str):
         raise bad_request("code must be a string.")
+    if getattr(req.config, "pin_reset_requires_code", False) and not sent:
+        raise bad_request("code is required to reset the PIN.")
     with req.tenant.lock:
         method = req.tenant.qr_methods.get(user.id)
         if method is None:
@@ -753,9 +779,14 @@ def reset_pin(req: SimRequest) -> SimResponse:
         problem = policy_problem(req.tenant, user)
         if problem:
             raise bad_request(problem)
+        min_length = req.tenant.qr_policy.pin_length
+        if getattr(req.config, "pin_reset_uses_code", False) and sent:
+            new_code = _rule(validate_pin, sent, min_length)
+        else:
+            new_code = generate_pin(min_length)
         method.pin = QrPin(
             id=new_id(),
-            code=generate_pin(req.tenant.qr_policy.pin_length),
+            code=new_code,
             force_change_pin_next_sign_in=True,
             created_date_time=req.now,
             updated_date_time=req.now,

@@ -26,6 +26,7 @@ from provisioning.bulk import csvfile, jobs, preview, selectors, sources
 from provisioning.directory import administrative_unit_list_unreadable
 from provisioning.graph import GraphError
 from provisioning.models import BulkJob
+from provisioning.qr_policy import POLICY_UNREADABLE, qr_policy_current, qr_policy_unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def _list_context(**forms) -> dict:
         "max_rows": settings.BULK_MAX_ROWS,
         # Stores the directory sync had to skip (docs/graph-contract.md §4.3).
         "unreadable_stores": administrative_unit_list_unreadable(),
+        "policy_unreadable": POLICY_UNREADABLE if qr_policy_unreadable(qr_policy_current()) else "",
     }
 
 

@@ -74,12 +74,17 @@ class QrAddForm(_ActivationMixin, forms.Form):
         ),
     )
 
-    def __init__(self, *args, pin_length: int = PIN_MIN_LENGTH, lifetime_days: int = 365, **kw):
+    def __init__(
+        self, *args, pin_length: int | None = PIN_MIN_LENGTH, lifetime_days: int | None = 365, **kw
+    ):
+        """`pin_length` / `lifetime_days` None: the QR policy could not be read (qr_policy.py),
+        so a custom PIN is refused and no expiry is suggested."""
         super().__init__(*args, **kw)
+        self.policy_unreadable = pin_length is None
         self.pin_length = max(PIN_MIN_LENGTH, pin_length or PIN_MIN_LENGTH)
-        lifetime = min(STANDARD_MAX_DAYS, lifetime_days or 365)
+        lifetime = min(STANDARD_MAX_DAYS, lifetime_days) if lifetime_days else None
         today = timezone.localdate()
-        self.fields["expiry"].initial = today + timedelta(days=lifetime)
+        self.fields["expiry"].initial = today + timedelta(days=lifetime) if lifetime else None
         self.fields["expiry"].widget.attrs.update(
             {"min": (today + timedelta(days=1)).isoformat(),
              "max": (today + timedelta(days=STANDARD_MAX_DAYS)).isoformat()}
@@ -91,9 +96,17 @@ class QrAddForm(_ActivationMixin, forms.Form):
             f"{self.pin_length}–{PIN_MAX_LENGTH} digits; not 0123456789 or 9876543210; no repeated "
             "group like 121212 or 123123. The worker must change it at first sign-in."
         )
-        self.fields[
-            "expiry"
-        ].help_text = f"Standard lifetime: {lifetime} days; at most {STANDARD_MAX_DAYS} days."
+        self.fields["expiry"].help_text = (
+            f"Standard lifetime: {lifetime} days; at most {STANDARD_MAX_DAYS} days."
+            if lifetime
+            else f"The tenant's standard lifetime is unknown (its QR policy could not be read): "
+            f"choose the date; at most {STANDARD_MAX_DAYS} days."
+        )
+        if self.policy_unreadable:
+            self.fields["pin"].help_text = (
+                "Custom PINs are refused while the tenant's QR policy cannot be read (its minimum "
+                "PIN length is unknown): choose “Generate a PIN”."
+            )
 
     def clean(self):
         cleaned = super().clean()
@@ -104,7 +117,13 @@ class QrAddForm(_ActivationMixin, forms.Form):
             if expire <= start:
                 self.add_error("expiry", "The expiry must be after the activation.")
             cleaned["expire_at"] = expire
-        if cleaned.get("pin_mode") == "custom":
+        if cleaned.get("pin_mode") == "custom" and self.policy_unreadable:
+            self.add_error(
+                "pin",
+                "The tenant's QR policy cannot be read, so a custom PIN cannot be checked against "
+                "its minimum length: choose “Generate a PIN”.",
+            )
+        elif cleaned.get("pin_mode") == "custom":
             problem = pin_problem(cleaned.get("pin") or "", min_length=self.pin_length)
             if problem:
                 self.add_error("pin", problem)

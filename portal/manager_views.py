@@ -46,7 +46,7 @@ from provisioning import actions, vault
 from provisioning.actions import ActionRefused
 from provisioning.models import DirectoryUser, Operation, WorkerMethodState
 from provisioning.phone_numbers import phone_region_name
-from provisioning.qr_policy import qr_policy_current
+from provisioning.qr_policy import POLICY_UNREADABLE, qr_policy_current, qr_policy_unreadable
 from provisioning.rules import PHONE_LABELS, STANDARD_MAX_DAYS
 from provisioning.selectors import (
     administrative_unit_list_for_manager,
@@ -171,11 +171,10 @@ def _worker_context(request: SignedInRequest, store, worker, **extra) -> dict:
     policy = qr_policy_current()
     state: WorkerMethodState | None = getattr(worker, "method_state", None)
     start = state.standard_start if state and state.standard_start else timezone.now()
-    lifetime = policy.standard_qr_code_lifetime_in_days or 365
+    # None when the policy cannot be read: the forms then guess nothing (qr_policy.py).
+    lifetime = policy.standard_qr_code_lifetime_in_days
     forms = {
-        "add_form": QrAddForm(
-            prefix="add", pin_length=policy.pin_length or 8, lifetime_days=lifetime
-        ),
+        "add_form": QrAddForm(prefix="add", pin_length=policy.pin_length, lifetime_days=lifetime),
         "expiry_form": QrExpiryForm(
             prefix="expiry",
             start=start,
@@ -190,6 +189,8 @@ def _worker_context(request: SignedInRequest, store, worker, **extra) -> dict:
             start=timezone.now(),
             initial={
                 "expiry": timezone.localdate() + timedelta(days=min(lifetime, STANDARD_MAX_DAYS))
+                if lifetime
+                else None
             },
         ),
         "temporary_form": QrTemporaryForm(prefix="temporary"),
@@ -211,6 +212,7 @@ def _worker_context(request: SignedInRequest, store, worker, **extra) -> dict:
         "worker": worker,
         "state": state,
         "policy": policy,
+        "policy_unreadable": POLICY_UNREADABLE if qr_policy_unreadable(policy) else "",
         "unusable": state.unusable_reasons(account_enabled=worker.account_enabled) if state else [],
         "operations": list(
             operation_list_for_worker(user=request.user, unit=store, worker_id=worker.id)[:5]
@@ -355,8 +357,8 @@ def qr_add(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     form = QrAddForm(
         request.POST,
         prefix="add",
-        pin_length=policy.pin_length or 8,
-        lifetime_days=policy.standard_qr_code_lifetime_in_days or 365,
+        pin_length=policy.pin_length,
+        lifetime_days=policy.standard_qr_code_lifetime_in_days,
     )
     if not form.is_valid():
         return _form_invalid(request, store, worker, form, add_form=form)

@@ -28,7 +28,7 @@ from provisioning.models import (
     VaultSecret,
     WorkerMethodState,
 )
-from provisioning.qr_policy import qr_policy_current
+from provisioning.qr_policy import POLICY_UNREADABLE, qr_policy_current, qr_policy_unreadable
 from provisioning.rules import (
     DEFAULT_METHOD_PHONE,
     PHONE_LABELS,
@@ -106,6 +106,9 @@ def qr_method_add(
     if expire - start > timedelta(days=STANDARD_MAX_DAYS):
         raise ActionRefused(f"A QR code can be valid for at most {STANDARD_MAX_DAYS} days.")
     if custom_pin is not None:
+        if qr_policy_unreadable(policy):
+            # The tenant's minimum PIN length is unknown: a custom PIN cannot be checked.
+            raise ActionRefused(POLICY_UNREADABLE)
         problem = pin_problem(custom_pin, min_length=policy.pin_length or PIN_MIN_LENGTH)
         if problem:
             raise ActionRefused(problem)

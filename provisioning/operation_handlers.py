@@ -11,10 +11,18 @@ reach the Operation row. `explain_error` turns Graph's error into plain words fo
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractUser
 
 from provisioning import qr, vault
-from provisioning.graph import GraphClient, GraphConflict, GraphError, GraphNotFound, operations
+from provisioning.graph import (
+    GraphClient,
+    GraphError,
+    GraphNotFound,
+    is_undocumented_refusal,
+    operations,
+)
 from provisioning.graph.models import parse_datetime
 from provisioning.models import Operation, VaultSecret
 
@@ -75,17 +83,86 @@ def _qr_create(operation: Operation, client: GraphClient, retrying: bool) -> dic
             created_by=_created_by(operation),
         )
     else:
-        issued = qr.qr_method_create(
+        try:
+            issued = qr.qr_method_create(
+                client=client,
+                user_id=operation.worker_id,
+                start=start,
+                expire=expire,
+                pin=pin,
+                created_by=_created_by(operation),
+            )
+        except GraphError as exc:
+            if not is_undocumented_refusal(exc):
+                raise
+            issued = _qr_create_refused(operation, client, retrying, exc, start, expire)
+    if operation.input_secret_id:
+        vault.secret_destroy(secret_id=operation.input_secret_id, reason="used")
+    return _record_credentials(operation, issued)
+
+
+class RefusedByState(GraphError):
+    """Graph refused a write with an undocumented status; a re-read of Graph found the cause.
+
+    Carries Graph's status and request-id, and `reason`, what the re-read showed, in plain words.
+    """
+
+    def __init__(self, refused: GraphError, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            refused.summary,
+            status=refused.status,
+            code=refused.code,
+            inner_code=refused.inner_code,
+            request_id=refused.request_id,
+            client_request_id=refused.client_request_id,
+            detail=refused.detail,
+            permanent=True,
+        )
+
+
+def _qr_create_refused(
+    operation: Operation,
+    client: GraphClient,
+    retrying: bool,
+    refused: GraphError,
+    start: datetime,
+    expire: datetime,
+) -> qr.IssuedCredentials:
+    """A create Graph refused with 400, 409 or another undocumented 4xx: decide from the method.
+
+    Graph documents no status for "already has a method", "invalid PIN" or "not targeted by the
+    policy" (docs/graph-contract.md §1.3), so the method is read again:
+    - none: the create itself was refused (PIN rules, policy, licence) → the original error;
+    - one with this action's dates while retrying without secrets: our own earlier create whose
+      answer was lost → re-issued;
+    - any other: the worker already has a method → refused, saying so.
+    """
+    method = operations.qr_method_get(client, operation.worker_id)
+    if method is None:
+        raise refused
+    code = method.standard_qr_code
+    ours = (
+        retrying
+        and operation.payload_secret_id is None
+        and code is not None
+        and code.start_date_time == start
+        and code.expire_date_time == expire
+    )
+    if ours:
+        return qr.qr_credentials_reissue(
             client=client,
             user_id=operation.worker_id,
             start=start,
             expire=expire,
-            pin=pin,
             created_by=_created_by(operation),
         )
-    if operation.input_secret_id:
-        vault.secret_destroy(secret_id=operation.input_secret_id, reason="used")
-    return _record_credentials(operation, issued)
+    who = operation.worker_label or "The worker"
+    raise RefusedByState(
+        refused,
+        f"{who} already has a QR code + PIN method. Delete it first, or replace a lost QR code "
+        "instead.",
+    )
 
 
 def _qr_expiry_set(operation: Operation, client: GraphClient, retrying: bool) -> dict:
@@ -114,9 +191,22 @@ def _qr_temporary_create(operation: Operation, client: GraphClient, retrying: bo
         if existing is not None and existing.start_date_time == start:
             # Our own earlier create whose response was lost: its payload is gone, make a new one.
             operations.qr_code_delete(client, operation.worker_id, qr.TEMPORARY)
-    code = operations.qr_code_set(
-        client, operation.worker_id, qr.TEMPORARY, start=start, expire=expire
-    )
+    try:
+        code = operations.qr_code_set(
+            client, operation.worker_id, qr.TEMPORARY, start=start, expire=expire
+        )
+    except GraphError as exc:
+        if not is_undocumented_refusal(exc):
+            raise
+        # Undocumented status (400 or 409, docs/graph-contract.md §1.6): read the temporary code
+        # to tell "one already exists" from a refusal of this create (policy, licence).
+        if operations.qr_code_get(client, operation.worker_id, qr.TEMPORARY) is not None:
+            who = operation.worker_label or "The worker"
+            raise RefusedByState(
+                exc,
+                f"{who} already has a temporary QR code. Delete it first to create a new one.",
+            ) from exc
+        raise
     payload = qr.payload_from_code(code)
     payload_id = None
     if payload is not None:
@@ -149,7 +239,7 @@ def _qr_temporary_delete(operation: Operation, client: GraphClient, retrying: bo
 
 def _qr_pin_reset(operation: Operation, client: GraphClient, retrying: bool) -> dict:
     # A repeated reset simply issues another PIN; only the newest one is kept.
-    pin = operations.qr_pin_reset(client, operation.worker_id)
+    pin = qr.qr_pin_reset(client=client, user_id=operation.worker_id)
     secret = vault.secret_store(
         kind=VaultSecret.Kind.PIN,
         owner_id=operation.worker_id,
@@ -205,11 +295,8 @@ def explain_error(operation: Operation, exc: GraphError) -> str:
     who = operation.worker_label or "The worker"
     kind = operation.kind
     reason = ""
-    if isinstance(exc, GraphConflict) and kind == Operation.Kind.QR_CREATE:
-        reason = (
-            f"{who} already has a QR code + PIN method. Delete it first, or replace a lost QR "
-            "code instead."
-        )
+    if isinstance(exc, RefusedByState):
+        reason = exc.reason
     elif exc.status == 400 and kind == Operation.Kind.PHONE_DELETE:
         reason = (
             "Entra refused to remove this number. A number that is the worker's default sign-in "
@@ -221,12 +308,17 @@ def explain_error(operation: Operation, exc: GraphError) -> str:
             "Entra refused this number. An alternate mobile needs a mobile number first, and the "
             "number must be a valid phone number."
         )
-    elif exc.status == 400 and kind == Operation.Kind.QR_TEMPORARY_CREATE:
+    elif is_undocumented_refusal(exc) and kind == Operation.Kind.QR_TEMPORARY_CREATE:
         reason = (
-            "Entra refused the temporary QR code: there may already be one (delete it first), or "
-            "the worker is not enabled for QR code sign-in by the tenant's policy."
+            "Entra refused the temporary QR code: the worker may not be enabled for QR code "
+            "sign-in by the tenant's policy (or licence)."
         )
-    elif exc.status == 400 and kind == Operation.Kind.QR_CREATE:
+    elif is_undocumented_refusal(exc) and kind == Operation.Kind.QR_PIN_RESET:
+        reason = (
+            "Entra refused the new PIN: the worker may not be enabled for QR code sign-in by the "
+            "tenant's policy (or licence)."
+        )
+    elif is_undocumented_refusal(exc) and kind == Operation.Kind.QR_CREATE:
         reason = (
             "Entra refused the QR code + PIN method: the PIN may break the tenant's PIN rules, or "
             "the worker is not enabled for QR code sign-in (policy or licence)."

@@ -27,6 +27,8 @@ from provisioning import vault
 from provisioning.graph import GraphClient, GraphNotFound, operations
 from provisioning.graph.models import QrCode, QrMethod, QrPin
 from provisioning.models import VaultSecret
+from provisioning.qr_policy import qr_policy_current
+from provisioning.rules import PIN_MAX_LENGTH, pin_generate
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ def qr_credentials_reissue(
     with contextlib.suppress(GraphNotFound):
         operations.qr_code_delete(client, user_id, STANDARD)
     code = operations.qr_code_set(client, user_id, STANDARD, start=start, expire=expire)
-    pin = operations.qr_pin_reset(client, user_id) if reset_pin else None
+    pin = qr_pin_reset(client=client, user_id=user_id) if reset_pin else None
     payload_id, pin_id = _store(user_id=user_id, code=code, pin=pin, created_by=created_by)
     logger.info("Re-issued QR credentials for user %s", user_id)
     return IssuedCredentials(
@@ -137,6 +139,19 @@ def qr_credentials_reissue(
         expires_at=code.expire_date_time or expire,
         issue=Issue.RECOVERED if reset_pin else Issue.REPLACED,
     )
+
+
+def qr_pin_reset(*, client: GraphClient, user_id: str) -> QrPin:
+    """Reset the worker's PIN with a compliant PIN generated here (docs/graph-contract.md §1.7).
+
+    The documented request carries a `code`: Lanyard generates one with `secrets` that is at least
+    the policy's `pinLength` (20 digits, the maximum, when the policy cannot be read, so that it
+    satisfies any policy). Graph's pages describe the reset as generating the PIN, so the caller
+    must keep the PIN the ANSWER carries (returned here), not the one sent. Neither is logged.
+    """
+    policy = qr_policy_current()
+    min_length = policy.pin_length if policy.pin_length else PIN_MAX_LENGTH
+    return operations.qr_pin_reset(client, user_id, pin=pin_generate(min_length=min_length))
 
 
 def qr_method_present(*, client: GraphClient, user_id: str) -> bool:

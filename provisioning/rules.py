@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 
 PIN_MIN_LENGTH = 8
 PIN_MAX_LENGTH = 20
@@ -45,6 +46,19 @@ def pin_problem(pin: str, *, min_length: int) -> str | None:
         if window[:2] * 3 == window or window[:3] * 2 == window:
             return "The PIN must not repeat a group of 2 or 3 digits (like 121212 or 123123)."
     return None
+
+
+def pin_generate(*, min_length: int) -> str:
+    """A random PIN that obeys every QR PIN rule (docs/graph-contract.md §1.2), from `secrets`.
+
+    It is `max(8, min_length)` digits long (at most 20). Used for a PIN reset, whose documented
+    request carries the new `code` (§1.7). The result is a secret: vault it, never log it.
+    """
+    length = min(PIN_MAX_LENGTH, max(PIN_MIN_LENGTH, min_length))
+    while True:
+        pin = "".join(secrets.choice("0123456789") for _ in range(length))
+        if pin_problem(pin, min_length=length) is None:
+            return pin
 
 
 def backoff_seconds(*, attempt: int, retry_after: float | None, base: float, cap: float) -> float:

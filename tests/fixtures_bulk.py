@@ -132,3 +132,21 @@ def payload_code_id(payload: str) -> str:
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+@pytest.fixture
+def qr_policy_unreadable(portal_graph: GraphsimHandle) -> GraphsimHandle:
+    """The app may not read the QR policy (its policy permissions are not granted): Graph 403."""
+    from django.core.cache import cache
+
+    from graphsim.demo import DEMO_CLIENT_ID
+
+    app = portal_graph.tenant.apps[DEMO_CLIENT_ID]
+    app.application_permissions -= {
+        "Policy.Read.All",
+        "Policy.Read.AuthenticationMethod",
+        "Policy.ReadWrite.AuthenticationMethod",
+    }
+    provisioning.graph._singletons.clear()  # a new app token, without the permissions
+    cache.delete("lanyard:qr-policy")
+    return portal_graph

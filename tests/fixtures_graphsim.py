@@ -68,3 +68,21 @@ def graphsim_time(graphsim: GraphsimHandle, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(graphsim.sim.throttle, "clock", time.clock)
     monkeypatch.setattr(graphsim.sim.faults, "clock", time.clock)
     return time
+
+
+@pytest.fixture(params=[409, 400], ids=["undocumented-409", "undocumented-400"])
+def undocumented_status(request: pytest.FixtureRequest, graphsim: GraphsimHandle) -> int:
+    """Run a test both ways graphsim can answer Graph's undocumented "already exists" refusals
+    (docs/graph-contract.md §1.3, §1.6): the product must end the same whichever status it gets."""
+    graphsim.sim.config.undocumented_conflict_status = request.param
+    return request.param
+
+
+@pytest.fixture(params=["generated", "sent-code"], ids=["reset-generates", "reset-uses-code"])
+def pin_reset_reading(request: pytest.FixtureRequest, graphsim: GraphsimHandle) -> str:
+    """Run a test under both readings of the PIN reset (docs/graph-contract.md §1.7): Graph
+    generates the new PIN (the pages' description), or it requires and keeps the `code` sent."""
+    strict = request.param == "sent-code"
+    graphsim.sim.config.pin_reset_requires_code = strict
+    graphsim.sim.config.pin_reset_uses_code = strict
+    return request.param

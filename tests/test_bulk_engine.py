@@ -29,7 +29,9 @@ def test_it_creates_one_method_per_worker_and_vaults_the_secrets(bulk_graph, mak
     assert bulk_graph.stats["requests"]["PUT 201"] == 45
 
 
-def test_it_skips_a_worker_who_already_has_a_method(bulk_graph, make_qr_job):
+def test_it_skips_a_worker_who_already_has_a_method(bulk_graph, make_qr_job, undocumented_status):
+    # Whichever status Graph uses for "already has a method" (undocumented, 409 or 400), the
+    # engine re-reads the method and skips the row.
     tenant = bulk_graph.tenant
     has = next(u for uid, u in tenant.users.items() if uid in tenant.qr_methods)
     fresh = fresh_workers(bulk_graph, 1)[0]
@@ -40,6 +42,7 @@ def test_it_skips_a_worker_who_already_has_a_method(bulk_graph, make_qr_job):
     assert "Already has" in rows[has.user_principal_name].outcome
     assert rows[fresh.user_principal_name].status == "succeeded"
     assert_qr_exactly_once(bulk_graph, job)
+    assert bulk_graph.stats["requests"].get(f"PUT {undocumented_status}") == 1
 
 
 @pytest.mark.parametrize(
@@ -65,7 +68,9 @@ def test_it_survives_faults_exactly_once(bulk_graph, make_qr_job, faults):
     assert counts["succeeded"] == 40, [r.outcome for r in job.rows.exclude(status="succeeded")]
 
 
-def test_lost_responses_are_recovered_by_reissuing(bulk_graph, make_qr_job):
+def test_lost_responses_are_recovered_by_reissuing(bulk_graph, make_qr_job, pin_reset_reading):
+    # The re-issue resets the PIN: under either reading of the reset (docs/graph-contract.md
+    # §1.7) the vault ends with the PIN Graph holds (assert_qr_exactly_once).
     workers = fresh_workers(bulk_graph, 20)
     job = make_qr_job([w.user_principal_name for w in workers])
     bulk_graph.sim.config.update({"lost_response_rate": 1.0})
@@ -90,7 +95,9 @@ def test_a_429_storm_delays_but_loses_nothing(bulk_graph, make_qr_job):
     assert bulk_graph.stats["throttled"] > 0
 
 
-def test_a_row_claimed_by_a_dead_worker_is_resumed_after_its_lease(bulk_graph, make_qr_job):
+def test_a_row_claimed_by_a_dead_worker_is_resumed_after_its_lease(
+    bulk_graph, make_qr_job, pin_reset_reading
+):
     workers = fresh_workers(bulk_graph, 5)
     job = make_qr_job([w.user_principal_name for w in workers])
     # A worker claimed the rows, sent the writes, and died before recording anything.
@@ -131,7 +138,37 @@ def test_someone_elses_method_found_on_recheck_is_skipped(bulk_graph, make_qr_jo
     assert row.payload_secret_id is None
 
 
-def test_permanent_errors_fail_the_row_with_the_request_id(bulk_graph, make_qr_job):
+def test_a_refused_create_of_our_own_method_is_reissued(
+    bulk_graph, make_qr_job, undocumented_status
+):
+    # An earlier attempt's create reached Entra but its answer was lost, and the next attempt
+    # went straight to a create (as after a stale 404 on the re-check, Graph being eventually
+    # consistent). Entra refuses it (409 or 400): the re-read finds the row's own method (same
+    # dates) and re-issues its secrets instead of skipping or failing the row.
+    worker = fresh_workers(bulk_graph, 1)[0]
+    job = make_qr_job([worker.user_principal_name])
+    rows = leases.rows_claim(job_id=job.pk, token="dead", limit=20)
+    from provisioning.graph import get_app_client, operations
+
+    row = rows[0]
+    operations.qr_method_create(
+        get_app_client(), row.user_id, start=parse_datetime(row.params["start"]),
+        expire=parse_datetime(row.params["expire"]),
+    )  # fmt: skip
+    BulkJobRow.objects.filter(job=job).update(
+        lease_until=timezone.now() - timedelta(seconds=1), write_sent_at=None
+    )
+    run_job(job.pk)
+    row = job.rows.get()
+    assert row.status == "succeeded", row.outcome
+    assert row.result["issued"] == "recovered"
+    assert bulk_graph.stats["requests"].get(f"PUT {undocumented_status}") == 1
+    assert_qr_exactly_once(bulk_graph, job)
+
+
+def test_permanent_errors_fail_the_row_with_the_request_id(
+    bulk_graph, make_qr_job, undocumented_status
+):
     worker = fresh_workers(bulk_graph, 1)[0]
     bulk_graph.tenant.users[worker.id].licensed = False
     job = make_qr_job([worker.user_principal_name])
@@ -139,6 +176,8 @@ def test_permanent_errors_fail_the_row_with_the_request_id(bulk_graph, make_qr_j
     row = job.rows.get()
     assert row.status == "failed"
     assert "request-id" in row.outcome
+    assert "not enabled for QR code sign-in" in row.outcome
+    assert "Already has" not in row.outcome  # the re-read found no method
     assert row.attempts == 1
 
 

@@ -162,3 +162,17 @@ def test_a_store_is_a_source(charlie_client, bulk_graph):
     response = charlie_client.post("/admin/bulk/source", {"source": "store", "au_id": store})
     assert response.status_code == 302
     assert BulkJob.objects.get().source == "store"
+
+
+def test_the_admin_pages_say_when_the_policy_cannot_be_read(
+    charlie_client, bulk_graph, qr_policy_unreadable
+):
+    page = charlie_client.get("/admin/").content.decode()
+    assert "the minimum PIN length and the standard QR lifetime are unknown" in page
+    response = _upload(
+        charlie_client, qr_csv([fresh_workers(bulk_graph, 1)[0].user_principal_name])
+    )
+    job = BulkJob.objects.get()
+    detail = charlie_client.get(f"/admin/bulk/{job.pk}/").content.decode()
+    assert "PIN length unknown" in detail and "QR lifetime unknown" in detail
+    assert response.status_code in (200, 302)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from provisioning.bulk import csvfile, preview
 from provisioning.models import BulkJob
-from tests.fixtures_bulk import DATA
+from tests.fixtures_bulk import DATA, fresh_workers, qr_csv, run_job
 
 
 def _preview(name: str, kind: str) -> BulkJob:
@@ -115,3 +115,80 @@ def test_store_members_are_a_source(bulk_graph):
     label, inputs, _ = sources.store_members(au_id=bulk_graph.people.stores[0])
     assert label.startswith("Store")
     assert any("#EXT#" in i.upn for i in inputs)  # the guest of the first store
+
+
+def _preview_csv(data: bytes) -> BulkJob:
+    rows = csvfile.read_rows(data, kind="qr")
+    inputs = [preview.RowInput(r.line, r.values["userPrincipalName"], r.values) for r in rows]
+    return preview.bulk_job_preview(kind="qr", source="csv", source_label="x", inputs=inputs,
+                                    created_by=None)  # fmt: skip
+
+
+def test_an_unreadable_policy_is_reported_not_guessed(bulk_graph, qr_policy_unreadable):
+    from provisioning.bulk import jobs
+
+    workers = fresh_workers(bulk_graph, 3)
+    data = (
+        "upn,expireDateTime,pin\r\n"
+        f"{workers[0].user_principal_name},,\r\n"  # lifetime unknown: refused
+        f"{workers[1].user_principal_name},2027-03-01,48271593\r\n"  # custom PIN: refused
+        f"{workers[2].user_principal_name},2027-03-01,\r\n"  # generated PIN, explicit expiry
+    ).encode()
+    job = _preview_csv(data)
+    plans = _plans(job)
+    assert job.policy["pin_length"] is None and job.policy["lifetime_days"] is None
+    assert plans[2][0] == "invalid" and "lifetime is unknown" in plans[2][1]
+    assert plans[3][0] == "invalid" and "custom PIN cannot be checked" in plans[3][1]
+    assert plans[4][0] == "create"
+    assert job.rows.get(line=3).input_secret_id is None  # the refused PIN was never vaulted
+    job = jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash, confirmed_by=None)
+    run_job(job.pk)
+    assert job.rows.get(line=4).status == "succeeded"
+
+
+def test_rows_the_policy_does_not_target_are_named(bulk_graph, monkeypatch):
+    from django.core.cache import cache
+
+    from graphsim.model import Group
+    from provisioning.graph import operations
+
+    reads: list[str] = []
+    read_group = operations.group_transitive_users
+
+    def counted(client, group_id, **kw):  # calls through: only counts the reads
+        reads.append(group_id)
+        return read_group(client, group_id, **kw)
+
+    monkeypatch.setattr(operations, "group_transitive_users", counted)
+
+    tenant = bulk_graph.tenant
+    included, nested_in, excluded, outside = fresh_workers(bulk_graph, 4)
+    tenant.groups["g-nested"] = Group(
+        id="g-nested", display_name="Nested", member_ids=[nested_in.id]
+    )
+    tenant.groups["g-in"] = Group(
+        id="g-in", display_name="QR users", member_ids=[included.id, excluded.id, "g-nested"]
+    )
+    tenant.groups["g-out"] = Group(id="g-out", display_name="No QR", member_ids=[excluded.id])
+    tenant.qr_policy.include_targets = [{"targetType": "group", "id": "g-in"}]
+    tenant.qr_policy.exclude_targets = [{"targetType": "group", "id": "g-out"}]
+    cache.delete("lanyard:qr-policy")
+    job = _preview_csv(qr_csv([w.user_principal_name for w in (included, nested_in, excluded,
+                                                                outside)]))  # fmt: skip
+    plans = _plans(job)
+    assert plans[2][0] == "create" and plans[3][0] == "create"  # nested membership counts
+    assert plans[4][0] == "skip" and "excludes this user" in plans[4][1]
+    assert plans[5][0] == "skip" and "does not target this user" in plans[5][1]
+    # Each group's transitive members were read once for the whole preview, not once per user.
+    assert sorted(reads) == ["g-in", "g-out"]
+
+
+def test_a_disabled_policy_skips_every_qr_row_with_the_reason(bulk_graph):
+    from django.core.cache import cache
+
+    bulk_graph.tenant.qr_policy.state = "disabled"
+    cache.delete("lanyard:qr-policy")
+    workers = fresh_workers(bulk_graph, 2)
+    job = _preview_csv(qr_csv([w.user_principal_name for w in workers]))
+    assert {r.action for r in job.rows.all()} == {"skip"}
+    assert all("disabled in the tenant's policy" in r.reason for r in job.rows.all())

@@ -108,7 +108,7 @@ def recover(client, user, start, expire) -> Credentials:
     code = ops.qr_code_set(client, user, "standardQRCode", start=start, expire=expire)
     if code.image is None:
         raise GraphError("a standard code reappeared before ours was made", permanent=False)
-    pin = ops.qr_pin_reset(client, user)
+    pin = ops.qr_pin_reset(client, user, pin="48207315")
     return Credentials(code, pin, True)
 
 

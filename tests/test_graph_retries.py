@@ -288,7 +288,7 @@ def test_a_lost_write_answered_504_is_not_retried(graphsim, client):
     graphsim.sim.config.lost_response_mode = "504"
     worker = a_worker(graphsim)
     with pytest.raises(GraphUnavailable):
-        ops.qr_pin_reset(client, a_worker(graphsim, without_qr=False).id)
+        ops.qr_pin_reset(client, a_worker(graphsim, without_qr=False).id, pin="48207315")
     assert graphsim.stats["pin_resets"] == {a_worker(graphsim, without_qr=False).id: 1}
     assert worker.id not in graphsim.tenant.qr_methods
 

@@ -89,8 +89,9 @@ def test_expiry_never_goes_beyond_395_days(alice_client, alice_worker, run_tasks
 
 
 def test_a_second_method_is_explained_in_plain_words(
-    alice_client, alice_worker, run_tasks, directory
+    alice_client, alice_worker, run_tasks, directory, undocumented_status
 ):
+    # Graph documents no status for it: 409 or 400, the re-read method decides.
     add_qr(alice_client, alice_worker, run_tasks)
     WorkerMethodState.objects.filter(user_id=alice_worker.user_id).update(has_qr_method=False)
     add_qr(alice_client, alice_worker, run_tasks)
@@ -118,7 +119,7 @@ def test_activation_later(alice_client, alice_worker, run_tasks, directory):
 
 
 def test_edit_expiry_replace_temporary_reset_and_delete(
-    alice_client, alice_worker, run_tasks, directory
+    alice_client, alice_worker, run_tasks, directory, pin_reset_reading
 ):
     add_qr(alice_client, alice_worker, run_tasks)
     tenant = directory.tenant
@@ -253,3 +254,108 @@ def test_a_new_badge_can_be_sent_to_the_store_kiosk(alice_client, alice_worker, 
     assert "kiosk print queue" in response.content.decode()
     job = PrintJob.objects.get()
     assert job.items.count() == 1
+
+
+def test_an_existing_temporary_code_is_explained_whatever_the_status(
+    alice_client, alice_worker, run_tasks, directory, undocumented_status
+):
+    from provisioning.graph import get_app_client, operations
+
+    add_qr(alice_client, alice_worker, run_tasks)
+    # Someone else (another admin, in Entra) adds a temporary code the portal has not seen.
+    now = timezone.now()
+    theirs = operations.qr_code_set(
+        get_app_client(), alice_worker.user_id, "temporaryQRCode",
+        start=now, expire=now + timedelta(hours=2),
+    )  # fmt: skip
+    with run_tasks():
+        alice_client.post(
+            alice_worker.url("qr/temporary"),
+            {"temporary-activation": "now", "temporary-hours": "4"},
+            **HTMX,
+        )
+    failed = Operation.objects.get(kind="qr_temporary_create")
+    assert failed.status == "failed"
+    assert "already has a temporary QR code" in failed.error
+    assert "request-id" in failed.error
+    assert directory.tenant.qr_methods[alice_worker.user_id].temporary.id == theirs.id
+
+
+def test_a_policy_refusal_is_not_called_an_existing_method(
+    alice_client, alice_worker, run_tasks, directory, undocumented_status
+):
+    directory.tenant.users[alice_worker.user_id].licensed = False
+    add_qr(alice_client, alice_worker, run_tasks)
+    failed = Operation.objects.get(kind="qr_create", status="failed")
+    assert "not enabled for QR code sign-in" in failed.error
+    assert "already has" not in failed.error
+
+
+def test_a_pin_reset_sends_a_compliant_code_and_keeps_the_answer(
+    alice_client, alice_worker, run_tasks, directory, caplog
+):
+    import logging
+
+    from django.core.cache import cache
+
+    from provisioning.models import AuditEvent
+    from provisioning.rules import pin_problem
+
+    add_qr(alice_client, alice_worker, run_tasks)
+    # The strict reading: a reset must carry a code, and that code becomes the PIN.
+    directory.sim.config.update({"pin_reset_requires_code": True, "pin_reset_uses_code": True})
+    directory.tenant.qr_policy.pin_length = 12
+    cache.delete("lanyard:qr-policy")
+    caplog.set_level(logging.DEBUG)
+    with run_tasks():
+        alice_client.post(alice_worker.url("qr/pin-reset"), **HTMX)
+    op = Operation.objects.get(kind="qr_pin_reset")
+    assert op.status == "succeeded", op.error
+    pin = directory.tenant.qr_methods[alice_worker.user_id].pin.code
+    assert len(pin) == 12
+    assert pin_problem(pin, min_length=12) is None
+    reveal = alice_client.post(alice_worker.url(f"operations/{op.id}/pin"), **HTMX)
+    assert pin in reveal.content.decode()
+    # The PIN lives only in the vault: not in logs, the operation's params or the audit trail.
+    assert pin not in caplog.text
+    assert pin not in str(op.params) and pin not in str(op.result) and pin not in op.error
+    assert not any(pin in str(e.detail) for e in AuditEvent.objects.all())
+
+
+def test_an_unreadable_policy_refuses_custom_pins_and_says_why(
+    alice_client, alice_worker, run_tasks, qr_policy_unreadable
+):
+    page = alice_client.get(alice_worker.url()).content.decode()
+    assert "the minimum PIN length and the standard QR lifetime are unknown" in page
+    assert "Standard lifetime: 365 days" not in page  # no guessed lifetime
+    response = add_qr(alice_client, alice_worker, run_tasks, pin="48271593")
+    assert response["HX-Retarget"] == "#action-feedback"
+    assert "custom PIN cannot be checked" in response.content.decode()
+    assert not Operation.objects.exists()
+    # A PIN Entra generates needs no policy value: it still works.
+    add_qr(alice_client, alice_worker, run_tasks)
+    op = Operation.objects.get(kind="qr_create")
+    assert op.status == "succeeded", op.error
+    # A reset then sends a generated PIN of the maximum length, which any policy accepts.
+    qr_policy_unreadable.sim.config.update({"pin_reset_uses_code": True})
+    with run_tasks():
+        alice_client.post(alice_worker.url("qr/pin-reset"), **HTMX)
+    assert Operation.objects.get(kind="qr_pin_reset").status == "succeeded"
+    assert len(qr_policy_unreadable.tenant.qr_methods[alice_worker.user_id].pin.code) == 20
+
+
+def test_the_service_refuses_a_custom_pin_it_cannot_check(alice_worker, qr_policy_unreadable):
+    import pytest
+
+    from provisioning import actions
+    from provisioning.models import AdministrativeUnit, DirectoryUser
+
+    with pytest.raises(actions.ActionRefused, match="could not read the tenant's QR"):
+        actions.qr_method_add(
+            worker=DirectoryUser.objects.get(id=alice_worker.user_id),
+            unit=AdministrativeUnit.objects.get(id=alice_worker.au_id),
+            requested_by=None,
+            start=timezone.now(),
+            expire=timezone.now() + timedelta(days=30),
+            custom_pin="48271593",
+        )

@@ -25,7 +25,7 @@ def _request_create(alice_client, alice_worker):
 
 
 def test_a_lost_create_response_is_recovered_by_reissuing(
-    alice_client, alice_worker, eager_tasks, directory, monkeypatch
+    alice_client, alice_worker, eager_tasks, directory, monkeypatch, pin_reset_reading
 ):
     from provisioning.tasks import actions as task_module
     from provisioning.tasks import operation_run

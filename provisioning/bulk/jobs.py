@@ -49,7 +49,8 @@ def bulk_job_confirm(
                 "preview again."
             )
         now = timezone.now().replace(microsecond=0)
-        lifetime = timedelta(days=job.policy.get("lifetime_days", 365))
+        # The preview refused rows without an expiry when the lifetime was unknown (None).
+        lifetime = timedelta(days=job.policy.get("lifetime_days") or 0)
         pending = [r for r in rows if r.status == Row.Status.PENDING]
         if job.kind == BulkJob.Kind.QR:
             # Missing dates become real ones now, so every attempt of a row sends the same
@@ -57,6 +58,11 @@ def bulk_job_confirm(
             for row in pending:
                 start = row.params.get("start") or format_datetime(now)
                 if not row.params.get("expire"):
+                    if not lifetime:
+                        raise JobRefused(
+                            "The tenant's QR lifetime is unknown (its QR policy could not be "
+                            "read): preview again."
+                        )
                     begin = parse_datetime(start)
                     row.params["expire"] = format_datetime(begin + lifetime)
                 row.params["start"] = start

@@ -25,13 +25,20 @@ from django.db.models.functions import Lower
 from django.utils.dateparse import parse_datetime
 
 from provisioning import vault
-from provisioning.graph import GraphClient, GraphError, GraphRequest, get_app_client, operations
+from provisioning.graph import (
+    GraphClient,
+    GraphError,
+    GraphNotFound,
+    GraphRequest,
+    get_app_client,
+    operations,
+)
 from provisioning.graph.models import USER_SELECT, format_datetime
 from provisioning.graph.models import User as GraphUser
 from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret, WorkerMethodState
 from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
-from provisioning.qr_policy import qr_policy_current
-from provisioning.rules import PHONE_LABELS, STANDARD_MAX_DAYS, pin_problem
+from provisioning.qr_policy import qr_policy_current, qr_policy_unreadable
+from provisioning.rules import PHONE_LABELS, PIN_MIN_LENGTH, STANDARD_MAX_DAYS, pin_problem
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +113,11 @@ class Plan:
 
 @dataclass(frozen=True)
 class Policy:
-    pin_length: int
-    lifetime_days: int
+    """The policy values a preview used. pin_length and lifetime_days are None when the tenant's
+    QR policy could not be read: rows that need them are refused, never guessed (qr_policy.py)."""
+
+    pin_length: int | None
+    lifetime_days: int | None
     region: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,8 +128,10 @@ class Policy:
 def current_policy() -> Policy:
     """The tenant's QR policy values the checks use (cached a few minutes by qr_policy.py)."""
     policy = qr_policy_current()
+    if qr_policy_unreadable(policy):
+        return Policy(pin_length=None, lifetime_days=None, region=settings.LANYARD_DEFAULT_REGION)
     return Policy(
-        pin_length=policy.pin_length or 8,
+        pin_length=policy.pin_length or PIN_MIN_LENGTH,
         lifetime_days=policy.standard_qr_code_lifetime_in_days or 365,
         region=settings.LANYARD_DEFAULT_REGION,
     )
@@ -247,14 +259,26 @@ def check_qr_row(
             problems.append(f"A QR code can live at most {STANDARD_MAX_DAYS} days.")
         elif expire <= now:
             problems.append("expireDateTime is in the past.")
-    lifetime = timedelta(days=policy.lifetime_days)
-    if start is not None and expire is None and start + lifetime <= now:
+    if policy.lifetime_days is None:
+        if expire is None:
+            problems.append(
+                "No expireDateTime, and the tenant's standard QR lifetime is unknown (its QR "
+                "policy could not be read): give an expireDateTime."
+            )
+    elif (
+        start is not None and expire is None and start + timedelta(days=policy.lifetime_days) <= now
+    ):
         problems.append(
             f"startDateTime plus the policy's {policy.lifetime_days}-day lifetime is already "
             "in the past: give an expireDateTime."
         )
     pin = values.get("pin") or ""
-    if pin:
+    if pin and policy.pin_length is None:
+        problems.append(
+            "PIN: a custom PIN cannot be checked while the tenant's QR policy cannot be read (its "
+            "minimum length is unknown): leave the pin empty to have one generated."
+        )
+    elif pin:
         problem = pin_problem(pin, min_length=policy.pin_length)
         if problem:
             problems.append(f"PIN: {problem}")
@@ -366,6 +390,74 @@ def _merge_duplicates(plans: list[Plan]) -> None:
                 plan.pin = None
 
 
+def _policy_refusals(plans: list[Plan], *, client: GraphClient | None) -> None:
+    """Skip, with the reason, every QR row the tenant's QR policy does not target.
+
+    Graph refuses a create for a user the policy does not enable with an undocumented status
+    (docs/graph-contract.md §2); naming those rows in the preview says why, where Graph would only
+    answer a generic 400. The policy targets `all_users`, groups (nested members count) or users,
+    minus its exclusions. Each targeted group's transitive members are read once per preview with
+    the app identity (GroupMember.Read.All), not once per user. When the policy cannot be read,
+    nothing is skipped here (the unknown values are refused by check_qr_row).
+    """
+    creates = [p for p in plans if p.action == BulkJobRow.Action.CREATE and p.person is not None]
+    policy = qr_policy_current()
+    if not creates or qr_policy_unreadable(policy):
+        return
+    if policy.state != "enabled":
+        for plan in creates:
+            _policy_skip(plan, "The QR code + PIN method is disabled in the tenant's policy.")
+        return
+    members: dict[str, set[str] | None] = {}  # group id → its users; None: could not be read
+
+    def group_users(group_id: str) -> set[str] | None:
+        if group_id not in members:
+            try:
+                found = operations.group_transitive_users(
+                    client or get_app_client(), group_id, select="id"
+                )
+                members[group_id] = {user.id.lower() for user in found}
+            except GraphNotFound:
+                members[group_id] = set()  # a deleted group targets nobody
+            except GraphError as exc:
+                if not exc.permanent:
+                    raise
+                # Unreadable (e.g. 403): do not guess; Graph decides when the row runs.
+                logger.warning("Policy group %s unreadable for the preview: %s", group_id, exc)
+                members[group_id] = None
+        return members[group_id]
+
+    def targeted(target: dict[str, Any], user_id: str) -> bool | None:
+        target_id = str(target.get("id", "")).lower()
+        if target.get("targetType") == "user":
+            return target_id == user_id
+        if target_id == "all_users":
+            return True
+        users = group_users(target_id)
+        return None if users is None else user_id in users
+
+    for plan in creates:
+        assert plan.person is not None
+        user_id = plan.person.id.lower()
+        excluded = [targeted(t, user_id) for t in policy.exclude_targets]
+        included = [targeted(t, user_id) for t in policy.include_targets]
+        if None in excluded or (None in included and True not in included):
+            continue  # a group could not be read: unknown, not refused
+        if any(excluded):
+            _policy_skip(plan, "The tenant's QR code + PIN policy excludes this user (a group of "
+                         "its exclusions).")  # fmt: skip
+        elif not any(included):
+            _policy_skip(plan, "The tenant's QR code + PIN policy does not target this user (not "
+                         "in an included group).")  # fmt: skip
+
+
+def _policy_skip(plan: Plan, reason: str) -> None:
+    plan.action = BulkJobRow.Action.SKIP
+    plan.reason = f"{reason} Entra would refuse the QR code + PIN; change the policy first."
+    plan.warning = "not targeted by the QR policy"
+    plan.pin = None
+
+
 def preview_hash(*, kind: str, policy: dict[str, Any], rows: Iterable[BulkJobRow]) -> str:
     """SHA-256 of exactly what a preview showed (never a PIN: a vault id stands for it)."""
     canonical = {
@@ -420,6 +512,8 @@ def bulk_job_preview(
             plan = check_phone_row(row, person, policy)
         plans.append(plan)
     _merge_duplicates(plans)
+    if kind == BulkJob.Kind.QR:
+        _policy_refusals(plans, client=client)
     with transaction.atomic():
         job = BulkJob.objects.create(
             kind=kind,

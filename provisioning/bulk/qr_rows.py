@@ -22,10 +22,10 @@ from provisioning.bulk.leases import (
 from provisioning.graph import (
     BatchResult,
     GraphClient,
-    GraphConflict,
     GraphError,
     GraphNotFound,
     GraphRequest,
+    is_undocumented_refusal,
     operations,
 )
 from provisioning.graph.models import QrMethod, parse_datetime
@@ -100,8 +100,16 @@ def _store_created(row: Row, token: str, job: BulkJob, item: BatchResult) -> Non
         logger.warning("Bulk row %s was taken over by another task; its result is dropped", row.pk)
 
 
+ALREADY_HAS_METHOD = (
+    "Already has a QR code + PIN method (Entra allows one): delete it or replace its QR code from "
+    "the worker's page."
+)
+
+
 def _explain_qr(exc: GraphError) -> str:
-    if exc.status == 400:
+    if is_undocumented_refusal(exc):
+        # Only reached when a re-read found no method (_classify_refused): the refusal is about
+        # the create itself, whatever status Graph used for it.
         return (
             "Entra refused the QR code + PIN method: the PIN may break the tenant's PIN rules, "
             "or the worker is not enabled for QR code sign-in (policy or licence). "
@@ -169,19 +177,12 @@ def qr_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) -> 
     ready = [(r, req) for r, req in ready if r.pk in held]
     if ready:
         results = client.batch([req for _, req in ready])
+        refused: list[tuple[Row, BatchResult]] = []
         for (row, _), item in zip(ready, results, strict=True):
             if item.ok:
                 _store_created(row, token, job, item)
-            elif isinstance(item.error, GraphConflict):
-                if row.pk in rechecked or row.attempts > 1:
-                    # Could be this row's own earlier create: find out with a re-check.
-                    row_requeue(row, token, "Entra reports a method already; checking whose.",
-                                retry_after=0.01)  # fmt: skip
-                else:
-                    row_finish(row, token, Row.Status.SKIPPED,
-                               "Already has a QR code + PIN method (Entra allows one): delete it "
-                               "or replace its QR code from the worker's page.",
-                               graph_request_id=item.request_id or "")  # fmt: skip
+            elif item.error is not None and is_undocumented_refusal(item.error):
+                refused.append((row, item))
             elif item.error is not None and item.error.permanent:
                 row_finish(row, token, Row.Status.FAILED, _explain_qr(item.error),
                            graph_request_id=item.request_id or "")  # fmt: skip
@@ -189,9 +190,46 @@ def qr_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) -> 
                 why = str(item.error) if item.error else "no answer from Microsoft Graph."
                 row_requeue(row, token, why, retry_after=getattr(item.error, "retry_after", None))
 
+        if refused:
+            reissues.extend(_classify_refused(refused, token, client, rechecked))
+
     # Re-issue what a lost answer left without secrets (rare: one row at a time).
     for row in rows_mark_write_intent(reissues, token, phase="reissue"):
         _reissue(job, row, token, client)
+
+
+def _classify_refused(
+    refused: list[tuple[Row, BatchResult]], token: str, client: GraphClient, rechecked: set[int]
+) -> list[Row]:
+    """Decide what a refused create means from Graph's state; returns the rows to re-issue.
+
+    Graph documents no status for "already has a method", "invalid PIN" or "the policy does not
+    target this user" (docs/graph-contract.md §1.3): a tenant may answer 409 or 400 for any of
+    them. So the method is read again (one $batch) and the row is classified by what is there:
+    - no method: Graph refused the create itself (PIN rules, policy, licence) → failed;
+    - a method this row may have created (an earlier attempt's answer was lost, same dates) →
+      re-issued;
+    - anyone else's method → skipped.
+    """
+    gets = [operations.qr_method_get_request(row.user_id) for row, _ in refused]
+    reissue: list[Row] = []
+    for (row, created), item in zip(refused, client.batch(gets), strict=True):
+        request_id = created.request_id or ""
+        if item.status == 404 or (item.ok and not item.body):
+            row_finish(row, token, Row.Status.FAILED, _explain_qr(created.error),
+                       graph_request_id=request_id)  # fmt: skip
+        elif item.ok:
+            method = QrMethod.from_graph(item.body)
+            maybe_ours = row.pk in rechecked or row.attempts > 1
+            if maybe_ours and _ours(method, row):
+                reissue.append(row)
+            else:
+                row_finish(row, token, Row.Status.SKIPPED, ALREADY_HAS_METHOD,
+                           graph_request_id=request_id)  # fmt: skip
+        else:
+            row_requeue(row, token, f"Could not read the QR method: {item.error}",
+                        retry_after=getattr(item.error, "retry_after", None))  # fmt: skip
+    return reissue
 
 
 def _reissue(job: BulkJob, row: Row, token: str, client: GraphClient) -> None:

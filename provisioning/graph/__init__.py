@@ -34,6 +34,7 @@ from provisioning.graph.errors import (
     GraphUnavailable,
     InteractionRequired,
     TokenError,
+    is_undocumented_refusal,
 )
 from provisioning.graph.ratelimit import RateLimiter, build_rate_limiter
 from provisioning.graph.tokens import (
@@ -72,6 +73,7 @@ __all__ = [
     "get_app_client",
     "get_config",
     "get_rate_limiter",
+    "is_undocumented_refusal",
 ]
 
 _lock = threading.RLock()

@@ -178,6 +178,23 @@ _BY_STATUS: dict[int, type[GraphError]] = {
 _SECRET_LIKE = re.compile(r"\d{4,}|[A-Za-z0-9+/=_-]{24,}")
 
 
+# Statuses whose meaning Graph documents the same way for every call (docs/graph-contract.md §7):
+# 401 token, 403 permission or role, 404 no such user or item, 429 throttled.
+_DOCUMENTED_4XX = frozenset({401, 403, 404, 429})
+
+
+def is_undocumented_refusal(exc: GraphError) -> bool:
+    """Is this a 4xx whose cause Graph leaves undocumented (400, 409, …)?
+
+    "Already has a QR method", "a temporary code already exists", "the policy does not target this
+    user" and "invalid PIN" have no documented status (docs/graph-contract.md §1.2, §1.3, §1.6,
+    §2). A caller that gets one re-reads Graph's state before deciding what happened, instead of
+    trusting 409 vs 400.
+    """
+    status = exc.status or 0
+    return 400 <= status < 500 and status not in _DOCUMENTED_4XX
+
+
 def mask_secrets(text: str, limit: int = 300) -> str:
     """`text` with anything that could be a PIN, payload or token replaced by '***'."""
     return _SECRET_LIKE.sub("***", text)[:limit]

@@ -289,6 +289,20 @@ def test_a_second_active_method_is_a_conflict(graphsim, admin_app, worker) -> No
     assert graphsim.tenant.qr_method_creations[worker.id] == 1
 
 
+def test_the_switch_answers_a_second_method_with_400(graphsim, admin_app, worker) -> None:
+    create_method(graphsim, admin_app, worker)
+    graphsim.sim.config.update({"undocumented_conflict_status": 400})
+    response = admin_app.put(QR.format(worker.id), standard_body(sim_now(graphsim)))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "badRequest"
+    assert graphsim.tenant.qr_method_creations[worker.id] == 1
+
+
+def test_the_switch_takes_only_400_or_409(graphsim) -> None:
+    with pytest.raises(ValueError, match="400 or 409"):
+        graphsim.sim.config.update({"undocumented_conflict_status": 422})
+
+
 def test_a_method_without_codes_is_still_active(graphsim, admin_app, worker) -> None:
     create_method(graphsim, admin_app, worker)
     assert admin_app.delete(QR.format(worker.id) + "/standardQRCode").status_code == 204

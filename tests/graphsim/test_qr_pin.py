@@ -117,6 +117,29 @@ def test_reset_ignores_a_requested_code(graphsim, api, worker) -> None:
     assert len(body["code"]) == 14
 
 
+@pytest.mark.parametrize("body", [{}, {"@odata.type": "#microsoft.graph.qrPin"}, {"code": ""}])
+def test_the_strict_switch_refuses_a_reset_without_code(graphsim, api, worker, body) -> None:
+    create_method(graphsim, api, worker, pin="48207315")
+    graphsim.sim.config.pin_reset_requires_code = True
+    response = api.patch(PIN.format(worker.id), body or {"@odata.type": "#microsoft.graph.qrPin"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "badRequest"
+    assert graphsim.tenant.qr_methods[worker.id].pin.code == "48207315"
+    # With a code the same reset is accepted (generated PIN by default).
+    assert api.patch(PIN.format(worker.id), {"code": "58316094"}).status_code == 201
+
+
+def test_the_sent_code_switch_keeps_the_code_after_the_pin_rules(graphsim, api, worker) -> None:
+    create_method(graphsim, api, worker)
+    graphsim.sim.config.update({"pin_reset_uses_code": True})
+    graphsim.tenant.qr_policy.pin_length = 10
+    assert api.patch(PIN.format(worker.id), {"code": "58316094"}).status_code == 400  # too short
+    assert api.patch(PIN.format(worker.id), {"code": "1212121212"}).status_code == 400
+    body = api.patch(PIN.format(worker.id), {"code": "5831609427"}).json()
+    assert body["code"] == "5831609427"
+    assert graphsim.tenant.qr_methods[worker.id].pin.code == "5831609427"
+
+
 def test_reset_without_a_method_is_404(api, worker) -> None:
     assert api.patch(PIN.format(worker.id), {"code": ""}).status_code == 404
 

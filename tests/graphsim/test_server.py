@@ -42,6 +42,25 @@ def test_config_can_be_read_and_patched(graphsim):
     assert control(graphsim, "PATCH", "config", json={"max_page_size": "ten"}).status_code == 400
 
 
+def test_the_doc_gap_switches_are_set_through_the_control_api(graphsim):
+    switches = {
+        "undocumented_conflict_status": 400,
+        "pin_reset_requires_code": True,
+        "pin_reset_uses_code": True,
+    }
+    defaults = control(graphsim, "GET", "config").json()
+    assert {k: defaults[k] for k in switches} == {
+        "undocumented_conflict_status": 409,
+        "pin_reset_requires_code": False,
+        "pin_reset_uses_code": False,
+    }
+    assert control(graphsim, "PATCH", "config", json=switches).status_code == 200
+    assert graphsim.sim.config.undocumented_conflict_status == 400
+    assert graphsim.sim.config.pin_reset_requires_code is True
+    bad = control(graphsim, "PATCH", "config", json={"undocumented_conflict_status": 418})
+    assert bad.status_code == 400
+
+
 def test_stats_clock_storm_and_reset(graphsim):
     session = graphsim.session(graphsim.issue_app_token())
     session.get(graphsim.graph_url("/users?$top=1"))
