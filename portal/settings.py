@@ -180,6 +180,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "sync-directory": {"task": "provisioning.sync_directory", "schedule": 3600.0},
     "vault-purge-expired": {"task": "provisioning.vault_purge_expired", "schedule": 600.0},
+    # Expired sessions and the token caches of people no longer signed in (portal/tasks.py).
+    "sessions-clear": {"task": "portal.sessions_clear", "schedule": 3600.0},
 }
 
 # One Graph write budget shared by every worker: Redis when the broker is Redis, else a file.
