@@ -165,9 +165,31 @@ class Throttle:
 
 # A PIN is shown once; revealing many in a row is someone scraping (per manager).
 PIN_REVEALS = Throttle("pin-reveal", limit=10, window_seconds=60)
-# A pairing code has ~40 bits and lives minutes; wrong codes are counted per address.
+# A pairing code has ~40 bits and lives minutes; wrong codes are counted per client address
+# (`client_address`: behind a proxy REMOTE_ADDR is the proxy, and one wrong typist must not block
+# every store), and all wrong codes together are capped too, so guessing from many addresses stays
+# hopeless: at most KIOSK_PAIR_FAILURES_GLOBAL.limit guesses per window against 32^8 codes. A wrong
+# code matches no pairing, so it cannot be counted against one.
 KIOSK_PAIR_FAILURES = Throttle("kiosk-pair-failures", limit=10, window_seconds=600)
+KIOSK_PAIR_FAILURES_GLOBAL = Throttle("kiosk-pair-failures-all", limit=200, window_seconds=600)
 
 
 def client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    """The address of the browser, not of the reverse proxy in front of Lanyard.
+
+    With TRUSTED_PROXY_COUNT = n, each of our n proxies appended the address it received the
+    request from to X-Forwarded-For, so the n-th entry from the right is the client's; anything
+    further left was sent by the client and may be forged. With 0 (no proxy), REMOTE_ADDR.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted <= 0:
+        return remote
+    forwarded = [
+        entry.strip()
+        for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        if entry.strip()
+    ]
+    if len(forwarded) < trusted:  # not through all our proxies: the nearest one is the client
+        return forwarded[0] if forwarded else remote
+    return forwarded[-trusted]

@@ -13,6 +13,21 @@ pytest_plugins = sorted(
     f"tests.{path.stem}" for path in Path(__file__).parent.glob("fixtures_*.py")
 )
 
+
+def cache_clear() -> None:
+    """Empty the shared cache (throttle counters, the QR policy) between tests.
+
+    Outside demo-with-Redis the cache is a database table (settings.CACHES): a test without
+    database access cannot reach it, and cannot have written to it either.
+    """
+    from django.core.cache import cache
+
+    try:
+        cache.clear()
+    except RuntimeError:  # pytest-django: this test may not use the database
+        pass
+
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

@@ -113,9 +113,9 @@ def alice_user(alice, directory):
 @pytest.fixture(autouse=True)
 def _kiosk_pairing_throttle_reset() -> None:
     """Wrong pairing codes are throttled per address; each test starts with a clean slate."""
-    from portal.http import KIOSK_PAIR_FAILURES
+    from tests.conftest import cache_clear
 
-    KIOSK_PAIR_FAILURES.reset("127.0.0.1")
+    cache_clear()
 
 
 @pytest.fixture

@@ -59,3 +59,86 @@ def test_pages_keep_no_htmx_history_and_clear_old_snapshots(alice_client):
     assert "js/history.js" in html
     script = open(finders.find("js/history.js"), encoding="utf-8").read()
     assert 'localStorage.removeItem("htmx-history-cache")' in script
+
+
+# -- finding 3: pairing throttle per client, behind the proxy ---------------------------------
+
+
+def _pairing_code(alice_client, alice_store) -> str:
+    from tests.test_kiosks import _code, _register
+
+    return _code(_register(alice_client, [alice_store]))
+
+
+def test_wrong_codes_from_one_client_behind_the_proxy_do_not_block_another_store(
+    alice_client, alice_store, settings
+):
+    from django.test import Client
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    code = _pairing_code(alice_client, alice_store)
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}  # every request arrives from the reverse proxy
+    attacker = Client(**proxy, HTTP_X_FORWARDED_FOR="203.0.113.9")
+    statuses = {
+        attacker.post("/badges/kiosk/pair", {"code": f"AAAA-AAA{i}"}).status_code for i in range(12)
+    }
+    assert 429 in statuses  # the attacker is throttled...
+    store = Client(**proxy, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert store.post("/badges/kiosk/pair", {"code": code}).status_code == 302  # ...the store not
+
+
+def test_a_forged_forwarded_for_entry_does_not_escape_the_throttle(
+    alice_client, alice_store, settings
+):
+    from django.test import Client
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    statuses = [
+        # The client writes a new "address" each time; the proxy appends the real one.
+        Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}, 203.0.113.9")
+        .post("/badges/kiosk/pair", {"code": f"AAAA-AAA{i}"})
+        .status_code
+        for i in range(12)
+    ]
+    assert statuses[10:] == [429, 429]
+
+
+def test_client_address_reads_forwarded_for_right_to_left(rf, settings):
+    from portal.http import client_address
+
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 1.2.3.4, 10.0.0.1")
+    settings.TRUSTED_PROXY_COUNT = 0
+    assert client_address(request) == "10.0.0.2"
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client_address(request) == "10.0.0.1"
+    settings.TRUSTED_PROXY_COUNT = 2
+    assert client_address(request) == "1.2.3.4"
+
+
+def test_guessing_from_many_addresses_is_capped_too(alice_client, alice_store, settings):
+    from django.test import Client
+
+    from portal.http import KIOSK_PAIR_FAILURES_GLOBAL
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    for i in range(KIOSK_PAIR_FAILURES_GLOBAL.limit):
+        KIOSK_PAIR_FAILURES_GLOBAL.count("all")
+    fresh = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.99")
+    assert fresh.post("/badges/kiosk/pair", {"code": "AAAA-AAAA"}).status_code == 429
+
+
+def test_throttles_live_in_a_cache_shared_by_all_processes(settings):
+    from django.conf import settings as live
+
+    backend = live.CACHES["default"]["BACKEND"]
+    assert backend in (
+        "django.core.cache.backends.db.DatabaseCache",
+        "django.core.cache.backends.redis.RedisCache",
+    )
+
+
+def test_the_database_cache_table_exists_after_migrate(db):
+    from django.core.cache import cache
+
+    cache.set("lanyard:test", 1, 60)
+    assert cache.get("lanyard:test") == 1
