@@ -4,6 +4,7 @@ and the browser's history cache (docs/architecture.md §5). Each test performs t
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -57,7 +58,7 @@ def test_pages_keep_no_htmx_history_and_clear_old_snapshots(alice_client):
     assert '"historyCacheSize": 0' in html
     assert 'hx-history="false"' in html
     assert "js/history.js" in html
-    script = open(finders.find("js/history.js"), encoding="utf-8").read()
+    script = Path(finders.find("js/history.js")).read_text(encoding="utf-8")
     assert 'localStorage.removeItem("htmx-history-cache")' in script
 
 
@@ -121,7 +122,7 @@ def test_guessing_from_many_addresses_is_capped_too(alice_client, alice_store, s
     from portal.http import KIOSK_PAIR_FAILURES_GLOBAL
 
     settings.TRUSTED_PROXY_COUNT = 1
-    for i in range(KIOSK_PAIR_FAILURES_GLOBAL.limit):
+    for _ in range(KIOSK_PAIR_FAILURES_GLOBAL.limit):
         KIOSK_PAIR_FAILURES_GLOBAL.count("all")
     fresh = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.99")
     assert fresh.post("/badges/kiosk/pair", {"code": "AAAA-AAAA"}).status_code == 429
