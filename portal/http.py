@@ -165,6 +165,8 @@ class Throttle:
 
 # A PIN is shown once; revealing many in a row is someone scraping (per manager).
 PIN_REVEALS = Throttle("pin-reveal", limit=10, window_seconds=60)
+# A store refresh reads every worker's methods with the app identity (per manager).
+STORE_REFRESHES = Throttle("store-refresh", limit=10, window_seconds=3600)
 # A pairing code has ~40 bits and lives minutes; wrong codes are counted per client address
 # (`client_address`: behind a proxy REMOTE_ADDR is the proxy, and one wrong typist must not block
 # every store), and all wrong codes together are capped too, so guessing from many addresses stays

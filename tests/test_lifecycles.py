@@ -143,3 +143,54 @@ def test_the_database_cache_table_exists_after_migrate(db):
 
     cache.set("lanyard:test", 1, 60)
     assert cache.get("lanyard:test") == 1
+
+
+# -- finding 9: store refresh, one pending per store, rate-limited ----------------------------
+
+
+@pytest.fixture
+def published_tasks():
+    """Names of the tasks sent to the broker during the test (Celery's own signal)."""
+    from celery import signals
+
+    sent: list[str] = []
+
+    def record(sender=None, **kwargs):
+        sent.append(sender)
+
+    signals.before_task_publish.connect(record, weak=False)
+    yield sent
+    signals.before_task_publish.disconnect(record)
+
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_pressing_refresh_repeatedly_queues_one_pass_per_store(
+    alice_client, alice_store, published_tasks
+):
+    statuses = [
+        alice_client.post(f"/stores/{alice_store}/refresh", **HTMX).status_code for _ in range(8)
+    ]
+    assert published_tasks.count("provisioning.worker_states_refresh") == 1
+    assert set(statuses) == {200}
+
+
+def test_a_manager_cannot_queue_refreshes_without_limit(alice_client, alice_store, published_tasks):
+    from portal.http import STORE_REFRESHES
+    from provisioning.worker_state import worker_states_refresh_release
+
+    statuses = []
+    for _ in range(STORE_REFRESHES.limit + 3):
+        statuses.append(alice_client.post(f"/stores/{alice_store}/refresh", **HTMX).status_code)
+        worker_states_refresh_release(unit_id=alice_store)  # as if each pass had finished
+    assert published_tasks.count("provisioning.worker_states_refresh") == STORE_REFRESHES.limit
+    assert statuses[-1] == 429
+
+
+def test_a_finished_refresh_lets_the_next_one_go(alice_client, alice_store, run_tasks):
+    from provisioning.models import AdministrativeUnit
+
+    with run_tasks():
+        alice_client.post(f"/stores/{alice_store}/refresh", **HTMX)
+    assert AdministrativeUnit.objects.get(pk=alice_store).states_refresh_queued_at is None

@@ -16,6 +16,9 @@ class AdministrativeUnit(models.Model):
     display_name = models.CharField(max_length=256)
     description = models.TextField(blank=True)
     synced_at = models.DateTimeField()
+    # When a refresh of this store's QR/phone columns was queued and has not finished: at most one
+    # is pending per store (provisioning/worker_state.py `worker_states_refresh_request`).
+    states_refresh_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["display_name"]
