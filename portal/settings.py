@@ -236,6 +236,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -283,7 +284,11 @@ WHITENOISE_USE_FINDERS = DEMO_MODE or DEBUG
 # --- Security (docs/architecture.md §5 "Web")
 # --------------------------------------------------------------
 
-SESSION_COOKIE_AGE = 8 * 3600  # one shift
+SESSION_COOKIE_AGE = 8 * 3600  # one shift after the session was last written (sliding)
+# Hours after sign-in when a session ends however active it was (portal/middleware.py).
+SESSION_ABSOLUTE_HOURS = env_int("SESSION_ABSOLUTE_HOURS", 12, minimum=1)
+# Minutes after which an IT admin's group membership is re-read for their next request.
+ROLES_RECHECK_MINUTES = env_int("ROLES_RECHECK_MINUTES", 5, minimum=1)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True

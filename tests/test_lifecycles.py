@@ -194,3 +194,58 @@ def test_a_finished_refresh_lets_the_next_one_go(alice_client, alice_store, run_
     with run_tasks():
         alice_client.post(f"/stores/{alice_store}/refresh", **HTMX)
     assert AdministrativeUnit.objects.get(pk=alice_store).states_refresh_queued_at is None
+
+
+# -- finding 4: removed IT admins lose admin access; sessions have an absolute lifetime -------
+
+
+def _admin_group_remove(graph, user_id: str) -> None:
+    from django.conf import settings
+
+    group = next(
+        g for g in graph.tenant.groups.values() if g.id.lower() == settings.LANYARD_ADMIN_GROUP_ID
+    )
+    group.member_ids = [m for m in group.member_ids if m.lower() != user_id.lower()]
+
+
+def test_an_it_admin_removed_from_the_group_loses_admin_within_minutes(client, charlie, directory):
+    user = sign_in(client, charlie)
+    assert user.is_it_admin and client.get("/admin/").status_code == 200
+    _admin_group_remove(directory, charlie.user_id)
+    with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=False):
+        assert client.get("/admin/").status_code == 403
+    user.refresh_from_db()
+    assert not user.is_it_admin
+
+
+def test_sync_directory_revokes_it_admin_of_someone_removed_from_the_group(
+    client, charlie, directory
+):
+    from provisioning.directory import directory_sync
+    from provisioning.graph import get_app_client
+
+    user = sign_in(client, charlie)
+    _admin_group_remove(directory, charlie.user_id)
+    summary = directory_sync(client=get_app_client())
+    user.refresh_from_db()
+    assert not user.is_it_admin
+    assert summary["it_admins_removed"] == 1
+
+
+def test_a_session_ends_after_its_absolute_lifetime_however_active(
+    client, alice, directory, settings
+):
+    sign_in(client, alice)
+    start = timezone.now()
+    # Activity that writes the session (any write extends it by SESSION_COOKIE_AGE) keeps it
+    # alive...
+    for hours in (4, 8, 11):
+        with time_machine.travel(start + timedelta(hours=hours), tick=False):
+            assert client.get("/stores/").status_code == 200
+            session = client.session
+            session["activity"] = hours
+            session.save()
+    # ...but not past SESSION_ABSOLUTE_HOURS (12) after sign-in.
+    with time_machine.travel(start + timedelta(hours=12, minutes=5), tick=False):
+        response = client.get("/stores/")
+    assert response.status_code == 302 and "/auth/sign-in" in response["Location"]
