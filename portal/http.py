@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -135,7 +135,8 @@ def download(
 class Throttle:
     """At most `limit` counted events per key within `window_seconds` of the first one.
 
-    Counts live in the cache, so they are shared by the web processes. The window starts at
+    Counts live in the "shared" cache (Redis or a database table, settings.CACHES), so every web
+    process sees the same counts. The window starts at
     the first counted event (not on a clock boundary), so a burst is never split in two.
     """
 
@@ -143,24 +144,28 @@ class Throttle:
     limit: int
     window_seconds: int
 
+    @property
+    def cache(self):
+        return caches["shared"]
+
     def key(self, who: object) -> str:
         return f"lanyard:throttle:{self.name}:{who}"
 
     def exceeded(self, who: object) -> bool:
         """`who` has used up its events in the current window."""
-        return cache.get(self.key(who), 0) >= self.limit
+        return self.cache.get(self.key(who), 0) >= self.limit
 
     def count(self, who: object) -> None:
         """One more event of `who`."""
         key = self.key(who)
-        cache.add(key, 0, self.window_seconds)
+        self.cache.add(key, 0, self.window_seconds)
         try:
-            cache.incr(key)
+            self.cache.incr(key)
         except ValueError:  # expired between add and incr
-            cache.set(key, 1, self.window_seconds)
+            self.cache.set(key, 1, self.window_seconds)
 
     def reset(self, who: object) -> None:
-        cache.delete(self.key(who))
+        self.cache.delete(self.key(who))
 
 
 # A PIN is shown once; revealing many in a row is someone scraping (per manager).

@@ -192,23 +192,25 @@ GRAPH_RATE_LIMITER_URL = env_str(
     else f"file://{VAR_DIR / 'graph-rate-limit'}",
 )
 
-# Throttle counters (portal/http.py) must be shared by every web process: Redis when the broker is
-# Redis, else a table in the database (created by migration portal 0004, so `migrate` is enough).
+# Throttle counters (portal/http.py) must be shared by every web process: the "shared" cache is
+# Redis when the broker is Redis, else a table in the database (created by migration portal 0004,
+# so `migrate` is enough). "default" stays per process: what it holds (the QR policy) may be a
+# little stale, and reading it costs no query.
 CACHE_TABLE = "lanyard_cache"
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": CELERY_BROKER_URL,
-        }
+    _SHARED_CACHE = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CELERY_BROKER_URL,
     }
 else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-            "LOCATION": CACHE_TABLE,
-        }
+    _SHARED_CACHE = {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": CACHE_TABLE,
     }
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": _SHARED_CACHE,
+}
 # How many reverse proxies in front of Lanyard append to X-Forwarded-For. The client address is the
 # entry that many places from the right; 0 means REMOTE_ADDR (no proxy). Entries further left were
 # written by the client and are never trusted (portal/http.py `client_address`).

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from provisioning.graph import GraphClient, operations
@@ -80,6 +81,11 @@ class RoleTemplateResolver:
         return self._templates[key]
 
 
+# Sent after every directory sync: apps above provisioning (badges' kiosks) re-check what depends
+# on who manages which store, without provisioning importing them.
+directory_synced = Signal()
+
+
 def directory_sync(*, client: GraphClient) -> Counter[str]:
     """Mirror every AU, its user members and its scoped roles; remove what Entra no longer has."""
     roles = RoleTemplateResolver(client)
@@ -95,6 +101,7 @@ def directory_sync(*, client: GraphClient) -> Counter[str]:
     summary["users_removed"] += orphans.count()
     orphans.delete()
     summary += it_admins_sync(client=client)
+    directory_synced.send(sender=directory_sync)
     return +summary  # unary + drops the zero counts
 
 

@@ -16,15 +16,16 @@ pytest_plugins = sorted(
 
 
 def cache_clear() -> None:
-    """Empty the shared cache (throttle counters, the QR policy) between tests.
+    """Empty the caches (throttle counters, the QR policy) between tests.
 
-    Outside demo-with-Redis the cache is a database table (settings.CACHES): a test without
-    database access cannot reach it, and cannot have written to it either.
+    Outside demo-with-Redis the "shared" cache is a database table (settings.CACHES): a test
+    without database access cannot reach it, and cannot have written to it either.
     """
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    with contextlib.suppress(RuntimeError):  # pytest-django: this test may not use the database
-        cache.clear()
+    for alias in ("default", "shared"):
+        with contextlib.suppress(RuntimeError):  # pytest-django: this test may not use the db
+            caches[alias].clear()
 
 
 _real_connect = socket.socket.connect

@@ -131,7 +131,7 @@ def test_guessing_from_many_addresses_is_capped_too(alice_client, alice_store, s
 def test_throttles_live_in_a_cache_shared_by_all_processes(settings):
     from django.conf import settings as live
 
-    backend = live.CACHES["default"]["BACKEND"]
+    backend = live.CACHES["shared"]["BACKEND"]
     assert backend in (
         "django.core.cache.backends.db.DatabaseCache",
         "django.core.cache.backends.redis.RedisCache",
@@ -139,10 +139,10 @@ def test_throttles_live_in_a_cache_shared_by_all_processes(settings):
 
 
 def test_the_database_cache_table_exists_after_migrate(db):
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.set("lanyard:test", 1, 60)
-    assert cache.get("lanyard:test") == 1
+    caches["shared"].set("lanyard:test", 1, 60)
+    assert caches["shared"].get("lanyard:test") == 1
 
 
 # -- finding 9: store refresh, one pending per store, rate-limited ----------------------------
@@ -249,3 +249,80 @@ def test_a_session_ends_after_its_absolute_lifetime_however_active(
     with time_machine.travel(start + timedelta(hours=12, minutes=5), tick=False):
         response = client.get("/stores/")
     assert response.status_code == 302 and "/auth/sign-in" in response["Location"]
+
+
+# -- finding 5: a kiosk does not outlive its registrar's access -------------------------------
+
+
+def _alice_pairs_a_kiosk(alice_client, alice_store):
+    from django.test import Client
+
+    from badges.models import Kiosk
+
+    code = _pairing_code(alice_client, alice_store)
+    kiosk_browser = Client()
+    assert kiosk_browser.post("/badges/kiosk/pair", {"code": code}).status_code == 302
+    return kiosk_browser, Kiosk.objects.get()
+
+
+def _alice_loses_the_store(directory, alice, alice_store) -> None:
+    from provisioning.directory import directory_sync
+    from provisioning.graph import get_app_client
+
+    tenant = directory.tenant
+    for key, membership in list(tenant.scoped_role_memberships.items()):
+        if membership.user_id == alice.user_id and membership.administrative_unit_id == alice_store:
+            del tenant.scoped_role_memberships[key]
+    directory_sync(client=get_app_client())
+
+
+def test_a_kiosk_is_suspended_when_its_registrar_loses_the_store_until_confirmed(
+    alice_client, alice, charlie, alice_store, alice_badged, directory
+):
+    from django.test import Client
+
+    from tests.test_kiosks import _queue
+
+    kiosk_browser, kiosk = _alice_pairs_a_kiosk(alice_client, alice_store)
+    job = _queue(alice_store, [b.user_id for b in alice_badged])
+    assert f"Sheet {job.pk}" in kiosk_browser.get("/badges/kiosk/").content.decode()
+
+    _alice_loses_the_store(directory, alice, alice_store)
+
+    kiosk.refresh_from_db()
+    assert kiosk.suspended_at is not None
+    page = kiosk_browser.get("/badges/kiosk/").content.decode()
+    assert f"Sheet {job.pk}" not in page and "suspended" in page
+    assert kiosk_browser.get(f"/badges/kiosk/sheets/{job.pk}.pdf").status_code == 404
+    assert kiosk_browser.post(f"/badges/kiosk/sheets/{job.pk}/printed").status_code == 404
+
+    admin = Client()
+    sign_in(admin, charlie)
+    assert admin.post(f"/badges/kiosks/{kiosk.pk}/confirm").status_code == 302
+    assert f"Sheet {job.pk}" in kiosk_browser.get("/badges/kiosk/").content.decode()
+
+
+def test_a_kiosk_is_suspended_on_its_next_request_without_a_sync(
+    alice_client, alice, alice_store, directory
+):
+    from provisioning.models import ScopedRoleAssignment
+
+    kiosk_browser, kiosk = _alice_pairs_a_kiosk(alice_client, alice_store)
+    ScopedRoleAssignment.objects.filter(
+        principal_id=alice.user_id.lower(), administrative_unit_id=alice_store
+    ).delete()  # as the sign-in of alice, or a sync of her store, records it
+    assert "suspended" in kiosk_browser.get("/badges/kiosk/").content.decode()
+
+
+def test_only_a_manager_of_every_store_of_a_kiosk_sees_or_revokes_it(
+    alice_client, alice_store, bob_store, pair_kiosk
+):
+    from badges.models import Kiosk
+
+    pair_kiosk([alice_store, bob_store], name="Shared till")
+    shared = Kiosk.objects.get(name="Shared till")
+    assert "Shared till" not in alice_client.get("/badges/kiosks/").content.decode()
+    assert alice_client.post(f"/badges/kiosks/{shared.pk}/revoke").status_code == 404
+    assert alice_client.post(f"/badges/kiosks/{shared.pk}/confirm").status_code == 404
+    shared.refresh_from_db()
+    assert shared.revoked_at is None
