@@ -320,7 +320,15 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.NONE],
     "frame-ancestors": [CSP.NONE],
-    "form-action": [CSP.SELF, ENTRA_AUTHORITY_HOST],
+    # Sign-out posts a form whose answer redirects to Entra's end_session_endpoint: the browser
+    # checks that redirect against form-action. In demo mode graphsim's pages are on a plain-HTTP
+    # port of their own (scripts/run-demo).
+    "form-action": [CSP.SELF, ENTRA_AUTHORITY_HOST]
+    + (
+        [f"http://127.0.0.1:{env_int('GRAPHSIM_BROWSER_PORT', 8444, minimum=1)}"]
+        if DEMO_MODE
+        else []
+    ),
 }
 
 LOGGING = {

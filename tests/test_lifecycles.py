@@ -326,3 +326,53 @@ def test_only_a_manager_of_every_store_of_a_kiosk_sees_or_revokes_it(
     assert alice_client.post(f"/badges/kiosks/{shared.pk}/confirm").status_code == 404
     shared.refresh_from_db()
     assert shared.revoked_at is None
+
+
+# -- finding 6: sign-out ends the Entra session; sign-in lets the person pick the account ------
+
+
+def test_the_next_person_on_a_shared_pc_is_not_signed_in_as_the_previous_manager(
+    client, alice, directory
+):
+    """One browser: `client` holds its Lanyard cookies, `entra` its cookies for Entra (graphsim)."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    from portal.models import User
+
+    entra = requests.Session()
+    start = client.get("/auth/sign-in")
+    picked = entra.post(start["Location"], data={"user": alice.user_id}, allow_redirects=False)
+    callback = urlsplit(picked.headers["Location"])
+    assert client.get(f"{callback.path}?{callback.query}").status_code == 302
+
+    signed_out = client.post("/auth/sign-out")
+    assert signed_out.status_code == 302
+    end_session = signed_out["Location"]
+    assert "/oauth2/v2.0/logout" in end_session and "post_logout_redirect_uri" in end_session
+    back = entra.get(end_session, allow_redirects=False)
+    assert back.status_code == 302 and back.headers["Location"] == "http://testserver/"
+
+    # The next person presses "Sign in": Entra must ask who they are, not answer for alice.
+    again = client.get("/auth/sign-in")
+    answer = entra.get(again["Location"], allow_redirects=False)
+    assert answer.status_code == 200 and "Pick an account" in answer.text
+    assert User.objects.filter(entra_object_id=alice.user_id.lower()).count() == 1
+
+
+def test_sign_in_always_offers_account_selection(client, alice, directory):
+    """Even while Entra's session remembers alice (she did not sign out), sign-in asks."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    entra = requests.Session()
+    start = client.get("/auth/sign-in")
+    assert "prompt=select_account" in start["Location"]
+    picked = entra.post(start["Location"], data={"user": alice.user_id}, allow_redirects=False)
+    callback = urlsplit(picked.headers["Location"])
+    client.get(f"{callback.path}?{callback.query}")
+    client.logout()  # the session ends without going through Entra (expiry, lifetime)
+    answer = entra.get(client.get("/auth/sign-in")["Location"], allow_redirects=False)
+    assert answer.status_code == 200 and "Pick an account" in answer.text
