@@ -5,6 +5,8 @@ reads the request, calls one selector or service, and renders."""
 from __future__ import annotations
 
 import functools
+import math
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -158,14 +160,23 @@ class Throttle:
     def count(self, who: object) -> None:
         """One more event of `who`."""
         key = self.key(who)
-        self.cache.add(key, 0, self.window_seconds)
+        now = time.time()
+        if self.cache.add(key, 1, self.window_seconds):
+            self.cache.set(f"{key}:until", now + self.window_seconds, self.window_seconds)
+            return
         try:
             self.cache.incr(key)
         except ValueError:  # expired between add and incr
             self.cache.set(key, 1, self.window_seconds)
+            self.cache.set(f"{key}:until", now + self.window_seconds, self.window_seconds)
+            return
+        # Redis keeps the expiry on INCR; the database cache rewrites the row with the default
+        # timeout. Put the window's end back so the window still starts at the first event.
+        until = self.cache.get(f"{key}:until") or now + self.window_seconds
+        self.cache.touch(key, max(1, math.ceil(until - now)))
 
     def reset(self, who: object) -> None:
-        self.cache.delete(self.key(who))
+        self.cache.delete_many([self.key(who), f"{self.key(who)}:until"])
 
 
 # A PIN is shown once; revealing many in a row is someone scraping (per manager).
