@@ -11,7 +11,6 @@ import time_machine
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from portal.tasks import sessions_clear
 from provisioning.models import TokenCache
 from tests.fixtures_portal import sign_in
 
@@ -25,6 +24,8 @@ def test_anonymous_sessions_and_the_token_caches_of_ended_sessions_are_cleared(
     client, alice, bob, directory, django_user_model
 ):
     from django.test import Client
+
+    from portal.tasks import sessions_clear
 
     with time_machine.travel(timezone.now() - timedelta(days=2), tick=False):
         for _ in range(5):  # anonymous visits to /auth/sign-in, each writes a session
@@ -54,7 +55,9 @@ def test_clearing_sessions_is_scheduled():
 def test_pages_keep_no_htmx_history_and_clear_old_snapshots(alice_client):
     from django.contrib.staticfiles import finders
 
-    html = alice_client.get("/manager/").content.decode()
+    page = alice_client.get("/stores/")
+    assert page.status_code == 200
+    html = page.content.decode()
     assert '"historyCacheSize": 0' in html
     assert 'hx-history="false"' in html
     assert "js/history.js" in html
