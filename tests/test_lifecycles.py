@@ -42,6 +42,20 @@ def test_anonymous_sessions_and_the_token_caches_of_ended_sessions_are_cleared(
     assert TokenCache.objects.filter(user=present).exists()
 
 
+def test_a_session_past_its_absolute_lifetime_loses_its_token_cache(client, alice, directory):
+    from portal.tasks import sessions_clear
+
+    user = sign_in(client, alice)
+    session = client.session
+    with time_machine.travel(timezone.now() + timedelta(hours=7), tick=False):
+        session["activity"] = 1
+        session.save()  # written recently: its sliding expiry is hours away
+    with time_machine.travel(timezone.now() + timedelta(hours=13), tick=False):
+        sessions_clear()
+    assert not Session.objects.exists()
+    assert not TokenCache.objects.filter(user=user).exists()
+
+
 def test_clearing_sessions_is_scheduled():
     from django.conf import settings
 
