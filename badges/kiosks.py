@@ -28,6 +28,7 @@ from badges.print_jobs import BadgeError, print_job_items_resolve
 from badges.selectors import print_job_list_for_kiosk
 from provisioning import audit
 from provisioning.models import AdministrativeUnit
+from provisioning.selectors import administrative_unit_list_for_manager
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractUser
@@ -113,7 +114,9 @@ def kiosk_pair(*, code: str) -> tuple[Kiosk, str]:
         )
         if pairing is None:
             raise PairingFailed("This pairing code is wrong, used or expired. Ask for a new one.")
-        kiosk = Kiosk.objects.create(name=pairing.name, created_by=pairing.created_by)
+        kiosk = Kiosk.objects.create(
+            name=pairing.name, created_by=pairing.created_by, vouched_by=pairing.created_by
+        )
         kiosk.stores.set(pairing.stores.all())
         pairing.used_at = timezone.now()
         pairing.kiosk = kiosk
@@ -137,7 +140,11 @@ def kiosk_authenticate(*, credential: str) -> Kiosk | None:
     kiosk_id, _, signed = (credential or "").partition(".")
     if not kiosk_id.isdigit() or not signed:
         return None
-    kiosk = Kiosk.objects.filter(pk=int(kiosk_id), revoked_at__isnull=True).first()
+    kiosk = (
+        Kiosk.objects.filter(pk=int(kiosk_id), revoked_at__isnull=True)
+        .select_related("vouched_by")
+        .first()
+    )
     if kiosk is None or not kiosk.credential_hash:
         return None
     try:
@@ -161,7 +168,86 @@ def kiosk_authenticate(*, credential: str) -> Kiosk | None:
     if kiosk.last_seen_at is None or kiosk.last_seen_at < now - LAST_SEEN_RESOLUTION:
         Kiosk.objects.filter(pk=kiosk.pk).update(last_seen_at=now)
         kiosk.last_seen_at = now
+    kiosk_standing_check(kiosk=kiosk)
     return kiosk
+
+
+def _vouch_holds(kiosk: Kiosk) -> bool:
+    """Whoever answers for the kiosk is an IT admin or manages every one of its stores."""
+    voucher = kiosk.vouched_by
+    if voucher is None or not voucher.is_active:
+        return False
+    if voucher.is_it_admin:
+        return True
+    managed = administrative_unit_list_for_manager(user=voucher).values("id")
+    return not kiosk.stores.exclude(id__in=managed).exists()
+
+
+def kiosk_standing_check(*, kiosk: Kiosk) -> bool:
+    """Whether the kiosk may print; suspends it when its voucher lost (some of) its stores.
+
+    Runs on every kiosk request and after each directory sync. A suspended kiosk stays so until
+    `kiosk_confirm`, even if its voucher gets the stores back: someone must look at it again.
+    """
+    if kiosk.suspended_at is not None:
+        return False
+    if _vouch_holds(kiosk):
+        return True
+    now = timezone.now()
+    with transaction.atomic():
+        if not Kiosk.objects.filter(pk=kiosk.pk, suspended_at__isnull=True).update(
+            suspended_at=now
+        ):
+            kiosk.refresh_from_db(fields=["suspended_at"])
+            return False
+        kiosk.suspended_at = now
+        for store in kiosk.stores.all():
+            audit.record(
+                actor=None,
+                actor_label="Lanyard",
+                action="kiosk-suspended",
+                outcome="succeeded",
+                administrative_unit_id=store.id,
+                target_label=f"kiosk {kiosk.name}",
+                detail=f"{kiosk.vouched_by or 'Its registrar'} no longer manages all its stores",
+            )
+    return False
+
+
+def kiosks_standing_check() -> int:
+    """kiosk_standing_check for every active kiosk (after a directory sync); how many are
+    suspended now."""
+    suspended = 0
+    active = Kiosk.objects.filter(revoked_at__isnull=True, suspended_at__isnull=True)
+    for kiosk in active.select_related("vouched_by"):
+        suspended += not kiosk_standing_check(kiosk=kiosk)
+    return suspended
+
+
+def kiosks_standing_check_on_sync(sender, **kwargs) -> None:
+    """Receiver of provisioning's `directory_synced`."""
+    kiosks_standing_check()
+
+
+def kiosk_confirm(*, kiosk: Kiosk, actor: AbstractUser) -> bool:
+    """`actor` — a manager of every store of the kiosk, or an IT admin (the caller checked) —
+    answers for the kiosk from now on; a suspended kiosk prints again."""
+    with transaction.atomic():
+        updated = Kiosk.objects.filter(pk=kiosk.pk, revoked_at__isnull=True).update(
+            vouched_by=actor, suspended_at=None
+        )
+        if not updated:
+            return False
+        kiosk.refresh_from_db()
+        for store in kiosk.stores.all():
+            audit.record(
+                actor=actor,
+                action="kiosk-confirmed",
+                outcome="succeeded",
+                administrative_unit_id=store.id,
+                target_label=f"kiosk {kiosk.name}",
+            )
+    return True
 
 
 def kiosk_revoke(*, kiosk: Kiosk, actor: AbstractUser) -> bool:

@@ -32,6 +32,14 @@ class Kiosk(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Who answers for the kiosk: its registrar, later whoever confirmed it. When they no longer
+    # manage every store of the kiosk (nor are an IT admin) the kiosk is suspended — it gets no
+    # sheets — until a current manager of all its stores or an IT admin confirms it
+    # (badges/kiosks.py `kiosk_standing_check`).
+    vouched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    suspended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]

@@ -98,11 +98,13 @@ def kiosk_store_choices_for_user(*, user: AbstractUser) -> QuerySet[Administrati
 
 
 def kiosk_list_for_user(*, user: AbstractUser) -> QuerySet[Kiosk]:
-    """Kiosks serving at least one store `user` may manage kiosks for, with their pending sheets."""
+    """Kiosks all of whose stores `user` manages (an IT admin: every kiosk), with their pending
+    sheets. A kiosk that also serves another manager's store is not theirs to see or revoke."""
     kiosks = Kiosk.objects.all()
     if not user.is_it_admin:
         stores = administrative_unit_list_for_manager(user=user)
-        kiosks = kiosks.filter(stores__in=stores)
+        others = AdministrativeUnit.objects.exclude(id__in=stores.values("id"))
+        kiosks = kiosks.filter(stores__in=stores).exclude(stores__in=others)
     return (
         kiosks.distinct()
         .prefetch_related("stores")
@@ -128,7 +130,10 @@ def get_kiosk_for_user(*, user: AbstractUser, kiosk_id: int) -> Kiosk:
 
 
 def print_job_list_for_kiosk(*, kiosk: Kiosk) -> QuerySet[PrintJob]:
-    """The open sheets of the kiosk's own stores, oldest first (its print queue)."""
+    """The open sheets of the kiosk's own stores, oldest first (its print queue); none while the
+    kiosk is suspended."""
+    if kiosk.suspended_at is not None:
+        return PrintJob.objects.none()
     return (
         PrintJob.objects.filter(store__in=kiosk.stores.all())
         .filter(status__in=PrintJob.OPEN_STATUSES)

@@ -1088,22 +1088,32 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
 
     hint = args.get("login_hint")
     hinted = tenant.user_by_id_or_upn(hint) if hint else None
+    remembered = _sso_user(tenant, request)
+    prompt = args.get("prompt")
     chosen: User | None = None
     if request.method == "POST":
         key = request.form.get("user") or request.form.get("login", "").strip()
         chosen = tenant.user_by_id_or_upn(key) if key else None
         if chosen is None:
             return _error_page(50034, "The user account does not exist in this directory.")
-    elif args.get("prompt") == "none":
-        # No browser session exists in the simulator: prompt=none succeeds only for a hinted user.
-        if hinted is None:
+    elif prompt == "none":
+        # Silent: the browser's signed-in person (or, as graphsim's shortcut, a hinted user).
+        chosen = hinted or remembered
+        if chosen is None:
             return fail(
                 "login_required",
                 "AADSTS50058: A silent sign-in request was sent but no user is signed in.",
             )
-        chosen = hinted
+    elif (
+        prompt not in ("select_account", "login")
+        and remembered is not None
+        and (hinted is None or hinted.id == remembered.id)
+    ):
+        # Single sign-on, as Entra does: the browser's session signs its person in again without
+        # asking. That is why a shared PC needs prompt=select_account and the logout endpoint.
+        chosen = remembered
     if chosen is None:
-        return _chooser(tenant, request, app, hinted)
+        return _chooser(tenant, request, app, hinted or remembered)
     if not chosen.account_enabled:
         return _error_page(50057, "The user account is disabled.")
     code = secrets.token_urlsafe(48)
@@ -1124,7 +1134,20 @@ def authorize(sim: Simulator, tenant: Tenant, request: Request) -> Response:
     if state is not None:
         params["state"] = state
     params["session_state"] = str(uuid.uuid5(uuid.NAMESPACE_URL, chosen.id))
-    return _redirect(redirect_uri, params, mode)
+    response = _redirect(redirect_uri, params, mode)
+    response.set_cookie(_sso_cookie(tenant), chosen.id, httponly=True, samesite="Lax")
+    return response
+
+
+def _sso_cookie(tenant: Tenant) -> str:
+    """The browser's session with the tenant: who signed in last (Entra's ESTSAUTH, simplified)."""
+    return f"graphsim-sso-{tenant.id}"
+
+
+def _sso_user(tenant: Tenant, request: Request) -> User | None:
+    user_id = request.cookies.get(_sso_cookie(tenant))
+    user = tenant.user_by_id_or_upn(user_id) if user_id else None
+    return user if user is not None and user.account_enabled else None
 
 
 def _chooser(tenant: Tenant, request: Request, app: AppRegistration, hinted: User | None):
@@ -1157,25 +1180,30 @@ def _chooser(tenant: Tenant, request: Request, app: AppRegistration, hinted: Use
 
 
 def logout(sim: Simulator, tenant: Tenant, request: Request) -> Response:
-    """End-session: redirect to post_logout_redirect_uri when it belongs to a registered app."""
+    """End-session: forget the browser's signed-in person, then redirect to
+    post_logout_redirect_uri when it belongs to a registered app."""
     target = request.values.get("post_logout_redirect_uri")
     if target:
         origin = urlsplit(target)
-        for app in tenant.apps.values():
-            for uri in app.redirect_uris:
-                registered = urlsplit(uri)
-                if (registered.scheme, registered.netloc) == (origin.scheme, origin.netloc):
-                    response = Response(status=302)
-                    response.headers["Location"] = target
-                    return response
-        return _error_page(
-            50011, "The post_logout_redirect_uri does not belong to a registered application."
+        registered_origins = {
+            (urlsplit(uri).scheme, urlsplit(uri).netloc)
+            for app in tenant.apps.values()
+            for uri in app.redirect_uris
+        }
+        if (origin.scheme, origin.netloc) not in registered_origins:
+            return _error_page(
+                50011, "The post_logout_redirect_uri does not belong to a registered application."
+            )
+        response = Response(status=302)
+        response.headers["Location"] = target
+    else:
+        response = _page(
+            "Signed out",
+            "<h1>You signed out of your account</h1>"
+            "<p>It’s a good idea to close all browser windows.</p>",
         )
-    return _page(
-        "Signed out",
-        "<h1>You signed out of your account</h1>"
-        "<p>It’s a good idea to close all browser windows.</p>",
-    )
+    response.delete_cookie(_sso_cookie(tenant), httponly=True, samesite="Lax")
+    return response
 
 
 _CSS = """\

@@ -11,7 +11,10 @@ class PortalConfig(AppConfig):
     verbose_name = "Lanyard portal"
 
     def ready(self) -> None:
-        from portal import checks  # noqa: F401  (registers the system checks)
+        from portal import (
+            checks,  # noqa: F401  (registers the system checks)
+            middleware,  # noqa: F401  (records when each session signed in)
+        )
 
         if settings.BROKER_IS_FILESYSTEM:
             # kombu's filesystem transport expects its folders to exist; web, worker and beat all

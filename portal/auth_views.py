@@ -45,4 +45,6 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         signin.signout(user=request.user)
     logout(request)
-    return redirect("portal:home")
+    # Then end the Entra session of this browser too (docs/architecture.md §5 "Sign-in").
+    home = request.build_absolute_uri(reverse("portal:home"))
+    return HttpResponseRedirect(signin.signout_url(post_logout_redirect_uri=home))

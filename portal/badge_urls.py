@@ -33,6 +33,7 @@ urlpatterns = [
     path("kiosks/", badge_views.kiosk_list, name="kiosk-list"),
     path("kiosks/new", badge_views.kiosk_register, name="kiosk-register"),
     path("kiosks/<int:kiosk_id>/revoke", badge_views.kiosk_revoke, name="kiosk-revoke"),
+    path("kiosks/<int:kiosk_id>/confirm", badge_views.kiosk_confirm, name="kiosk-confirm"),
     # The kiosk itself (device credential only).
     path("kiosk/pair", kiosk_views.kiosk_pair, name="kiosk-pair"),
     path("kiosk/", kiosk_views.kiosk_home, name="kiosk-home"),

@@ -256,3 +256,15 @@ def kiosk_revoke(request: SignedInRequest, kiosk_id: int) -> HttpResponse:
         context = {"kiosks": list(kiosk_list_for_user(user=request.user)), "now": timezone.now()}
         return render(request, "badges/kiosk_list.html#kiosks", context)
     return redirect("badges:kiosk-list")
+
+
+@require_POST
+@manager_required
+def kiosk_confirm(request: SignedInRequest, kiosk_id: int) -> HttpResponse:
+    """A manager of every store of a suspended kiosk (or an IT admin) answers for it now."""
+    kiosk = get_kiosk_for_user(user=request.user, kiosk_id=kiosk_id)
+    kiosks.kiosk_confirm(kiosk=kiosk, actor=request.user)
+    if request.htmx:
+        context = {"kiosks": list(kiosk_list_for_user(user=request.user)), "now": timezone.now()}
+        return render(request, "badges/kiosk_list.html#kiosks", context)
+    return redirect("badges:kiosk-list")

@@ -5,12 +5,14 @@ reads the request, calls one selector or service, and renders."""
 from __future__ import annotations
 
 import functools
+import math
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -135,7 +137,8 @@ def download(
 class Throttle:
     """At most `limit` counted events per key within `window_seconds` of the first one.
 
-    Counts live in the cache, so they are shared by the web processes. The window starts at
+    Counts live in the "shared" cache (Redis or a database table, settings.CACHES), so every web
+    process sees the same counts. The window starts at
     the first counted event (not on a clock boundary), so a burst is never split in two.
     """
 
@@ -143,31 +146,68 @@ class Throttle:
     limit: int
     window_seconds: int
 
+    @property
+    def cache(self):
+        return caches["shared"]
+
     def key(self, who: object) -> str:
         return f"lanyard:throttle:{self.name}:{who}"
 
     def exceeded(self, who: object) -> bool:
         """`who` has used up its events in the current window."""
-        return cache.get(self.key(who), 0) >= self.limit
+        return self.cache.get(self.key(who), 0) >= self.limit
 
     def count(self, who: object) -> None:
         """One more event of `who`."""
         key = self.key(who)
-        cache.add(key, 0, self.window_seconds)
+        now = time.time()
+        if self.cache.add(key, 1, self.window_seconds):
+            self.cache.set(f"{key}:until", now + self.window_seconds, self.window_seconds)
+            return
         try:
-            cache.incr(key)
+            self.cache.incr(key)
         except ValueError:  # expired between add and incr
-            cache.set(key, 1, self.window_seconds)
+            self.cache.set(key, 1, self.window_seconds)
+            self.cache.set(f"{key}:until", now + self.window_seconds, self.window_seconds)
+            return
+        # Redis keeps the expiry on INCR; the database cache rewrites the row with the default
+        # timeout. Put the window's end back so the window still starts at the first event.
+        until = self.cache.get(f"{key}:until") or now + self.window_seconds
+        self.cache.touch(key, max(1, math.ceil(until - now)))
 
     def reset(self, who: object) -> None:
-        cache.delete(self.key(who))
+        self.cache.delete_many([self.key(who), f"{self.key(who)}:until"])
 
 
 # A PIN is shown once; revealing many in a row is someone scraping (per manager).
 PIN_REVEALS = Throttle("pin-reveal", limit=10, window_seconds=60)
-# A pairing code has ~40 bits and lives minutes; wrong codes are counted per address.
+# A store refresh reads every worker's methods with the app identity (per manager).
+STORE_REFRESHES = Throttle("store-refresh", limit=10, window_seconds=3600)
+# A pairing code has ~40 bits and lives minutes; wrong codes are counted per client address
+# (`client_address`: behind a proxy REMOTE_ADDR is the proxy, and one wrong typist must not block
+# every store), and all wrong codes together are capped too, so guessing from many addresses stays
+# hopeless: at most KIOSK_PAIR_FAILURES_GLOBAL.limit guesses per window against 32^8 codes. A wrong
+# code matches no pairing, so it cannot be counted against one.
 KIOSK_PAIR_FAILURES = Throttle("kiosk-pair-failures", limit=10, window_seconds=600)
+KIOSK_PAIR_FAILURES_GLOBAL = Throttle("kiosk-pair-failures-all", limit=200, window_seconds=600)
 
 
 def client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    """The address of the browser, not of the reverse proxy in front of Lanyard.
+
+    With TRUSTED_PROXY_COUNT = n, each of our n proxies appended the address it received the
+    request from to X-Forwarded-For, so the n-th entry from the right is the client's; anything
+    further left was sent by the client and may be forged. With 0 (no proxy), REMOTE_ADDR.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted <= 0:
+        return remote
+    forwarded = [
+        entry.strip()
+        for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        if entry.strip()
+    ]
+    if len(forwarded) < trusted:  # not through all our proxies: the nearest one is the client
+        return forwarded[0] if forwarded else remote
+    return forwarded[-trusted]

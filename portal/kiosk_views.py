@@ -24,6 +24,7 @@ from badges.selectors import get_print_job_for_kiosk
 from portal.badge_forms import KioskPairForm
 from portal.http import (
     KIOSK_PAIR_FAILURES,
+    KIOSK_PAIR_FAILURES_GLOBAL,
     KioskRequest,
     client_address,
     download,
@@ -42,7 +43,8 @@ def kiosk_pair(request: KioskRequest) -> HttpResponse:
     context = {"form": form, "revoked": request.GET.get("reason") == "revoked"}
     if request.method == "GET":
         return render(request, "badges/kiosk_pair.html", context)
-    if KIOSK_PAIR_FAILURES.exceeded(client_address(request)):
+    address = client_address(request)
+    if KIOSK_PAIR_FAILURES.exceeded(address) or KIOSK_PAIR_FAILURES_GLOBAL.exceeded("all"):
         context["error"] = "Too many attempts. Wait ten minutes, then try again."
         return render(request, "badges/kiosk_pair.html", context, status=429)
     if not form.is_valid():
@@ -50,7 +52,8 @@ def kiosk_pair(request: KioskRequest) -> HttpResponse:
     try:
         kiosk, credential = kiosks.kiosk_pair(code=form.cleaned_data["code"])
     except kiosks.PairingFailed as exc:
-        KIOSK_PAIR_FAILURES.count(client_address(request))
+        KIOSK_PAIR_FAILURES.count(address)
+        KIOSK_PAIR_FAILURES_GLOBAL.count("all")
         context["error"] = str(exc)
         return render(request, "badges/kiosk_pair.html", context, status=422)
     response = redirect("badges:kiosk-home")

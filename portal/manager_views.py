@@ -34,7 +34,14 @@ from django_htmx.http import (
 )
 
 from badges.render import BadgeData, render_badges
-from portal.http import PIN_REVEALS, SignedInRequest, download, manager_required, partial
+from portal.http import (
+    PIN_REVEALS,
+    STORE_REFRESHES,
+    SignedInRequest,
+    download,
+    manager_required,
+    partial,
+)
 from portal.manager_forms import (
     PhoneForm,
     QrAddForm,
@@ -58,6 +65,7 @@ from provisioning.selectors import (
     operation_list_for_worker,
     worker_search_for_administrative_unit,
 )
+from provisioning.worker_state import worker_states_refresh_claim
 
 logger = logging.getLogger(__name__)
 
@@ -143,12 +151,21 @@ def store_refresh(request: SignedInRequest, au_id: str) -> HttpResponse:
     from provisioning.tasks import worker_states_refresh
 
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
-    worker_states_refresh.delay(store.id)
+    # Each pass reads every worker's methods with the app identity: one pending per store, and a
+    # few per manager per hour, so nobody can starve bulk jobs of the queue or the Graph budget.
+    if STORE_REFRESHES.exceeded(request.user.pk):
+        message, status = "You refreshed stores often in the last hour; try again later.", 429
+    elif not worker_states_refresh_claim(unit_id=store.id):
+        message, status = "A refresh of this store is already running; reload in a minute.", 200
+    else:
+        STORE_REFRESHES.count(request.user.pk)
+        worker_states_refresh.delay(store.id)
+        message = "Refreshing QR and phone status in the background; reload the page in a minute."
+        status = 200
     if request.htmx:
-        return HttpResponse(
-            '<p class="message" role="status">Refreshing QR and phone status in the background; '
-            "reload the page in a minute.</p>"
-        )
+        return HttpResponse(f'<p class="message" role="status">{message}</p>', status=status)
+    if status != 200:
+        return HttpResponse(message, status=status, content_type="text/plain")
     return redirect("manager:store-detail", au_id=store.id)
 
 

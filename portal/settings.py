@@ -174,6 +174,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "sync-directory": {"task": "provisioning.sync_directory", "schedule": 3600.0},
     "vault-purge-expired": {"task": "provisioning.vault_purge_expired", "schedule": 600.0},
+    # Expired sessions and the token caches of people no longer signed in (portal/tasks.py).
+    "sessions-clear": {"task": "portal.sessions_clear", "schedule": 3600.0},
 }
 
 # One Graph write budget shared by every worker: Redis when the broker is Redis, else a file.
@@ -183,6 +185,30 @@ GRAPH_RATE_LIMITER_URL = env_str(
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else f"file://{VAR_DIR / 'graph-rate-limit'}",
 )
+
+# Throttle counters (portal/http.py) must be shared by every web process: the "shared" cache is
+# Redis when the broker is Redis, else a table in the database (created by migration portal 0004,
+# so `migrate` is enough). "default" stays per process: what it holds (the QR policy) may be a
+# little stale, and reading it costs no query.
+CACHE_TABLE = "lanyard_cache"
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _SHARED_CACHE = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CELERY_BROKER_URL,
+    }
+else:
+    _SHARED_CACHE = {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": CACHE_TABLE,
+    }
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": _SHARED_CACHE,
+}
+# How many reverse proxies in front of Lanyard append to X-Forwarded-For. The client address is the
+# entry that many places from the right; 0 means REMOTE_ADDR (no proxy). Entries further left were
+# written by the client and are never trusted (portal/http.py `client_address`).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 # --- Django ----------------------------------------------------------------------------------
 
@@ -206,6 +232,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -253,7 +280,11 @@ WHITENOISE_USE_FINDERS = DEMO_MODE or DEBUG
 # --- Security (docs/architecture.md §5 "Web")
 # --------------------------------------------------------------
 
-SESSION_COOKIE_AGE = 8 * 3600  # one shift
+SESSION_COOKIE_AGE = 8 * 3600  # one shift after the session was last written (sliding)
+# Hours after sign-in when a session ends however active it was (portal/middleware.py).
+SESSION_ABSOLUTE_HOURS = env_int("SESSION_ABSOLUTE_HOURS", 12, minimum=1)
+# Minutes after which an IT admin's group membership is re-read for their next request.
+ROLES_RECHECK_MINUTES = env_int("ROLES_RECHECK_MINUTES", 5, minimum=1)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
@@ -283,7 +314,15 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.NONE],
     "frame-ancestors": [CSP.NONE],
-    "form-action": [CSP.SELF, ENTRA_AUTHORITY_HOST],
+    # Sign-out posts a form whose answer redirects to Entra's end_session_endpoint: the browser
+    # checks that redirect against form-action. In demo mode graphsim's pages are on a plain-HTTP
+    # port of their own (scripts/run-demo).
+    "form-action": [CSP.SELF, ENTRA_AUTHORITY_HOST]
+    + (
+        [f"http://127.0.0.1:{env_int('GRAPHSIM_BROWSER_PORT', 8444, minimum=1)}"]
+        if DEMO_MODE
+        else []
+    ),
 }
 
 LOGGING = {

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import msal
+import requests
 from django.db import transaction
 from django.utils import timezone
 
@@ -55,6 +57,9 @@ def signin_start(
         login_hint=login_hint,
         claims_challenge=claims_challenge,
         response_mode="query",
+        # Always let the person pick the account: on a shared back-office PC Entra's session may
+        # still belong to whoever signed in before.
+        prompt="select_account",
     )
     return SignInStart(auth_uri=flow["auth_uri"], flow=flow)
 
@@ -124,6 +129,35 @@ def signout(*, user: User) -> None:
     TokenCache.objects.filter(user=user).delete()
     User.objects.filter(pk=user.pk).update(roles_refreshed_at=timezone.now())
     audit.record(actor=user, action="sign-out", outcome="succeeded")
+
+
+_end_session_endpoints: dict[str, str] = {}
+
+
+def _end_session_endpoint(authority: str) -> str:
+    """The tenant's end_session_endpoint from OIDC discovery (remembered per process)."""
+    if authority not in _end_session_endpoints:
+        response = requests.get(
+            f"{authority}/v2.0/.well-known/openid-configuration", timeout=get_config().timeout
+        )
+        response.raise_for_status()
+        _end_session_endpoints[authority] = response.json()["end_session_endpoint"]
+    return _end_session_endpoints[authority]
+
+
+def signout_url(*, post_logout_redirect_uri: str) -> str:
+    """Where the browser goes after Lanyard's own sign-out: Entra's end-session endpoint, which
+    ends the browser's Entra session too (so the next person on a shared PC is not signed in
+    silently as this one), then returns to `post_logout_redirect_uri` (an origin registered for the
+    app). If discovery cannot be read, `post_logout_redirect_uri` itself: Lanyard's session is
+    over either way."""
+    try:
+        endpoint = _end_session_endpoint(get_config().authority)
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        logger.warning("Entra end-session endpoint unknown (%s): local sign-out only", exc)
+        return post_logout_redirect_uri
+    query = urlencode({"post_logout_redirect_uri": post_logout_redirect_uri})
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
 def _describe_error(error: str, description: str) -> str:

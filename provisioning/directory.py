@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from provisioning.graph import GraphClient, GraphError, GraphForbidden, operations
@@ -80,6 +81,11 @@ class RoleTemplateResolver:
         return self._templates[key]
 
 
+# Sent after every directory sync: apps above provisioning (badges' kiosks) re-check what depends
+# on who manages which store, without provisioning importing them.
+directory_synced = Signal()
+
+
 def directory_sync(*, client: GraphClient) -> Counter[str]:
     """Mirror every AU, its user members and its scoped roles; remove what Entra no longer has."""
     roles = RoleTemplateResolver(client)
@@ -94,7 +100,52 @@ def directory_sync(*, client: GraphClient) -> Counter[str]:
     orphans = DirectoryUser.objects.filter(memberships__isnull=True)
     summary["users_removed"] += orphans.count()
     orphans.delete()
+    summary += it_admins_sync(client=client)
+    directory_synced.send(sender=directory_sync)
     return +summary  # unary + drops the zero counts
+
+
+def _it_admin_ids(client: GraphClient) -> set[str]:
+    """Object ids of the IT-admin group's users, nested groups included (app identity)."""
+    if not settings.LANYARD_ADMIN_GROUP_ID:
+        return set()
+    return {
+        user.id.lower()
+        for user in operations.group_transitive_users(
+            client, settings.LANYARD_ADMIN_GROUP_ID, select="id"
+        )
+    }
+
+
+def it_admins_sync(*, client: GraphClient) -> Counter[str]:
+    """Set `is_it_admin` of everyone who signed in to what LANYARD_ADMIN_GROUP_ID says now.
+
+    Someone removed from the group loses the admin pages at this sync even if their session
+    lives on (docs/architecture.md §5 "Sign-in").
+    """
+    admin_ids = _it_admin_ids(client)
+    users = get_user_model().objects.exclude(entra_object_id__isnull=True)
+    now = timezone.now()
+    summary: Counter[str] = Counter()
+    summary["it_admins_removed"] = (
+        users.filter(is_it_admin=True)
+        .exclude(entra_object_id__in=admin_ids)
+        .update(is_it_admin=False, roles_refreshed_at=now)
+    )
+    summary["it_admins_added"] = users.filter(
+        is_it_admin=False, entra_object_id__in=admin_ids
+    ).update(is_it_admin=True, roles_refreshed_at=now)
+    return summary
+
+
+def user_it_admin_refresh(*, user: AbstractUser, client: GraphClient) -> bool:
+    """Re-read whether `user` is still in the IT-admin group (app identity); store and return it."""
+    is_admin = (user.entra_object_id or "").lower() in _it_admin_ids(client)
+    now = timezone.now()
+    get_user_model().objects.filter(pk=user.pk).update(is_it_admin=is_admin, roles_refreshed_at=now)
+    user.is_it_admin = is_admin
+    user.roles_refreshed_at = now
+    return is_admin
 
 
 def administrative_unit_sync(

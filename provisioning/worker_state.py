@@ -9,8 +9,9 @@ Nothing here is a secret: GET never returns PINs or QR images.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from provisioning.graph import GraphClient, GraphError, InteractionRequired, operations
@@ -91,3 +92,30 @@ def worker_states_refresh_for_unit(*, client: GraphClient, unit: AdministrativeU
             WorkerMethodState.objects.filter(user_id=user_id).update(refresh_error=str(exc)[:500])
     logger.info("Method states of store %s: %d refreshed, %d failed", unit.pk, refreshed, failed)
     return {"refreshed": refreshed, "failed": failed}
+
+
+# A queued refresh that has not finished after this long was lost (a worker died): another may be
+# queued. Longer than the task's time limit (provisioning/tasks/actions.py).
+STATES_REFRESH_STALE = timedelta(hours=1)
+
+
+def worker_states_refresh_claim(*, unit_id: str) -> bool:
+    """Mark a refresh of store `unit_id` as queued; False when one is already pending.
+
+    A conditional update on the store's row, so two requests (two managers, two web processes)
+    cannot both queue one: each refresh pass costs Graph calls for every worker of the store.
+    """
+    now = timezone.now()
+    return bool(
+        AdministrativeUnit.objects.filter(pk=unit_id)
+        .filter(
+            Q(states_refresh_queued_at__isnull=True)
+            | Q(states_refresh_queued_at__lt=now - STATES_REFRESH_STALE)
+        )
+        .update(states_refresh_queued_at=now)
+    )
+
+
+def worker_states_refresh_release(*, unit_id: str) -> None:
+    """The pending refresh of store `unit_id` has finished (or failed): another may be queued."""
+    AdministrativeUnit.objects.filter(pk=unit_id).update(states_refresh_queued_at=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from pathlib import Path
@@ -12,6 +13,20 @@ import pytest
 pytest_plugins = sorted(
     f"tests.{path.stem}" for path in Path(__file__).parent.glob("fixtures_*.py")
 )
+
+
+def cache_clear() -> None:
+    """Empty the caches (throttle counters, the QR policy) between tests.
+
+    Outside demo-with-Redis the "shared" cache is a database table (settings.CACHES): a test
+    without database access cannot reach it, and cannot have written to it either.
+    """
+    from django.core.cache import caches
+
+    for alias in ("default", "shared"):
+        with contextlib.suppress(RuntimeError):  # pytest-django: this test may not use the db
+            caches[alias].clear()
+
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -113,9 +113,9 @@ def alice_user(alice, directory):
 @pytest.fixture(autouse=True)
 def _kiosk_pairing_throttle_reset() -> None:
     """Wrong pairing codes are throttled per address; each test starts with a clean slate."""
-    from portal.http import KIOSK_PAIR_FAILURES
+    from tests.conftest import cache_clear
 
-    KIOSK_PAIR_FAILURES.reset("127.0.0.1")
+    cache_clear()
 
 
 @pytest.fixture
@@ -127,7 +127,11 @@ def pair_kiosk(db) -> Callable[..., Client]:
     from provisioning.models import AdministrativeUnit
 
     def pair(au_ids: list[str], name: str = "Back office PC") -> Client:
-        creator, _ = User.objects.get_or_create(username="kiosk-registrar")
+        # An IT admin registers it: a registrar who manages none of its stores would leave the
+        # kiosk suspended (badges/kiosks.py `kiosk_standing_check`).
+        creator, _ = User.objects.get_or_create(
+            username="kiosk-registrar", defaults={"is_it_admin": True}
+        )
         stores = list(AdministrativeUnit.objects.filter(id__in=au_ids))
         _, code = kiosks.kiosk_pairing_start(name=name, stores=stores, created_by=creator)
         browser = Client()

@@ -109,8 +109,8 @@ def known_pin() -> str:
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     """Throttle counters and the cached QR policy must not leak from one test into the next."""
-    from django.core.cache import cache
+    from tests.conftest import cache_clear
 
-    cache.clear()
+    cache_clear()
     yield
-    cache.clear()
+    cache_clear()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 
 from portal.http import Throttle
+
+# Throttle counters live in the shared cache: a database table unless the broker is Redis.
+pytestmark = pytest.mark.django_db
 
 BURST = Throttle("test-burst", limit=3, window_seconds=60)
 

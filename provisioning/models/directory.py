@@ -21,6 +21,9 @@ class AdministrativeUnit(models.Model):
     # (the cached list stays as last read) and the admin pages name the store.
     members_unreadable_since = models.DateTimeField(null=True, blank=True)
     members_unreadable_reason = models.CharField(max_length=300, blank=True)
+    # When a refresh of this store's QR/phone columns was queued and has not finished: at most one
+    # is pending per store (provisioning/worker_state.py `worker_states_refresh_request`).
+    states_refresh_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["display_name"]

@@ -161,4 +161,8 @@ def worker_states_refresh(au_id: str) -> dict:
     unit = AdministrativeUnit.objects.filter(pk=au_id).first()
     if unit is None:
         return {}
-    return worker_state.worker_states_refresh_for_unit(client=get_app_client(), unit=unit)
+    try:
+        return worker_state.worker_states_refresh_for_unit(client=get_app_client(), unit=unit)
+    finally:
+        # Queued through worker_states_refresh_claim: the next refresh of this store may go.
+        worker_state.worker_states_refresh_release(unit_id=au_id)

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from provisioning import directory, vault
+from provisioning import directory, vault, worker_state
 from provisioning.graph import get_app_client, operations
 from provisioning.graph.errors import GraphError
 from provisioning.models import AdministrativeUnit
@@ -28,7 +28,8 @@ def sync_directory() -> dict[str, int]:
     # Then the QR and phone columns of every store, one task per store, so a new worker's status
     # is known within the hour without anyone pressing "refresh".
     for au_id in AdministrativeUnit.objects.values_list("id", flat=True):
-        worker_states_refresh.delay(au_id)
+        if worker_state.worker_states_refresh_claim(unit_id=au_id):  # else one is pending
+            worker_states_refresh.delay(au_id)
     return dict(summary)
 
 
@@ -44,7 +45,8 @@ def sync_administrative_unit(au_id: str) -> dict[str, int]:
     client = get_app_client()
     unit = operations.administrative_unit_get(client, au_id)
     summary = directory.administrative_unit_sync(client=client, unit=unit)
-    worker_states_refresh.delay(au_id)
+    if worker_state.worker_states_refresh_claim(unit_id=au_id):
+        worker_states_refresh.delay(au_id)
     return dict(summary)
 
 

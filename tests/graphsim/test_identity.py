@@ -651,3 +651,29 @@ def test_form_post_response_mode(graphsim):
     fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', chosen.text))
     result = app.acquire_token_by_auth_code_flow(flow, fields)
     assert result["id_token_claims"]["oid"] == graphsim.people.it_admin
+
+
+def test_the_browser_session_signs_in_silently_until_logout(graphsim):
+    """Entra's single sign-on: a remembered person is signed in without a page, unless the app
+    asks for account selection; the logout endpoint forgets them."""
+    app = confidential_app(graphsim)
+    browser = requests.Session()
+    first = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI)
+    picked = browser.post(first["auth_uri"], data={"user": graphsim.people.it_admin},
+                          allow_redirects=False, timeout=10)  # fmt: skip
+    assert picked.status_code == 302 and "code=" in picked.headers["Location"]
+
+    silent = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI)
+    again = browser.get(silent["auth_uri"], allow_redirects=False, timeout=10)
+    assert again.status_code == 302 and "code=" in again.headers["Location"]
+
+    choose = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI,
+                                         prompt="select_account")  # fmt: skip
+    page = browser.get(choose["auth_uri"], allow_redirects=False, timeout=10)
+    assert page.status_code == 200 and 'class="person selected"' in page.text
+
+    logout = f"{graphsim.browser_url}/{demo.DEMO_TENANT_ID}/oauth2/v2.0/logout"
+    browser.get(logout, params={"post_logout_redirect_uri": "http://127.0.0.1:8000/"},
+                allow_redirects=False, timeout=10)  # fmt: skip
+    after = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI)
+    assert browser.get(after["auth_uri"], allow_redirects=False, timeout=10).status_code == 200
