@@ -43,6 +43,9 @@ def _list_context(**forms) -> dict:
         "group_form": forms.get("group_form") or GroupSourceForm(),
         "store_form": forms.get("store_form") or StoreSourceForm(),
         "max_rows": settings.BULK_MAX_ROWS,
+        "qr_columns": csvfile.column_names("qr"),
+        "phone_columns": csvfile.column_names("phone"),
+        "time_zone": settings.TIME_ZONE,
     }
 
 
@@ -116,7 +119,7 @@ def bulk_template(request: SignedInRequest, kind: str) -> HttpResponse:
     if kind not in csvfile.TEMPLATES:
         raise Http404
     return download(
-        csvfile.TEMPLATES[kind],
+        csvfile.csv_template(kind),
         content_type="text/csv; charset=utf-8",
         filename=f"lanyard-{kind}-template.csv",
     )
