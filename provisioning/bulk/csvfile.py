@@ -52,8 +52,8 @@ def column_names(kind: str) -> list[tuple[str, list[str]]]:
 
 
 def csv_template(kind: str) -> str:
-    """The downloadable template of `kind`: comment lines saying how the file is read, then the
-    header and two example rows (TEMPLATES)."""
+    """The downloadable template of `kind`: the header and two example rows (TEMPLATES), then
+    comment lines saying how the file is read (after the rows, so the header stays line 1)."""
     columns = "; ".join(
         name + (f" (also: {' or '.join(aliases)})" if aliases else "")
         for name, aliases in column_names(kind)
@@ -76,7 +76,7 @@ def csv_template(kind: str) -> str:
             "national form of the user's country (usageLocation) with its national prefix "
             "(030 1234567 in Germany). A number that could be read only by guessing is refused."
         )
-    return "\r\n".join(lines) + "\r\n" + TEMPLATES[kind]
+    return TEMPLATES[kind] + "\r\n".join(lines) + "\r\n"
 
 
 def _is_comment(cells: list[str]) -> bool:
