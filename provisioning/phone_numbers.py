@@ -17,6 +17,7 @@ apply the same rule.
 from __future__ import annotations
 
 import functools
+import re
 
 import phonenumbers
 from django.conf import settings
@@ -107,6 +108,32 @@ def _guessed(number: phonenumbers.PhoneNumber, text: str, *, region: str) -> str
         f"cannot be read as a number of {phone_region_name(region)} without guessing: "
         "write it with its country code (+44 …)."
     )
+
+
+_GRAPH_FORM = re.compile(r"^\+(?P<cc>[0-9]{1,3}) (?P<number>[0-9X]+)(x(?P<ext>[0-9X]+))?$")
+
+
+def phone_number_mask(number: str) -> str:
+    """`number` as Entra shows it to an Authentication Administrator: country code kept, the rest
+    X except the number's last two digits ("+1 XXXXXXXX23", "+1 XXXXXXXX34xXXX").
+
+    Used on every number Lanyard stores for the worker list (provisioning/worker_state.py), so a
+    number read with the app identity (which Graph returns in full) is never shown to a manager
+    in full. DOC-GAP (docs/graph-contract.md §3, §9.9): the masked format is not documented; this
+    is the format graphsim answers with. Masking a masked number changes nothing.
+    """
+    if not number:
+        return ""
+    found = _GRAPH_FORM.match(number.strip())
+    if not found:
+        digits = [i for i, ch in enumerate(number) if ch.isdigit()]
+        keep = set(digits[-2:])
+        return "".join("X" if ch.isdigit() and i not in keep else ch for i, ch in enumerate(number))
+    national = found["number"]
+    masked = f"+{found['cc']} {'X' * (len(national) - 2)}{national[-2:]}"
+    if found["ext"]:
+        masked += "x" + "X" * len(found["ext"])
+    return masked
 
 
 def phone_number_examples(*, region: str, mobile: bool = True) -> tuple[str, str]:
