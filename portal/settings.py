@@ -99,6 +99,10 @@ VAULT_KEYS = env_list("VAULT_KEYS", _DEMO_VAULT_KEY if DEMO_MODE else "")
 # §5).
 VAULT_QR_PAYLOAD_DAYS = env_int("VAULT_QR_PAYLOAD_DAYS", 7, minimum=1)
 VAULT_PIN_HOURS = env_int("VAULT_PIN_HOURS", 72, minimum=1)
+# Who may draw a QR code from its payload, and for how long (docs/architecture.md §5, "QR
+# payloads"): a manager reads only payloads they created, for this many minutes after creating
+# them (preview, badge PDF, putting it on a sheet); a sheet then lives until printed once.
+QR_PAYLOAD_VIEW_MINUTES = env_int("QR_PAYLOAD_VIEW_MINUTES", 60, minimum=1)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
