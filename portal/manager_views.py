@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import (
@@ -680,7 +681,7 @@ def operation_qr(request: SignedInRequest, au_id: str, user_id: str, op_id: int)
     buffer = io.BytesIO()
     image.save(buffer)
     response = HttpResponse(buffer.getvalue(), content_type="image/svg+xml")
-    response["Content-Disposition"] = "inline"
+    response["Content-Disposition"] = content_disposition_header(False, "qr.svg")
     return response
 
 

@@ -327,6 +327,11 @@ CELERY_BEAT_SCHEDULE = {
 # $batch; a claimed row's lease, after which the sweeper gives it to another task; a job with no
 # progress for BULK_STALL_SECONDS gets new tasks.
 BULK_MAX_UPLOAD_BYTES = env_int("BULK_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Request bodies: form fields (not files) at most Django's default 2.5 MB; an accepted upload is
+# kept in memory (never spooled to disk). The upload view caps the body before reading it
+# (portal/http.py CappedUploadHandler); the proxy in front should cap it too (README).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = BULK_MAX_UPLOAD_BYTES
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 50_000, minimum=1)
 BULK_CHUNK_ROWS = env_int("BULK_CHUNK_ROWS", 20, minimum=1)
 BULK_PARALLEL_TASKS = env_int("BULK_PARALLEL_TASKS", 4, minimum=1)
