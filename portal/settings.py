@@ -1,9 +1,12 @@
 """Lanyard settings: every knob from the environment (docs/architecture.md §4, documented in
 .env.example).
 
-With ENTRA_TENANT_ID unset the portal runs in demo mode: SQLite, an embedded Celery broker and
-graphsim's demo tenant, with no configuration at all. Production sets the Entra and service
-variables. Both run the same code path; only these values differ.
+Demo mode is an explicit choice, LANYARD_DEMO=true (`make run` without ENTRA_TENANT_ID, and the test
+suite, set it): SQLite, an embedded Celery broker and graphsim's demo tenant, with no other
+configuration. Production sets the Entra and service variables; outside demo mode the system
+checks refuse to start with DEBUG on, the published demo SECRET_KEY or VAULT_KEYS, no
+ENTRA_TENANT_ID, or HTTPS off (unless HTTPS_ALLOW_OFF=true) — portal/checks.py. Both run the same
+code path; only these values differ.
 
 Values are read by small strict helpers. A value that cannot be read (a boolean that is neither
 true nor false, a number that is not a number) does not crash the import: it is recorded in
@@ -78,22 +81,27 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 # --- Mode ------------------------------------------------------------------------------------
 
+DEMO_MODE = env_bool("LANYARD_DEMO", False)
 ENTRA_TENANT_ID = env_str("ENTRA_TENANT_ID")
-DEMO_MODE = not ENTRA_TENANT_ID
 if DEMO_MODE:
+    if ENTRA_TENANT_ID:
+        CONFIG_PROBLEMS.append(
+            ("LANYARD_DEMO", "is true while ENTRA_TENANT_ID is set: unset one of them")
+        )
     ENTRA_TENANT_ID = demo.DEMO_TENANT_ID
 
 DEBUG = env_bool("DEBUG", False)
 
 # Demo mode has fixed, public, non-secret defaults so it boots with no .env; production must set
-# SECRET_KEY and VAULT_KEYS (checked by lanyard.E002 / lanyard.E003).
-_DEMO_SECRET_KEY = "demo-only-insecure-secret-key-set-SECRET_KEY-in-production"
-_DEMO_VAULT_KEY = "ZGVtby1vbmx5LXZhdWx0LWtleS1ub3QtZm9yLXByb2Q="
+# SECRET_KEY and VAULT_KEYS (checked by lanyard.E002 / lanyard.E003), and never to these published
+# values (lanyard.E011 / lanyard.E012).
+DEMO_SECRET_KEY = "demo-only-insecure-secret-key-set-SECRET_KEY-in-production"
+DEMO_VAULT_KEY = "ZGVtby1vbmx5LXZhdWx0LWtleS1ub3QtZm9yLXByb2Q="
 # Django refuses to start with an empty SECRET_KEY, before any check could name the problem; a
 # placeholder lets lanyard.E002 report it instead (and portal/wsgi.py refuses to serve with it).
 SECRET_KEY_MISSING = "unset-SECRET_KEY-lanyard-refuses-to-serve-with-this-placeholder"
-SECRET_KEY = env_str("SECRET_KEY", _DEMO_SECRET_KEY if DEMO_MODE else SECRET_KEY_MISSING)
-VAULT_KEYS = env_list("VAULT_KEYS", _DEMO_VAULT_KEY if DEMO_MODE else "")
+SECRET_KEY = env_str("SECRET_KEY", DEMO_SECRET_KEY if DEMO_MODE else SECRET_KEY_MISSING)
+VAULT_KEYS = env_list("VAULT_KEYS", DEMO_VAULT_KEY if DEMO_MODE else "")
 
 # How long the vault keeps a QR payload for printing, and an unrevealed PIN (docs/architecture.md
 # §5).
@@ -269,6 +277,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 # Production is served over HTTPS behind the company's proxy; the demo on http://127.0.0.1.
 HTTPS = env_bool("HTTPS", not DEMO_MODE)
+# HTTPS=false outside demo mode is refused (lanyard.E013) unless this says it is on purpose (e.g. a
+# proxy that terminates TLS and cannot send X-Forwarded-Proto; cookies are then not Secure).
+HTTPS_ALLOW_OFF = env_bool("HTTPS_ALLOW_OFF", False)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
@@ -295,6 +306,10 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF, ENTRA_AUTHORITY_HOST],
 }
+
+# Error reports (DEBUG pages, mailed 500s) hide connection URLs and secrets
+# (portal/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.SecretsHidingExceptionReporterFilter"
 
 LOGGING = {
     "version": 1,
