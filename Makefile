@@ -62,7 +62,7 @@ run: $(VENV_STAMP)
 
 # The default suite always runs in demo configuration, whatever the shell exports.
 test: $(VENV_STAMP)
-	env -u DATABASE_URL -u CELERY_BROKER_URL -u GRAPH_RATE_LIMITER_URL -u ENTRA_TENANT_ID \
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u GRAPH_RATE_LIMITER_URL -u ENTRA_TENANT_ID LANYARD_DEMO=true \
 		$(VENV)/bin/pytest -m "not integration and not slow" -n auto $(PYTEST_ARGS) $(PYTEST_STATUS)
 
 define CHECK_SERVICES
@@ -96,7 +96,7 @@ test-integration: $(VENV_STAMP)
 	@DATABASE_URL='$(INTEGRATION_DATABASE_URL)' CELERY_BROKER_URL='$(INTEGRATION_BROKER_URL)' \
 		CHROMIUM_PATH='$(CHROMIUM_PATH)' $(VENV)/bin/python -c "$$CHECK_SERVICES"
 	DATABASE_URL='$(INTEGRATION_DATABASE_URL)' CELERY_BROKER_URL='$(INTEGRATION_BROKER_URL)' \
-		CHROMIUM_PATH='$(CHROMIUM_PATH)' \
+		CHROMIUM_PATH='$(CHROMIUM_PATH)' LANYARD_DEMO=true \
 		$(VENV)/bin/pytest -m "integration or slow" $(PYTEST_ARGS) $(PYTEST_STATUS)
 
 # Runs every bench/*.py (names starting with "_" are helpers) from the repository root.

@@ -26,7 +26,7 @@ from django.utils.dateparse import parse_datetime
 from badges.layouts import LAYOUT_NAMES
 from badges.models import Kiosk, PrintJob, PrintJobItem
 from badges.render import BadgeData, render_badges
-from badges.selectors import qr_payloads_latest
+from badges.selectors import qr_payloads_latest, qr_payloads_viewable
 from provisioning import actions, audit, vault
 from provisioning.bulk.jobs import bulk_job_printable_rows
 from provisioning.models import (
@@ -123,23 +123,33 @@ def _unprintable(worker: DirectoryUser, code: UnprintableReason) -> Unprintable:
 
 def _payload_secrets(
     wanted: Sequence[tuple[BadgeRequest, DirectoryUser]],
+    *,
+    reader: AbstractUser | None = None,
 ) -> dict[str, VaultSecret]:
     """The live vault row of each worker's QR payload (by worker id): the one the request names,
-    else the worker's newest. Two queries at most, whatever the number of workers."""
+    else the worker's newest. Two queries at most, whatever the number of workers. With `reader`
+    (a manager's sheet), only payloads that manager may draw (badges.selectors.
+    qr_payloads_viewable)."""
     found: dict[str, VaultSecret] = {}
     named = {r.payload_secret_id: w for r, w in wanted if r.payload_secret_id is not None}
     if named:
-        for secret in VaultSecret.objects.filter(
-            id__in=list(named),
-            kind=VaultSecret.Kind.QR_PAYLOAD,
-            destroyed_at__isnull=True,
-            expires_at__gt=timezone.now(),
-        ):
+        live = (
+            qr_payloads_viewable(reader=reader)
+            if reader is not None
+            else VaultSecret.objects.filter(
+                kind=VaultSecret.Kind.QR_PAYLOAD,
+                destroyed_at__isnull=True,
+                expires_at__gt=timezone.now(),
+            )
+        )
+        for secret in live.filter(id__in=list(named)):
             worker = named[secret.pk]
             if secret.owner_id == worker.id.lower():
                 found[worker.id] = secret
     found.update(
-        qr_payloads_latest(worker_ids=[w.id for r, w in wanted if r.payload_secret_id is None])
+        qr_payloads_latest(
+            worker_ids=[w.id for r, w in wanted if r.payload_secret_id is None], reader=reader
+        )
     )
     return found
 
@@ -224,6 +234,7 @@ def print_job_create_from_users(
     admin's bulk job); here each worker must still belong to `unit`. Workers whose payload is no
     longer in the vault come back in `unprintable`. With no printable worker, no sheet is queued.
     Give `user_ids` (newest payload of each) or `requests` (what a bulk job recorded), or both.
+    A store-page sheet takes only payloads `created_by` created within QR_PAYLOAD_VIEW_MINUTES.
     `unit=None` is for workers of no store (the badge_sheet command only).
     """
     _check_layout(layout)
@@ -254,7 +265,10 @@ def print_job_create_from_users(
             result.unprintable.append(_unprintable(worker, UnprintableReason.NOT_IN_STORE))
         else:
             placeable.append((request, worker))
-    secrets = _payload_secrets(placeable)
+    # A manager's sheet (the store page, a new code's "send to kiosk") holds only payloads that
+    # manager may draw; bulk jobs and the command are IT's, printed once (docs/architecture.md §5).
+    reader = created_by if source == PrintJob.Source.STORE else None
+    secrets = _payload_secrets(placeable, reader=reader)
     facts = _code_facts(secrets)
     items: list[PrintJobItem] = []
     for request, worker in placeable:

@@ -4,8 +4,10 @@ kiosk's own stores (docs/architecture.md §5). Another store's sheet or kiosk is
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -21,19 +23,39 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractUser
 
 
-def qr_payloads_latest(*, worker_ids: Iterable[str]) -> dict[str, VaultSecret]:
+def qr_payloads_viewable(*, reader: AbstractUser) -> QuerySet[VaultSecret]:
+    """The live QR payloads a manager may draw: ones `reader` created, within
+    QR_PAYLOAD_VIEW_MINUTES of creating them (docs/architecture.md §5, "QR payloads")."""
+    since = timezone.now() - timedelta(minutes=settings.QR_PAYLOAD_VIEW_MINUTES)
+    return VaultSecret.objects.filter(
+        kind=VaultSecret.Kind.QR_PAYLOAD,
+        created_by=reader,
+        created_at__gte=since,
+        destroyed_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+
+
+def qr_payloads_latest(
+    *, worker_ids: Iterable[str], reader: AbstractUser | None = None
+) -> dict[str, VaultSecret]:
     """The newest QR payload still in the vault of each of these workers, by worker id (one
-    query; a worker with none is missing: replace the QR code)."""
+    query; a worker with none is missing: replace the QR code). With `reader`, only payloads that
+    manager may draw (qr_payloads_viewable)."""
     owner_ids = {worker_id.lower(): worker_id for worker_id in worker_ids}
     if not owner_ids:
         return {}
     newest: dict[str, VaultSecret] = {}
-    for secret in VaultSecret.objects.filter(
-        kind=VaultSecret.Kind.QR_PAYLOAD,
-        owner_id__in=list(owner_ids),
-        destroyed_at__isnull=True,
-        expires_at__gt=timezone.now(),
-    ).order_by("-created_at", "-id"):
+    secrets = (
+        qr_payloads_viewable(reader=reader)
+        if reader is not None
+        else VaultSecret.objects.filter(
+            kind=VaultSecret.Kind.QR_PAYLOAD,
+            destroyed_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+    )
+    for secret in secrets.filter(owner_id__in=list(owner_ids)).order_by("-created_at", "-id"):
         newest.setdefault(owner_ids[secret.owner_id], secret)
     return newest
 
@@ -56,13 +78,12 @@ def pin_secret_latest(
 # -- managers ----------------------------------------------------------------------------------
 
 
-def worker_list_printable_for_store(*, unit: AdministrativeUnit) -> QuerySet[DirectoryUser]:
-    """The store's workers whose QR payload is still in the vault (their badge can be printed)."""
-    live = VaultSecret.objects.filter(
-        kind=VaultSecret.Kind.QR_PAYLOAD,
-        destroyed_at__isnull=True,
-        expires_at__gt=timezone.now(),
-    ).values("owner_id")
+def worker_list_printable_for_store(
+    *, unit: AdministrativeUnit, reader: AbstractUser
+) -> QuerySet[DirectoryUser]:
+    """The store's workers whose badge `reader` can print: a QR payload they created is still in
+    the vault and within its viewing window (qr_payloads_viewable)."""
+    live = qr_payloads_viewable(reader=reader).values("owner_id")
     return DirectoryUser.objects.filter(
         memberships__administrative_unit=unit, id__in=live
     ).order_by("display_name", "id")

@@ -50,6 +50,7 @@ def _prepare_services() -> None:
 def _django(graphsim_url: str, ca_bundle: str, var_dir: str) -> None:
     os.environ.update(
         DJANGO_SETTINGS_MODULE="portal.settings",
+        LANYARD_DEMO="true",
         DATABASE_URL=DATABASE_URL,
         CELERY_BROKER_URL=BROKER_URL,
         GRAPH_RATE_LIMITER_URL=BROKER_URL,

@@ -40,6 +40,7 @@ def main() -> None:
     os.environ["LANYARD_VAR_DIR"] = scratch
     Path(scratch, "staticfiles").mkdir()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("LANYARD_DEMO", "true")  # graphsim's demo tenant
     import django
 
     django.setup()

@@ -16,12 +16,21 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from badges import pin_slips, print_jobs
 from portal.admin_forms import ConfirmForm, GroupSourceForm, StoreSourceForm, UploadForm
-from portal.http import SignedInRequest, download, it_admin_required, partial
+from portal.http import (
+    CappedUploadHandler,
+    SignedInRequest,
+    download,
+    it_admin_required,
+    partial,
+    upload_body_too_large,
+)
 from provisioning.bulk import csvfile, jobs, preview, selectors, sources
 from provisioning.directory import administrative_unit_list_unreadable
 from provisioning.graph import GraphError
@@ -48,6 +57,9 @@ def _list_context(**forms) -> dict:
         # Stores the directory sync had to skip (docs/graph-contract.md §4.3).
         "unreadable_stores": administrative_unit_list_unreadable(),
         "policy_unreadable": POLICY_UNREADABLE if qr_policy_unreadable(qr_policy_current()) else "",
+        "qr_columns": csvfile.column_names("qr"),
+        "phone_columns": csvfile.column_names("phone"),
+        "time_zone": settings.TIME_ZONE,
     }
 
 
@@ -57,12 +69,42 @@ def bulk_job_list(request: SignedInRequest) -> HttpResponse:
     return render(request, "portal/admin/bulk_list.html", _list_context())
 
 
+@csrf_exempt  # checked by _bulk_upload, after the upload handlers are in place
 @require_http_methods(["GET", "POST"])
 @it_admin_required
 def bulk_upload(request: SignedInRequest) -> HttpResponse:
+    """Upload a CSV. The body is capped before Django reads it (docs/architecture.md §7): a
+    Content-Length over the limit is refused from the headers, and CappedUploadHandler stops
+    reading a body that runs past it. (CSRF middleware would read the body first, so this view
+    is exempt and _bulk_upload checks the token once the handlers are set.)"""
     if request.method == "GET":
         return redirect("itadmin:bulk-jobs")
+    if upload_body_too_large(request, settings.BULK_MAX_UPLOAD_BYTES):
+        return _upload_too_large(request)
+    capped = CappedUploadHandler(settings.BULK_MAX_UPLOAD_BYTES, request)
+    request.upload_handlers.insert(0, capped)
+    return _bulk_upload(request, capped)
+
+
+def _upload_too_large(request: SignedInRequest) -> HttpResponse:
+    form = UploadForm(data={}, files={})
+    form.is_valid()
+    form.errors["file"] = form.error_class(
+        [
+            f"The file is larger than the limit of {settings.BULK_MAX_UPLOAD_BYTES // 1024:,} KB. "
+            "Split it into smaller files."
+        ]
+    )
+    return render(request, "portal/admin/bulk_list.html", _list_context(upload_form=form),
+                  status=413)  # fmt: skip
+
+
+@csrf_protect
+@sensitive_post_parameters()
+def _bulk_upload(request: SignedInRequest, capped: CappedUploadHandler) -> HttpResponse:
     form = UploadForm(request.POST, request.FILES)
+    if capped.exceeded:
+        return _upload_too_large(request)
     if form.is_valid():
         kind = form.cleaned_data["kind"]
         upload = form.cleaned_data["file"]
@@ -121,7 +163,7 @@ def bulk_template(request: SignedInRequest, kind: str) -> HttpResponse:
     if kind not in csvfile.TEMPLATES:
         raise Http404
     return download(
-        csvfile.TEMPLATES[kind],
+        csvfile.csv_template(kind),
         content_type="text/csv; charset=utf-8",
         filename=f"lanyard-{kind}-template.csv",
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -67,7 +67,9 @@ def sheet_list(request: SignedInRequest, au_id: str) -> HttpResponse:
         "open_jobs": list(jobs.filter(status__in=PrintJob.OPEN_STATUSES)),
         "recent_jobs": list(jobs.exclude(status__in=PrintJob.OPEN_STATUSES)[:20]),
         "kiosks": list(store.kiosks.filter(revoked_at__isnull=True)),
-        "printable": list(worker_list_printable_for_store(unit=store)[:PRINTABLE_LIST_LIMIT]),
+        "printable": list(
+            worker_list_printable_for_store(unit=store, reader=request.user)[:PRINTABLE_LIST_LIMIT]
+        ),
         "form": WorkerSelectionForm(),
     }
     return render(request, partial(request, "badges/sheet_list.html", "sheets"), context)
@@ -118,6 +120,9 @@ def sheet_detail(request: SignedInRequest, au_id: str, job_id: int) -> HttpRespo
 @manager_required
 def sheet_pdf(request: SignedInRequest, au_id: str, job_id: int) -> HttpResponse:
     job = get_print_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
+    if job.created_by_id != request.user.pk:
+        # QR payloads are drawn only for the manager who queued them (docs/architecture.md §5).
+        raise Http404("No such badge sheet.")
     try:
         pdf = print_jobs.print_job_pdf(job=job)
     except print_jobs.PrintJobUnavailable as exc:

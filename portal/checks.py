@@ -78,6 +78,58 @@ def check_secrets(app_configs, **kwargs) -> list[Error]:
 
 
 @register(Tags.security)
+def check_production_guard(app_configs, **kwargs) -> list[Error]:
+    """Outside demo mode (LANYARD_DEMO=true), refuse what only a demo may do."""
+    if settings.DEMO_MODE:
+        return []
+    errors = []
+    if not settings.ENTRA_TENANT_ID:
+        errors.append(
+            Error(
+                "ENTRA_TENANT_ID is not set.",
+                hint="Set it to your Entra tenant id, or set LANYARD_DEMO=true to run the demo "
+                "against graphsim.",
+                id="lanyard.E009",
+            )
+        )
+    if settings.DEBUG:
+        errors.append(
+            Error(
+                "DEBUG is true outside demo mode: error pages would show code and settings.",
+                hint="Set DEBUG=false (the default).",
+                id="lanyard.E010",
+            )
+        )
+    if settings.SECRET_KEY == settings.DEMO_SECRET_KEY:
+        errors.append(
+            Error(
+                "SECRET_KEY is the published demo key.",
+                hint="Set SECRET_KEY to a long random string of your own.",
+                id="lanyard.E011",
+            )
+        )
+    if settings.DEMO_VAULT_KEY in settings.VAULT_KEYS:
+        errors.append(
+            Error(
+                "VAULT_KEYS holds the published demo key.",
+                hint=f"Set VAULT_KEYS to keys of your own. {FERNET_HINT}",
+                id="lanyard.E012",
+            )
+        )
+    if not settings.HTTPS and not settings.HTTPS_ALLOW_OFF:
+        errors.append(
+            Error(
+                "HTTPS is off outside demo mode: cookies would not be Secure and there would be "
+                "no HTTPS redirect or HSTS.",
+                hint="Serve Lanyard over HTTPS behind your proxy (HTTPS=true, the default), or "
+                "set HTTPS_ALLOW_OFF=true if that is really intended.",
+                id="lanyard.E013",
+            )
+        )
+    return errors
+
+
+@register(Tags.security)
 def check_entra(app_configs, **kwargs) -> list[Error | Warning]:
     if settings.DEMO_MODE:
         return []
@@ -245,8 +297,9 @@ def check_not_demo(app_configs, **kwargs) -> list[Warning]:
         return []
     return [
         Warning(
-            "ENTRA_TENANT_ID is not set, so Lanyard runs in demo mode against graphsim.",
-            hint="Set ENTRA_TENANT_ID and the other ENTRA_* variables for production.",
+            "LANYARD_DEMO is true, so Lanyard runs in demo mode against graphsim.",
+            hint="Unset LANYARD_DEMO and set ENTRA_TENANT_ID and the other ENTRA_* variables "
+            "for production.",
             id="lanyard.W001",
         )
     ]

@@ -13,9 +13,11 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import caches
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -123,11 +125,49 @@ def partial(request: HttpRequest, template: str, fragment: str) -> str:
 def download(
     content: bytes | str, *, content_type: str, filename: str, inline: bool = False
 ) -> HttpResponse:
-    """A file the browser saves as `filename` (or shows, `inline`)."""
+    """A file the browser saves as `filename` (or shows, `inline`). The header is built by
+    Django's helper, which quotes and escapes the name (it may hold a worker's employee id)."""
     response = HttpResponse(content, content_type=content_type)
-    disposition = "inline" if inline else "attachment"
-    response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(not inline, filename)
     return response
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+# Room for the multipart framing and the small form fields around an uploaded file.
+UPLOAD_FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+class CappedUploadHandler(FileUploadHandler):
+    """Stops reading an upload as soon as its file data passes `max_bytes`, before Django has
+    buffered or spooled the rest (a request without a truthful Content-Length included); the
+    view then reports the file as too large (`exceeded`)."""
+
+    def __init__(self, max_bytes: int, request: HttpRequest | None = None) -> None:
+        super().__init__(request)
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.exceeded = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.received += len(raw_data)
+        if self.received > self.max_bytes:
+            self.exceeded = True
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handlers (memory, then temporary file) build the file
+
+
+def upload_body_too_large(request: HttpRequest, max_bytes: int) -> bool:
+    """True when the request says its body is larger than an upload of `max_bytes` can be; read
+    from the headers only, before anything reads the body."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return True
+    return length > max_bytes + UPLOAD_FORM_OVERHEAD_BYTES
 
 
 # -- throttles ---------------------------------------------------------------------------------

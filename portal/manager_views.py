@@ -23,7 +23,9 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import (
     HttpResponseClientRedirect,
@@ -367,6 +369,7 @@ def _feedback(response: HttpResponse) -> HttpResponse:
 
 @require_POST
 @manager_required
+@sensitive_post_parameters()
 def qr_add(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
@@ -418,6 +421,7 @@ def qr_expiry(request: SignedInRequest, au_id: str, user_id: str) -> HttpRespons
 
 @require_POST
 @manager_required
+@sensitive_post_parameters()
 def qr_replace(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
@@ -476,6 +480,7 @@ def qr_temporary_delete(request: SignedInRequest, au_id: str, user_id: str) -> H
 
 @require_POST
 @manager_required
+@sensitive_post_parameters()
 def qr_pin_reset(request: SignedInRequest, au_id: str, user_id: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
@@ -513,6 +518,7 @@ def _phone_type(phone_type: str) -> str:
 
 @require_POST
 @manager_required
+@sensitive_post_parameters()
 def phone_set(request: SignedInRequest, au_id: str, user_id: str, phone_type: str) -> HttpResponse:
     store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
     worker = get_worker_for_manager(user=request.user, au_id=au_id, user_id=user_id)
@@ -589,6 +595,7 @@ def operation_status(request: SignedInRequest, au_id: str, user_id: str, op_id: 
 @require_POST
 @never_cache
 @manager_required
+@sensitive_post_parameters()
 def operation_pin(request: SignedInRequest, au_id: str, user_id: str, op_id: int):
     """The new PIN, in this one response only; the vault destroys it as it is read."""
     store, worker, operation = _operation(request, au_id, user_id, op_id)
@@ -699,7 +706,7 @@ def operation_qr(request: SignedInRequest, au_id: str, user_id: str, op_id: int)
     buffer = io.BytesIO()
     image.save(buffer)
     response = HttpResponse(buffer.getvalue(), content_type="image/svg+xml")
-    response["Content-Disposition"] = "inline"
+    response["Content-Disposition"] = content_disposition_header(False, "qr.svg")
     return response
 
 

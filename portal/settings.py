@@ -1,9 +1,12 @@
 """Lanyard settings: every knob from the environment (docs/architecture.md §4, documented in
 .env.example).
 
-With ENTRA_TENANT_ID unset the portal runs in demo mode: SQLite, an embedded Celery broker and
-graphsim's demo tenant, with no configuration at all. Production sets the Entra and service
-variables. Both run the same code path; only these values differ.
+Demo mode is an explicit choice, LANYARD_DEMO=true (`make run` without ENTRA_TENANT_ID, and the test
+suite, set it): SQLite, an embedded Celery broker and graphsim's demo tenant, with no other
+configuration. Production sets the Entra and service variables; outside demo mode the system
+checks refuse to start with DEBUG on, the published demo SECRET_KEY or VAULT_KEYS, no
+ENTRA_TENANT_ID, or HTTPS off (unless HTTPS_ALLOW_OFF=true) — portal/checks.py. Both run the same
+code path; only these values differ.
 
 Values are read by small strict helpers. A value that cannot be read (a boolean that is neither
 true nor false, a number that is not a number) does not crash the import: it is recorded in
@@ -78,27 +81,36 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 # --- Mode ------------------------------------------------------------------------------------
 
+DEMO_MODE = env_bool("LANYARD_DEMO", False)
 ENTRA_TENANT_ID = env_str("ENTRA_TENANT_ID")
-DEMO_MODE = not ENTRA_TENANT_ID
 if DEMO_MODE:
+    if ENTRA_TENANT_ID:
+        CONFIG_PROBLEMS.append(
+            ("LANYARD_DEMO", "is true while ENTRA_TENANT_ID is set: unset one of them")
+        )
     ENTRA_TENANT_ID = demo.DEMO_TENANT_ID
 
 DEBUG = env_bool("DEBUG", False)
 
 # Demo mode has fixed, public, non-secret defaults so it boots with no .env; production must set
-# SECRET_KEY and VAULT_KEYS (checked by lanyard.E002 / lanyard.E003).
-_DEMO_SECRET_KEY = "demo-only-insecure-secret-key-set-SECRET_KEY-in-production"
-_DEMO_VAULT_KEY = "ZGVtby1vbmx5LXZhdWx0LWtleS1ub3QtZm9yLXByb2Q="
+# SECRET_KEY and VAULT_KEYS (checked by lanyard.E002 / lanyard.E003), and never to these published
+# values (lanyard.E011 / lanyard.E012).
+DEMO_SECRET_KEY = "demo-only-insecure-secret-key-set-SECRET_KEY-in-production"
+DEMO_VAULT_KEY = "ZGVtby1vbmx5LXZhdWx0LWtleS1ub3QtZm9yLXByb2Q="
 # Django refuses to start with an empty SECRET_KEY, before any check could name the problem; a
 # placeholder lets lanyard.E002 report it instead (and portal/wsgi.py refuses to serve with it).
 SECRET_KEY_MISSING = "unset-SECRET_KEY-lanyard-refuses-to-serve-with-this-placeholder"
-SECRET_KEY = env_str("SECRET_KEY", _DEMO_SECRET_KEY if DEMO_MODE else SECRET_KEY_MISSING)
-VAULT_KEYS = env_list("VAULT_KEYS", _DEMO_VAULT_KEY if DEMO_MODE else "")
+SECRET_KEY = env_str("SECRET_KEY", DEMO_SECRET_KEY if DEMO_MODE else SECRET_KEY_MISSING)
+VAULT_KEYS = env_list("VAULT_KEYS", DEMO_VAULT_KEY if DEMO_MODE else "")
 
 # How long the vault keeps a QR payload for printing, and an unrevealed PIN (docs/architecture.md
 # §5).
 VAULT_QR_PAYLOAD_DAYS = env_int("VAULT_QR_PAYLOAD_DAYS", 7, minimum=1)
 VAULT_PIN_HOURS = env_int("VAULT_PIN_HOURS", 72, minimum=1)
+# Who may draw a QR code from its payload, and for how long (docs/architecture.md §5, "QR
+# payloads"): a manager reads only payloads they created, for this many minutes after creating
+# them (preview, badge PDF, putting it on a sheet); a sheet then lives until printed once.
+QR_PAYLOAD_VIEW_MINUTES = env_int("QR_PAYLOAD_VIEW_MINUTES", 60, minimum=1)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -290,6 +302,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 # Production is served over HTTPS behind the company's proxy; the demo on http://127.0.0.1.
 HTTPS = env_bool("HTTPS", not DEMO_MODE)
+# HTTPS=false outside demo mode is refused (lanyard.E013) unless this says it is on purpose (e.g. a
+# proxy that terminates TLS and cannot send X-Forwarded-Proto; cookies are then not Secure).
+HTTPS_ALLOW_OFF = env_bool("HTTPS_ALLOW_OFF", False)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
@@ -325,6 +340,10 @@ SECURE_CSP = {
     ),
 }
 
+# Error reports (DEBUG pages, mailed 500s) hide connection URLs and secrets
+# (portal/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.SecretsHidingExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -356,6 +375,11 @@ CELERY_BEAT_SCHEDULE = {
 # $batch; a claimed row's lease, after which the sweeper gives it to another task; a job with no
 # progress for BULK_STALL_SECONDS gets new tasks.
 BULK_MAX_UPLOAD_BYTES = env_int("BULK_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Request bodies: form fields (not files) at most Django's default 2.5 MB; an accepted upload is
+# kept in memory (never spooled to disk). The upload view caps the body before reading it
+# (portal/http.py CappedUploadHandler); the proxy in front should cap it too (README).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = BULK_MAX_UPLOAD_BYTES
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 50_000, minimum=1)
 BULK_CHUNK_ROWS = env_int("BULK_CHUNK_ROWS", 20, minimum=1)
 BULK_PARALLEL_TASKS = env_int("BULK_PARALLEL_TASKS", 4, minimum=1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
@@ -318,9 +319,14 @@ def pin_handed_over(*, operation: Operation, requester: AbstractUser) -> None:
 
 
 def qr_payload_for_operation(*, operation: Operation) -> bytes:
-    """The QR payload of the code this action created (for the preview and the badge)."""
+    """The QR payload of the code this action created (for the preview and the badge), for its
+    requester (the caller's selector checks that) within QR_PAYLOAD_VIEW_MINUTES of the action
+    (docs/architecture.md §5, "QR payloads")."""
     if not operation.payload_secret_id:
         raise vault.SecretUnavailable("This action created no QR code.")
+    window = timedelta(minutes=settings.QR_PAYLOAD_VIEW_MINUTES)
+    if operation.created_at + window <= timezone.now():
+        raise vault.SecretUnavailable("The QR code can no longer be shown.")
     value = vault.secret_read(
         secret_id=operation.payload_secret_id,
         kind=VaultSecret.Kind.QR_PAYLOAD,

@@ -11,7 +11,7 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
-__all__ = ["InvalidToken", "decrypt", "encrypt", "rotate"]
+__all__ = ["InvalidToken", "decrypt", "encrypt", "is_current", "rotate"]
 
 
 @cache
@@ -30,6 +30,15 @@ def encrypt(plaintext: bytes) -> bytes:
 def decrypt(ciphertext: bytes) -> bytes:
     """Plaintext, or InvalidToken if no configured key opens it (tampered, or key retired)."""
     return cipher().decrypt(bytes(ciphertext))
+
+
+def is_current(ciphertext: bytes) -> bool:
+    """True when the newest key alone opens `ciphertext` (nothing left to rotate)."""
+    try:
+        _cipher(tuple(settings.VAULT_KEYS[:1])).decrypt(bytes(ciphertext))
+    except InvalidToken:
+        return False
+    return True
 
 
 def rotate(ciphertext: bytes) -> bytes:

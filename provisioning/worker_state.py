@@ -3,7 +3,11 @@
 The worker list of a 5,000-worker store must come from the database with a constant number of
 queries, so the state Graph reports is copied here: for one worker after each manager action (with
 the manager's own token), and for a whole store by a task (app identity) the store page triggers.
-Nothing here is a secret: GET never returns PINs or QR images.
+Nothing here is a secret: GET never returns PINs or QR images. Phone numbers are stored masked
+as Entra masks them for an Authentication Administrator, whichever identity read them: the app
+identity (and a privileged manager) reads full numbers, and every manager of the store sees this
+row (issue 10, finding 2; docs/architecture.md §5). IT-admin flows that compare full numbers (the
+bulk phone job) read Graph at run time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from django.utils import timezone
 from provisioning.graph import GraphClient, GraphError, InteractionRequired, operations
 from provisioning.graph.models import QrCode
 from provisioning.models import AdministrativeUnit, DirectoryUser, WorkerMethodState
+from provisioning.phone_numbers import phone_number_mask
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,11 @@ def _last_used(code: QrCode | None) -> datetime | None:
     if code.last_used_date_time.year <= 1:
         return None
     return code.last_used_date_time
+
+
+def _masked(phones: dict, phone_type: str) -> str:
+    phone = phones.get(phone_type)
+    return phone_number_mask(phone.phone_number or "") if phone else ""
 
 
 def worker_state_refresh(
@@ -61,11 +71,9 @@ def worker_state_refresh(
         "pin_force_change": (
             method.pin.force_change_pin_next_sign_in if method and method.pin else None
         ),
-        "mobile_phone": (mobile.phone_number or "") if mobile else "",
-        "alternate_mobile_phone": (
-            phones["alternateMobile"].phone_number or "" if "alternateMobile" in phones else ""
-        ),
-        "office_phone": (phones["office"].phone_number or "") if "office" in phones else "",
+        "mobile_phone": _masked(phones, "mobile"),
+        "alternate_mobile_phone": _masked(phones, "alternateMobile"),
+        "office_phone": _masked(phones, "office"),
         "sms_sign_in_state": (mobile.sms_sign_in_state or "") if mobile else "",
         "default_method": default_method,
         "refreshed_at": timezone.now(),

@@ -84,30 +84,38 @@ def _members(graphsim: GraphsimHandle, au_id: str, count: int) -> list[str]:
 
 
 @pytest.fixture
-def alice_badged(directory, alice_store) -> list[Badged]:
-    """Three workers of alice's first store with a QR payload in the vault."""
-    return [store_payload(uid) for uid in _members(directory, alice_store, 3)]
+def alice_badged(directory, alice_store, alice_user) -> list[Badged]:
+    """Three workers of alice's first store with a QR payload in the vault, as alice's actions
+    left them (a manager draws only payloads they created: docs/architecture.md §5)."""
+    return [
+        store_payload(uid, created_by=alice_user) for uid in _members(directory, alice_store, 3)
+    ]
 
 
 @pytest.fixture
-def bob_badged(directory, bob_store) -> list[Badged]:
-    return [store_payload(uid) for uid in _members(directory, bob_store, 2)]
+def bob_badged(directory, bob_store, bob) -> list[Badged]:
+    bob_user = _portal_user(bob)
+    return [store_payload(uid, created_by=bob_user) for uid in _members(directory, bob_store, 2)]
+
+
+def _portal_user(persona):
+    from portal.models import User
+
+    user, _ = User.objects.get_or_create(
+        entra_object_id=persona.user_id.lower(),
+        defaults={
+            "username": persona.user_id.lower(),
+            "user_principal_name": persona.upn,
+            "display_name": persona.display_name,
+        },
+    )
+    return user
 
 
 @pytest.fixture
 def alice_user(alice, directory):
     """alice's portal user row (as sign-in creates it), for calling services directly."""
-    from portal.models import User
-
-    user, _ = User.objects.get_or_create(
-        entra_object_id=alice.user_id.lower(),
-        defaults={
-            "username": alice.user_id.lower(),
-            "user_principal_name": alice.upn,
-            "display_name": alice.display_name,
-        },
-    )
-    return user
+    return _portal_user(alice)
 
 
 @pytest.fixture(autouse=True)

@@ -521,11 +521,11 @@ RENDER_QUERIES = 3
 PRINTED_QUERIES = 7
 
 
-def _store_badged(au_id: str, count: int) -> list[Badged]:
+def _store_badged(au_id: str, count: int, created_by=None) -> list[Badged]:
     members = AUMembership.objects.filter(administrative_unit_id=au_id).order_by("user_id")
     user_ids = list(members.values_list("user_id", flat=True)[:count])
     assert len(user_ids) == count
-    return [store_payload(user_id) for user_id in user_ids]
+    return [store_payload(user_id, created_by=created_by) for user_id in user_ids]
 
 
 @pytest.mark.parametrize("count", [1, 12])
@@ -549,10 +549,10 @@ def test_a_sheet_costs_the_same_queries_for_one_badge_or_twelve(
 
 
 def test_a_managers_sheet_costs_the_same_queries_for_one_badge_or_twelve(
-    alice_client, alice_store, directory
+    alice_client, alice_store, directory, alice_user
 ):
     def queries(count: int) -> tuple[int, int, int]:
-        badged = _store_badged(alice_store, count)
+        badged = _store_badged(alice_store, count, created_by=alice_user)
         with CaptureQueriesContext(connection) as queued:
             _queue(alice_client, alice_store, [b.user_id for b in badged], destination="download")
         job = PrintJob.objects.latest("id")

@@ -41,6 +41,9 @@ DOCUMENTED_VARIABLES = (
     "POSTGRES_PASSWORD",
     "GRAPHSIM_PORT",
     "GRAPHSIM_BROWSER_PORT",
+    "LANYARD_DEMO",
+    "HTTPS_ALLOW_OFF",
+    "QR_PAYLOAD_VIEW_MINUTES",
 )
 # Packages the product image must not carry: test and lint tools, and graphsim's own dependency.
 NOT_IN_THE_IMAGE = ("pytest", "pytest-django", "pytest-xdist", "playwright", "ruff", "werkzeug",
@@ -223,3 +226,9 @@ def test_it_leaves_every_variable_unset_in_env_example() -> None:
     """Copying .env.example to .env must keep the demo working: nothing is set until uncommented."""
     lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
     assert [line for line in lines if line and not line.startswith("#")] == []
+
+
+def test_compose_never_chooses_demo_mode() -> None:
+    """Demo mode is explicit and never the production deployment's (issue 10, finding 7)."""
+    assert "LANYARD_DEMO" not in (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "LANYARD_DEMO" not in (ROOT / "Dockerfile").read_text(encoding="utf-8")

@@ -20,7 +20,15 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("ENTRA_", "GRAPH_", "LANYARD_", "DATABASE_URL", "CELERY_"))
-        and key not in {"SECRET_KEY", "VAULT_KEYS", "DEBUG", "HTTPS", "ALLOWED_HOSTS"}
+        and key
+        not in {
+            "SECRET_KEY",
+            "VAULT_KEYS",
+            "DEBUG",
+            "HTTPS",
+            "ALLOWED_HOSTS",
+            "DJANGO_SETTINGS_MODULE",
+        }
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -51,8 +59,11 @@ def error_ids(**overrides) -> set[str]:
         return {message.id for message in run_checks(tags=[Tags.security])}
 
 
+DEMO = {"LANYARD_DEMO": "true"}
+
+
 def test_it_boots_the_demo_with_no_configuration(tmp_path):
-    result = manage("check", env={"LANYARD_VAR_DIR": str(tmp_path)})
+    result = manage("check", env={**DEMO, "LANYARD_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
@@ -62,9 +73,8 @@ def test_the_demo_talks_to_graphsim_on_graphsim_port(tmp_path):
         "from django.conf import settings; "
         "print(settings.ENTRA_AUTHORITY_HOST, settings.GRAPH_ENDPOINT)"
     )
-    result = manage(
-        "shell", "-c", show, env={"LANYARD_VAR_DIR": str(tmp_path), "GRAPHSIM_PORT": "8543"}
-    )
+    env = {**DEMO, "LANYARD_VAR_DIR": str(tmp_path), "GRAPHSIM_PORT": "8543"}
+    result = manage("shell", "-c", show, env=env)
     assert result.returncode == 0, result.stderr
     last_line = result.stdout.strip().splitlines()[-1]
     assert last_line.split() == ["https://127.0.0.1:8543", "https://127.0.0.1:8543"]
@@ -77,14 +87,14 @@ def test_it_passes_check_deploy_with_a_production_environment(tmp_path):
 
 
 def test_it_names_a_boolean_that_is_neither_true_nor_false(tmp_path):
-    result = manage("check", env={"DEBUG": "maybe", "LANYARD_VAR_DIR": str(tmp_path)})
+    result = manage("check", env={**DEMO, "DEBUG": "maybe", "LANYARD_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "lanyard.E001" in result.stderr
     assert "DEBUG" in result.stderr and "neither true nor false" in result.stderr
 
 
 def test_it_names_a_number_that_is_not_a_number(tmp_path):
-    env = {"GRAPH_WRITES_PER_SECOND": "fast", "LANYARD_VAR_DIR": str(tmp_path)}
+    env = {**DEMO, "GRAPH_WRITES_PER_SECOND": "fast", "LANYARD_VAR_DIR": str(tmp_path)}
     result = manage("check", env=env)
     assert result.returncode != 0
     assert "GRAPH_WRITES_PER_SECOND" in result.stderr
@@ -101,7 +111,7 @@ def test_it_requires_production_secrets(tmp_path):
 
 
 def test_it_warns_check_deploy_about_demo_mode(tmp_path):
-    result = manage("check", "--deploy", env={"LANYARD_VAR_DIR": str(tmp_path)})
+    result = manage("check", "--deploy", env={**DEMO, "LANYARD_VAR_DIR": str(tmp_path)})
     assert "lanyard.W001" in result.stdout + result.stderr
 
 
@@ -140,7 +150,11 @@ def test_it_requires_the_admin_group_in_production():
 def test_the_wsgi_app_refuses_to_start_misconfigured(tmp_path):
     env = production_env(tmp_path)
     del env["SECRET_KEY"]
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "SECRET_KEY"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ENTRA_", "SECRET_KEY", "LANYARD_", "DJANGO_SETTINGS_MODULE"))
+    }
     result = subprocess.run(
         [sys.executable, "-c", "import portal.wsgi"],
         cwd=ROOT,
@@ -151,3 +165,61 @@ def test_the_wsgi_app_refuses_to_start_misconfigured(tmp_path):
     )
     assert result.returncode == 1
     assert "will not start" in result.stderr and "lanyard.E002" in result.stderr
+
+
+# -- the production guard (issue 10, finding 7) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "check_id"),
+    [
+        ({"ENTRA_TENANT_ID": None}, "lanyard.E009"),  # no longer means "demo"
+        ({"DEBUG": "true"}, "lanyard.E010"),
+        (
+            {"SECRET_KEY": "demo-only-insecure-secret-key-set-SECRET_KEY-in-production"},
+            "lanyard.E011",
+        ),  # fmt: skip
+        ({"VAULT_KEYS": "ZGVtby1vbmx5LXZhdWx0LWtleS1ub3QtZm9yLXByb2Q="}, "lanyard.E012"),
+        ({"HTTPS": "false"}, "lanyard.E013"),
+    ],
+)
+def test_production_refuses_to_start_with_demo_settings(tmp_path, change, check_id):
+    """The attack: a production portal started with a demo's unsafe settings."""
+    env = production_env(tmp_path)
+    for name, value in change.items():
+        if value is None:
+            del env[name]
+        else:
+            env[name] = value
+    result = manage("migrate", "--check", env=env)
+    assert result.returncode != 0
+    assert check_id in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_https_off_is_allowed_only_explicitly(tmp_path):
+    env = {**production_env(tmp_path), "HTTPS": "false", "HTTPS_ALLOW_OFF": "true"}
+    result = manage("check", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_demo_mode_and_a_tenant_are_exclusive(tmp_path):
+    env = {**production_env(tmp_path), **DEMO}
+    result = manage("check", env=env)
+    assert result.returncode != 0 and "LANYARD_DEMO" in result.stderr
+
+
+def test_error_reports_hide_connection_urls_and_secrets():
+    from django.views.debug import get_default_exception_reporter_filter
+
+    with override_settings(
+        DATABASE_URL="postgres://lanyard:hunter2@db/lanyard",
+        CELERY_BROKER_URL="redis://:hunter2@redis:6379/0",
+        GRAPH_RATE_LIMITER_URL="redis://:hunter2@redis:6379/0",
+    ):
+        shown = get_default_exception_reporter_filter().get_safe_settings()
+    text = repr(shown)
+    assert "hunter2" not in text
+    for name in ("DATABASE_URL", "DATABASES", "CELERY_BROKER_URL", "VAULT_KEYS", "SECRET_KEY"):
+        assert name in shown
+    assert shown["DEBUG"] is False  # ordinary settings stay readable

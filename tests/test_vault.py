@@ -90,3 +90,47 @@ def test_keys_rotate_without_losing_secrets(manager, settings):
     call_command("rotate_vault_keys")
     settings.VAULT_KEYS = [new_key]  # the old key is retired
     assert vault.secret_read(secret_id=secret.pk, kind="pin", owner_id=WORKER) == PIN
+
+
+def test_key_rotation_is_resumable_and_survives_an_unreadable_row(manager, settings):
+    """Issue 10, finding 13: a rotation interrupted halfway (here: a row no key opens) keeps the
+    batches it finished, goes on past the bad row, and a second run only finishes the rest."""
+    from io import StringIO
+
+    from django.core.management.base import CommandError
+
+    secrets = [store_pin(manager) for _ in range(5)]
+    broken = secrets[2]
+    VaultSecret.objects.filter(pk=broken.pk).update(
+        ciphertext=Fernet(Fernet.generate_key()).encrypt(b"a key nobody has")
+    )
+    old = settings.VAULT_KEYS
+    new_key = Fernet.generate_key().decode()
+    settings.VAULT_KEYS = [new_key, *old]
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 row"):
+        call_command("rotate_vault_keys", stdout=out)
+    assert "Re-encrypted 4 vault secrets" in out.getvalue()
+
+    again = StringIO()
+    with pytest.raises(CommandError):
+        call_command("rotate_vault_keys", stdout=again)
+    assert "Re-encrypted 0 vault secrets" in again.getvalue()  # nothing done twice
+    assert "4 already under the newest key" in again.getvalue()
+
+    settings.VAULT_KEYS = [new_key]  # the old key is retired
+    for secret in secrets:
+        if secret.pk != broken.pk:
+            assert vault.secret_read(secret_id=secret.pk, kind="pin", owner_id=WORKER) == PIN
+
+
+def test_key_rotation_works_in_batches(manager, settings):
+    secrets = [store_pin(manager) for _ in range(5)]
+    new_key = Fernet.generate_key().decode()
+    settings.VAULT_KEYS = [new_key, *settings.VAULT_KEYS]
+    count = vault.rows_rotate(VaultSecret.objects.all(), batch_size=2)
+    assert (count.rotated, count.current, count.unreadable) == (5, 0, 0)
+    settings.VAULT_KEYS = [new_key]
+    assert all(
+        vault.secret_read(secret_id=s.pk, kind="pin", owner_id=WORKER) == PIN for s in secrets
+    )

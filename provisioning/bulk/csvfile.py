@@ -3,7 +3,9 @@
 
 Accepted: UTF-8 with or without BOM, UTF-16 (LE/BE, with BOM, as Excel's "Unicode text" writes it),
 comma or semicolon as the delimiter (Excel in many European locales writes semicolons), header
-names case- and space-insensitive. Anything else is a FileProblem whose message says what to fix.
+names case- and space-insensitive, a few aliases (ALIASES, shown on the upload page and in the
+templates), lines whose first cell starts with "#" ignored (the templates explain themselves in
+such lines). Anything else is a FileProblem whose message says what to fix.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ PHONE_COLUMNS = ("UPN", "Mobile", "AlternateMobile", "OfficePhone", "ForcedUpdat
 PHONE_REQUIRED = ("UPN",)
 COLUMNS = {"qr": QR_COLUMNS, "phone": PHONE_COLUMNS}
 REQUIRED = {"qr": QR_REQUIRED, "phone": PHONE_REQUIRED}
-# A few spellings people use for the same column.
+# A few spellings people use for the same column (after the same lower-casing); a column whose
+# name matches nothing is ignored. Documented on the upload page and in the templates.
 ALIASES = {"upn": "userPrincipalName", "user": "userPrincipalName", "userprincipalname": "UPN"}
 
 TEMPLATES = {
@@ -37,6 +40,47 @@ TEMPLATES = {
         "ben.okafor@contoso.com,07700 900123,,,True,False\r\n"
     ),
 }
+
+
+def column_names(kind: str) -> list[tuple[str, list[str]]]:
+    """Each column of `kind` with the other header names taken for it (for the page and
+    templates)."""
+    return [
+        (name, [alias for alias, target in ALIASES.items() if target == name])
+        for name in COLUMNS[kind]
+    ]
+
+
+def csv_template(kind: str) -> str:
+    """The downloadable template of `kind`: the header and two example rows (TEMPLATES), then
+    comment lines saying how the file is read (after the rows, so the header stays line 1)."""
+    columns = "; ".join(
+        name + (f" (also: {' or '.join(aliases)})" if aliases else "")
+        for name, aliases in column_names(kind)
+    )
+    lines = [
+        "# Lanyard bulk import. Lines starting with # are ignored; delete them or keep them.",
+        "# Header names are case-insensitive (spaces/dashes/underscores ignored). Columns: "
+        + columns
+        + ". Other columns are ignored.",
+    ]
+    if kind == "qr":
+        lines.append(
+            "# startDateTime/expireDateTime: YYYY-MM-DD (midnight) or ISO 8601 like "
+            "2031-01-06T08:00+01:00. Without an offset they are read in "
+            f"{settings.TIME_ZONE} (the portal's time zone). Empty pin = a generated PIN."
+        )
+    else:
+        lines.append(
+            "# Numbers: with their country code (+49 30 1234567 or 0049 30 1234567) or in the "
+            "national form of the user's country (usageLocation) with its national prefix "
+            "(030 1234567 in Germany). A number that could be read only by guessing is refused."
+        )
+    return TEMPLATES[kind] + "\r\n".join(lines) + "\r\n"
+
+
+def _is_comment(cells: list[str]) -> bool:
+    return bool(cells) and cells[0].lstrip().startswith("#")
 
 
 class FileProblem(ValueError):
@@ -120,7 +164,7 @@ def read_rows(data: bytes, *, kind: str) -> list[CsvRow]:
         raise FileProblem(f"Unknown kind of file {kind!r}: use qr or phone.")
     text = decode(data)
     lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
+    first = next((line for line in lines if line.strip() and not _is_comment([line])), "")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first), strict=True)
     known = {_key(name): name for name in COLUMNS[kind]}
     header: list[str | None] | None = None
@@ -128,6 +172,8 @@ def read_rows(data: bytes, *, kind: str) -> list[CsvRow]:
     try:
         for cells in reader:
             line = reader.line_num
+            if _is_comment(cells):
+                continue
             if header is None:
                 if not any(cell.strip() for cell in cells):
                     continue

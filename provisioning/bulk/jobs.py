@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractUser
@@ -23,7 +24,11 @@ from provisioning.models import BulkJob, BulkJobRow, VaultSecret
 logger = logging.getLogger(__name__)
 
 Row = BulkJobRow
+# A spreadsheet runs a cell as a formula when it starts with one of these (OWASP, CSV Injection);
+# it may also split a cell at any of CELL_SEPARATORS (`;` in many European Excel locales) and read
+# each piece as a cell of its own, with leading spaces and quotes dropped.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CELL_SEPARATORS = re.compile(r"[,;\t\r\n]")
 
 
 class JobRefused(ValueError):
@@ -138,7 +143,10 @@ def bulk_job_rerun_failed(*, job: BulkJob, requested_by: AbstractUser | None) ->
 def neutralise(value: object) -> str:
     """A CSV cell that a spreadsheet will not run as a formula (docs/architecture.md §5)."""
     text = "" if value is None else str(value)
-    if text.startswith(FORMULA_PREFIXES):
+    pieces = [text, *CELL_SEPARATORS.split(text)]
+    if text.startswith(FORMULA_PREFIXES) or any(
+        piece.lstrip(" \t\r\n\"'").startswith(FORMULA_PREFIXES) for piece in pieces
+    ):
         return "'" + text
     return text
 
@@ -150,9 +158,12 @@ RESULT_COLUMNS = (
 
 
 def bulk_job_results_csv(*, job: BulkJob) -> bytes:
-    """Every row's result, without secrets, cells neutralised; UTF-8 with BOM for Excel."""
+    """Every row's result, without secrets, cells neutralised; UTF-8 with BOM for Excel.
+
+    Every cell is quoted, so a `;` or `,` inside a value never splits it, whichever separator the
+    reader's locale uses."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(RESULT_COLUMNS)
     for row in job.rows.order_by("line").iterator(chunk_size=2000):
         writer.writerow(

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from provisioning import vault
@@ -182,19 +183,23 @@ def people_lookup(upns: Iterable[str], *, client: GraphClient | None = None) -> 
 
 
 def parse_when(text: str) -> datetime:
-    """ISO 8601 date-time or YYYY-MM-DD (midnight UTC); ValueError with a plain message."""
+    """ISO 8601 date-time or YYYY-MM-DD (midnight), in UTC; ValueError with a plain message.
+
+    A date, or a date-time without an offset, is read in the portal's TIME_ZONE (as the upload
+    page and the templates say), never silently as UTC (docs/architecture.md §7)."""
     text = text.strip()
+    local = timezone.get_default_timezone()
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return datetime(day.year, day.month, day.day, tzinfo=local).astimezone(UTC)
         value = parse_datetime(text.replace(" ", "T", 1))
     except ValueError:
         value = None
     if value is None:
         raise ValueError(f"“{text}” is not a date (use YYYY-MM-DD or ISO 8601).")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=local)
     return value.astimezone(UTC).replace(microsecond=0)
 
 

@@ -1,8 +1,8 @@
 """Manager actions on one worker (Operation) and the last known state of a worker's methods.
 
 Neither model ever holds a secret: PINs and QR payloads live in the vault and are referred to by
-vault row ids only (docs/architecture.md §5). Phone numbers are stored exactly as Graph returned
-them, which for a manager (an AU-scoped Authentication Administrator) means masked.
+vault row ids only (docs/architecture.md §5). Phone numbers in WorkerMethodState are stored
+masked, as Entra shows them to an AU-scoped Authentication Administrator, whoever read them.
 """
 
 from __future__ import annotations
@@ -92,6 +92,13 @@ class Operation(models.Model):
         return datetime.fromisoformat(value) if value else None
 
     @property
+    def number_masked(self) -> str:
+        """The phone number of a phone operation as every manager of the store may see it."""
+        from provisioning.phone_numbers import phone_number_mask
+
+        return phone_number_mask((self.params or {}).get("number") or "")
+
+    @property
     def is_temporary_qr(self) -> bool:
         return self.kind == self.Kind.QR_TEMPORARY_CREATE
 
@@ -100,7 +107,7 @@ class WorkerMethodState(models.Model):
     """What Lanyard last read from Graph about a worker's QR method and phones (list columns).
 
     Refreshed for one worker after each action, and for a whole store by a task. No secrets:
-    GET never returns them, and phone numbers are kept as Graph returned them (masked for managers).
+    GET never returns them, and phone numbers are kept masked (provisioning/worker_state.py).
     """
 
     user = models.OneToOneField(

@@ -12,6 +12,7 @@ import pytest
 
 from badges.models import Kiosk, PrintJob
 from graphsim.demo import DEMO_CLIENT_ID
+from portal.models import User
 from provisioning.directory import directory_sync
 from provisioning.graph import get_app_client
 from provisioning.models import AdministrativeUnit, AUMembership, VaultSecret
@@ -38,7 +39,6 @@ def test_a_kiosk_pairs_receives_a_sheet_opens_it_and_marks_it_printed(
         .first()
     )
     members = AUMembership.objects.filter(administrative_unit=store).order_by("user_id")
-    badged = [store_payload(m.user_id) for m in members[:2]]
 
     # The manager signs in and registers a kiosk for the store.
     manager = browser.new_context(viewport={"width": 1024, "height": 768}).new_page()
@@ -49,6 +49,9 @@ def test_a_kiosk_pairs_receives_a_sheet_opens_it_and_marks_it_printed(
     manager.wait_for_url(f"{portal_graph.browser_url}/**")
     manager.get_by_role("button", name=alice.display_name).click()
     manager.wait_for_url(portal_url + "/")
+    # Payloads of codes alice just created: only she may print them (docs/architecture.md §5).
+    alice_user = User.objects.get(entra_object_id=alice.user_id)
+    badged = [store_payload(m.user_id, created_by=alice_user) for m in members[:2]]
     manager.get_by_role("link", name="Kiosks").click()
     manager.get_by_role("link", name="Register a kiosk").click()
     manager.get_by_label("Kiosk name").fill("Back office PC")
