@@ -14,7 +14,8 @@ from provisioning.models import (
     Operation,
     ScopedRoleAssignment,
 )
-from provisioning.roles import MANAGER_ROLE_TEMPLATES
+from provisioning.privileged import role_assignable_group_member_ids
+from provisioning.roles import MANAGER_ROLE_TEMPLATES, PRIVILEGED_AUTHENTICATION_ADMINISTRATOR
 
 
 def administrative_unit_list_for_manager(*, user: AbstractUser) -> QuerySet[AdministrativeUnit]:
@@ -137,3 +138,25 @@ def audit_event_list_for_worker(*, unit: AdministrativeUnit, worker_id: str):
 
 def audit_event_list_for_administrative_unit(*, unit: AdministrativeUnit):
     return AuditEvent.objects.filter(administrative_unit_id=unit.id)
+
+
+def worker_role_assignable_group(
+    *, user: AbstractUser, unit: AdministrativeUnit, worker: DirectoryUser
+) -> str:
+    """The name of a role-assignable group `worker` belongs to (as last synced) when `user` cannot
+    change that worker's methods because of it, else "".
+
+    Only a Privileged Authentication Administrator (or Global Administrator) may change the
+    authentication methods of such a member (docs/graph-contract.md §4.4). A manager holding
+    Privileged Authentication Administrator over the store is told nothing; a tenant-wide manager
+    role is not recorded by name, so such a manager is warned too.
+    """
+    groups = role_assignable_group_member_ids([worker.id])
+    if not groups:
+        return ""
+    privileged = ScopedRoleAssignment.objects.filter(
+        administrative_unit=unit,
+        principal_id=(user.entra_object_id or "").lower(),
+        role_template_id=PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+    ).exists()
+    return "" if privileged else next(iter(groups.values()))
