@@ -15,8 +15,9 @@ through a role-assignable group, PIM activations included) and are not IT admins
 - the (transitive) user members of every group that holds a role ([G1]
   api/group-list-transitivemembers.md, `GroupMember.Read.All`);
 - the IT admin group `LANYARD_ADMIN_GROUP_ID` (whether it is role-assignable) and its members.
-`sync_directory` runs it every hour; the bulk preview and the engine run it again when the record
-is older than `ROLE_RECHECK_SECONDS`, so a role gained after a preview stops the write.
+`sync_directory` runs it every hour and the bulk preview again when the record is older than
+`PREVIEW_MAX_AGE_SECONDS`; `bulk_targets_recheck` asks Entra again just before each bulk write,
+so a role gained after a preview stops the write.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from provisioning.graph import GraphClient, GraphNotFound, operations
+from provisioning.graph import GraphClient, GraphNotFound, get_app_client, operations
 from provisioning.graph.models import RoleAssignment
 from provisioning.models import (
     AdminGroupMember,
@@ -43,8 +44,9 @@ from provisioning.roles import role_name
 logger = logging.getLogger(__name__)
 
 GROUP_TYPE = "#microsoft.graph.group"
-# How old the record may be when a bulk preview or a bulk write relies on it.
-ROLE_RECHECK_SECONDS = 60
+# How old the record may be when a bulk preview relies on it (sync_directory refreshes it hourly;
+# the engine re-checks every row with Entra before writing anyway).
+PREVIEW_MAX_AGE_SECONDS = 600
 
 
 @dataclass
@@ -148,14 +150,14 @@ def privileged_accounts_refresh(
 
 
 def privileged_accounts_ensure_fresh(
-    *, client: GraphClient, max_age_seconds: float = ROLE_RECHECK_SECONDS
+    *, client: GraphClient | None = None, max_age_seconds: float = PREVIEW_MAX_AGE_SECONDS
 ) -> None:
     """Refresh the record when it is missing or older than `max_age_seconds`."""
     snapshot = PrivilegedAccountsSnapshot.objects.filter(pk=1).first()
     if snapshot is None or snapshot.refreshed_at < timezone.now() - timedelta(
         seconds=max_age_seconds
     ):
-        privileged_accounts_refresh(client=client)
+        privileged_accounts_refresh(client=client or get_app_client())
 
 
 def group_member_ids(group_id: str) -> list[str]:
@@ -228,3 +230,72 @@ def bulk_target_refusals(user_ids: Iterable[str]) -> dict[str, str]:
             "administrators."
         )
     return refusals
+
+
+IN_LIMIT = 15  # values per `principalId in (…)` filter (docs/graph-contract.md §4.4)
+
+
+def bulk_targets_recheck(*, client: GraphClient, user_ids: list[str]) -> dict[str, str | None]:
+    """Ask Entra again, just before a bulk write, whether each user is still a frontline worker.
+
+    user id → refusal reason, "" for a frontline worker, or None when Graph could not answer (the
+    caller retries later). One $batch of reads per chunk: the active role assignments of the users
+    (`principalId in (…)`), and the members of the IT admin group and of every group recorded as
+    holding a role (roles reach the members of role-assignable groups). The recorded store
+    membership and role holders (`bulk_target_refusals`) count as well. A group that gained a role
+    after the last refresh of the record is seen at the next refresh (sync, or a preview).
+    """
+    result: dict[str, str | None] = dict.fromkeys(user_ids, "")
+    for user_id, reason in bulk_target_refusals(user_ids).items():
+        result[user_id] = reason
+    keys = {u.lower(): u for u in user_ids}
+    chunks = [list(keys)[start : start + IN_LIMIT] for start in range(0, len(keys), IN_LIMIT)]
+    groups = dict(
+        DirectoryRoleHolder.objects.exclude(via_group_id="")
+        .values_list("via_group_id", "via_group_name")
+        .distinct()
+    )
+    admin_group = (settings.LANYARD_ADMIN_GROUP_ID or "").lower()
+    if admin_group:
+        groups[admin_group] = "the IT admin group"
+    group_ids = sorted(groups)
+    requests_ = [operations.role_assignments_list_request(ids) for ids in chunks]
+    requests_ += [operations.group_transitive_user_ids_request(g) for g in group_ids]
+    answers = client.batch(requests_)
+    for ids, item in zip(chunks, answers[: len(chunks)], strict=True):
+        if not item.ok or not isinstance(item.body, dict):
+            for key in ids:
+                result[keys[key]] = None
+            continue
+        for value in item.body.get("value") or []:
+            assignment = RoleAssignment.from_graph(value)
+            user_id = keys.get(assignment.principal_id)
+            if user_id is not None and result[user_id] is not None:
+                result[user_id] = (
+                    f"Holds the directory role {role_name(assignment.role_definition_id)} "
+                    f"({_scope_text(assignment.directory_scope_id)}): bulk jobs never write to "
+                    "administrators."
+                )
+    for group_id, item in zip(group_ids, answers[len(chunks) :], strict=True):
+        if item.ok and isinstance(item.body, dict) and not item.body.get("@odata.nextLink"):
+            members = {(v.get("id") or "").lower() for v in item.body.get("value") or []}
+        elif item.ok:  # more than one page: read them all
+            members = {u.id.lower() for u in operations.group_transitive_users(client, group_id)}
+        else:
+            for user_id in user_ids:
+                result[user_id] = None
+            continue
+        for key in members & set(keys):
+            user_id = keys[key]
+            if result[user_id] is None:
+                continue
+            if group_id == admin_group:
+                result[user_id] = (
+                    "Member of the IT admin group: bulk jobs never write to administrators."
+                )
+            else:
+                result[user_id] = (
+                    f"Member of the role-assignable group {groups[group_id]}, which holds a "
+                    "directory role: bulk jobs never write to administrators."
+                )
+    return result

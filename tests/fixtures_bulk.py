@@ -45,6 +45,11 @@ def bulk_graph(portal_graph: GraphsimHandle, settings, db) -> GraphsimHandle:
     settings.GRAPH_WRITES_PER_SECOND = 2000
     settings.BULK_BACKOFF_MAX_SECONDS = 0.2
     portal_graph.sim.config.write_budget_per_s = 2000.0
+    # Bulk jobs write only to members of synced stores (docs/architecture.md §5): sync first, as
+    # `make run` and the hourly task do, then start from a fresh client (its own request counts).
+    from provisioning.directory import directory_sync
+
+    directory_sync(client=provisioning.graph.get_app_client())
     provisioning.graph._singletons.clear()
     from django.core.cache import cache
 

@@ -136,6 +136,32 @@ def role_assignments_list(
     return (RoleAssignment.from_graph(item) for item in client.iter_values(req))
 
 
+def role_assignments_list_request(principal_ids: list[str]) -> GraphRequest:
+    """The active roles of up to 15 users or groups, as a $batch item (`principalId in (…)`;
+    DOC-GAP: the page names no limit for `in`, Lanyard sends at most 15 values, the limit Graph
+    documents for directory objects)."""
+    values = ",".join(f"'{principal_id}'" for principal_id in principal_ids)
+    return GraphRequest(
+        "GET", url("/roleManagement/directory/roleAssignments", filter=f"principalId in ({values})")
+    )
+
+
+def group_transitive_user_ids_request(group_id: str) -> GraphRequest:
+    """The ids of a group's users, nested groups included, as a $batch item (one page of up to
+    999) — [G1] api/group-list-transitivemembers.md; a cast needs ConsistencyLevel and $count
+    (docs/graph-contract.md §4.5)."""
+    return GraphRequest(
+        "GET",
+        url(
+            f"/groups/{_seg(group_id)}/transitiveMembers/microsoft.graph.user",
+            select="id",
+            top=999,
+            count="true",
+        ),
+        headers=EVENTUAL,
+    )
+
+
 def role_assignments_for_principal(
     client: GraphClient, principal_id: str
 ) -> Iterator[RoleAssignment]:
