@@ -25,6 +25,7 @@ from portal.http import SignedInRequest, download, it_admin_required, partial
 from provisioning.bulk import csvfile, jobs, preview, selectors, sources
 from provisioning.graph import GraphError
 from provisioning.models import BulkJob
+from provisioning.privileged import admin_group_warning
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def _list_context(**forms) -> dict:
         "group_form": forms.get("group_form") or GroupSourceForm(),
         "store_form": forms.get("store_form") or StoreSourceForm(),
         "max_rows": settings.BULK_MAX_ROWS,
+        "admin_group_warning": admin_group_warning(),
     }
 
 
@@ -134,6 +136,7 @@ def _detail_context(request: SignedInRequest, job: BulkJob) -> dict:
         "status_filter": status,
         "confirm_form": ConfirmForm(initial={"preview_hash": job.preview_hash}),
         "printables": jobs.bulk_job_printables(job=job) if job.kind == "qr" else None,
+        "admin_group_warning": admin_group_warning(),
         "active": job.status == BulkJob.Status.RUNNING
         or (job.status == BulkJob.Status.CANCELLED and job.finished_at is None),
     }

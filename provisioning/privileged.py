@@ -299,3 +299,24 @@ def bulk_targets_recheck(*, client: GraphClient, user_ids: list[str]) -> dict[st
                     "directory role: bulk jobs never write to administrators."
                 )
     return result
+
+
+def admin_group_warning() -> str:
+    """What the admin pages and `manage.py check` say when the IT admin group is not
+    role-assignable ("" when it is, or when no sync has read it yet).
+
+    Members of a role-assignable group can be changed only by Privileged Role Administrators (or
+    the group's owners); any other group can be changed by Groups, User or Intune administrators —
+    who could then make themselves IT admins of Lanyard and run bulk jobs
+    ([E] …/role-based-access-control/groups-concept.md).
+    """
+    snapshot = PrivilegedAccountsSnapshot.objects.filter(pk=1).first()
+    if snapshot is None or snapshot.admin_group_role_assignable is not False:
+        return ""
+    name = snapshot.admin_group_name or snapshot.admin_group_id
+    return (
+        f"The IT admin group {name} (LANYARD_ADMIN_GROUP_ID) is not role-assignable: anyone "
+        "allowed to manage groups in Entra could add themselves and run bulk jobs. Create a "
+        "group with “Microsoft Entra roles can be assigned to the group” set to Yes, move the IT "
+        "admins there and point LANYARD_ADMIN_GROUP_ID at it."
+    )
