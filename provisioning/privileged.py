@@ -109,7 +109,9 @@ def privileged_accounts_store(found: PrivilegedAccounts) -> dict[str, int]:
                     DirectoryRoleHolder(
                         user_id=user_id,
                         via_group_id=assignment.principal_id,
-                        via_group_name=(assignment.principal_display_name or "")[:256],
+                        via_group_name=(
+                            assignment.principal_display_name or assignment.principal_id
+                        )[:256],
                         **values,
                     )
                 )
@@ -281,6 +283,8 @@ def bulk_targets_recheck(*, client: GraphClient, user_ids: list[str]) -> dict[st
             members = {(v.get("id") or "").lower() for v in item.body.get("value") or []}
         elif item.ok:  # more than one page: read them all
             members = {u.id.lower() for u in operations.group_transitive_users(client, group_id)}
+        elif item.status == 404:  # the group is gone: nobody holds a role or is an admin by it
+            members = set()
         else:
             for user_id in user_ids:
                 result[user_id] = None

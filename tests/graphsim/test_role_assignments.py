@@ -187,3 +187,11 @@ def test_the_app_identity_is_not_bound_by_the_group_rule(graphsim, app):
         json={"phoneNumber": "+49 15123456789", "phoneType": "mobile"},
     )
     assert response.status_code == 201
+
+
+def test_the_demo_sign_in_page_offers_the_group_manager_and_the_eligible_user(graphsim):
+    from graphsim.identity import sign_in_candidates
+
+    notes = {user.id: " / ".join(n) for user, n in sign_in_candidates(graphsim.tenant)}
+    assert "through Store 205 managers" in notes[graphsim.people.group_manager]
+    assert "PIM-eligible, not activated" in notes[graphsim.people.eligible_manager]
