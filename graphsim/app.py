@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from werkzeug.wrappers import Request, Response
 
-from graphsim import directory, identity, phone, policy, qrmethods, reports
+from graphsim import directory, identity, phone, policy, qrmethods, rbac, reports
 from graphsim.errors import GraphError
 from graphsim.faults import FaultInjector, SimConfig
 from graphsim.http import Principal, Router, SimRequest, SimResponse
@@ -144,7 +144,7 @@ def build_router() -> Router:
     authentication-method, policy and report modules."""
     router = Router()
     directory.register(router)
-    for module in (qrmethods, phone, policy, reports):
+    for module in (qrmethods, phone, policy, reports, rbac):
         module.register(router)
     return router
 

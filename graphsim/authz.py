@@ -13,6 +13,7 @@ from graphsim.errors import GraphError
 from graphsim.http import SimRequest
 from graphsim.model import (
     AUTHENTICATION_ADMINISTRATOR,
+    GLOBAL_ADMINISTRATOR,
     PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
     Tenant,
     User,
@@ -40,11 +41,13 @@ def require_permission(
 def user_role_templates_over(tenant: Tenant, actor_id: str, target: User) -> set[str]:
     """Role templates the actor holds over `target`: tenant-wide, or scoped to an AU holding it."""
     templates: set[str] = set()
+    # Roles held directly or through a role-assignable group (docs/graph-contract.md §4.4).
+    principals = tenant.principal_ids_of(actor_id)
     for role in tenant.directory_roles.values():
-        if actor_id in role.member_ids:
+        if principals & set(role.member_ids):
             templates.add(role.role_template_id)
     for membership in tenant.scoped_role_memberships.values():
-        if membership.user_id != actor_id:
+        if membership.user_id not in principals:
             continue
         unit = tenant.administrative_units.get(membership.administrative_unit_id)
         role = tenant.directory_roles.get(membership.role_id)
@@ -71,7 +74,38 @@ def require_tenant_role(req: SimRequest, role_templates: Iterable[str]) -> None:
     if req.principal.kind == "app":
         return
     wanted = set(role_templates)
+    principals = req.tenant.principal_ids_of(req.principal.user_id or "")
     for role in req.tenant.directory_roles.values():
-        if role.role_template_id in wanted and req.principal.user_id in role.member_ids:
+        if role.role_template_id in wanted and principals & set(role.member_ids):
             return
     raise _denied("The signed-in user does not hold a role that allows this operation.")
+
+
+# Who may change the credentials of a member of a role-assignable group.
+PROTECTED_TARGET_ROLES = frozenset({PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR})
+
+
+def require_privileged_for_role_assignable_member(req: SimRequest, target: User) -> None:
+    """Only a Privileged Authentication Administrator (or Global Administrator) may change the
+    authentication methods of a member of a role-assignable group; an Authentication
+    Administrator's write is refused ([E] …/role-based-access-control/groups-concept.md, "How are
+    role-assignable groups protected?"; docs/graph-contract.md §4.4).
+
+    DOC-GAP: the page names no status or code; graphsim answers Graph's usual
+    403 Authorization_RequestDenied. Applies to delegated callers only: application permissions
+    carry no role.
+    """
+    if req.principal.kind == "app" or req.principal.user_id == target.id:
+        return
+    protected = any(
+        g.is_assignable_to_role and target.id in g.member_ids for g in req.tenant.groups.values()
+    )
+    if not protected:
+        return
+    held = user_role_templates_over(req.tenant, req.principal.user_id or "", target)
+    if not held & PROTECTED_TARGET_ROLES:
+        raise _denied(
+            "Insufficient privileges to complete the operation: the target user is a member of a "
+            "role-assignable group; only a Privileged Authentication Administrator can change "
+            "their authentication methods."
+        )

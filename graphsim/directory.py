@@ -76,6 +76,7 @@ GROUP_PROPERTIES: dict[str, Any] = {
     "description": lambda g: g.description,
     "displayName": lambda g: g.display_name,
     "groupTypes": lambda g: [],
+    "isAssignableToRole": lambda g: g.is_assignable_to_role,
     "mail": lambda g: None,
     "mailEnabled": lambda g: False,
     "mailNickname": lambda g: "".join(ch for ch in g.display_name if ch.isalnum()) or "group",
@@ -311,7 +312,9 @@ def get_user(req: SimRequest) -> SimResponse:
 
 def user_scoped_role_member_of(req: SimRequest) -> SimResponse:
     user = find_user(req.tenant, req.params["user"])
-    _require(req, ROLE_READ)
+    # [Gb] api/user-list-scopedrolememberof.md and [P]: Directory.Read.All (delegated and
+    # application); RoleManagement.Read.Directory does not grant it (docs/graph-contract.md §4.4).
+    _require(req, DIRECTORY_READ)
     memberships = [m for m in req.tenant.scoped_role_memberships.values() if m.user_id == user.id]
     body = {
         "@odata.context": context_url(req, f"users('{user.id}')/scopedRoleMemberOf"),
@@ -450,15 +453,18 @@ def _select_for(cast_type: type) -> frozenset[str]:
 
 
 def _membership_json(tenant: Tenant, membership: Any) -> dict[str, Any]:
-    user = tenant.users.get(membership.user_id)
+    # The principal is a user or a role-assignable group (docs/graph-contract.md §4.4).
+    principal = directory_object(tenant, membership.user_id)
     return {
         "id": membership.id,
         "roleId": membership.role_id,
         "administrativeUnitId": membership.administrative_unit_id,
         "roleMemberInfo": {
             "id": membership.user_id,
-            "displayName": user.display_name if user else None,
-            "userPrincipalName": user.user_principal_name if user else None,
+            "displayName": principal.display_name if principal else None,
+            "userPrincipalName": principal.user_principal_name
+            if isinstance(principal, User)
+            else None,
         },
     }
 

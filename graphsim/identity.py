@@ -34,7 +34,7 @@ from werkzeug.wrappers import Request, Response
 
 from graphsim.errors import GraphError
 from graphsim.http import Principal
-from graphsim.model import AppRegistration, Tenant, User
+from graphsim.model import ROLE_NAMES, AppRegistration, Tenant, User
 
 if TYPE_CHECKING:
     from graphsim.app import Simulator
@@ -1009,16 +1009,30 @@ def _redirect(uri: str, params: dict[str, str], mode: str = "query") -> Response
 def sign_in_candidates(tenant: Tenant) -> list[tuple[User, list[str]]]:
     """Who the authorize page offers: store managers, role holders, IT-admin-group members."""
     notes: dict[str, list[str]] = {}
+
+    def holders(principal_id: str) -> list[tuple[str, str]]:
+        """(user id, how) for a principal: the user, or each member of a role-assignable group."""
+        group = tenant.groups.get(principal_id)
+        if group is None:
+            return [(principal_id, "")]
+        return [(m, f" through {group.display_name}") for m in group.member_ids]
+
     for membership in tenant.scoped_role_memberships.values():
         unit = tenant.administrative_units.get(membership.administrative_unit_id)
         role = tenant.directory_roles.get(membership.role_id)
         if unit and role:
-            notes.setdefault(membership.user_id, []).append(
-                f"{role.display_name} · {unit.display_name}"
-            )
+            for user_id, how in holders(membership.user_id):
+                notes.setdefault(user_id, []).append(
+                    f"{role.display_name} · {unit.display_name}{how}"
+                )
     for role in tenant.directory_roles.values():
         for member_id in role.member_ids:
-            notes.setdefault(member_id, []).append(f"{role.display_name} (tenant-wide)")
+            for user_id, how in holders(member_id):
+                notes.setdefault(user_id, []).append(f"{role.display_name} (tenant-wide){how}")
+    for eligibility in tenant.role_eligibilities.values():
+        name = ROLE_NAMES.get(eligibility.role_template_id, eligibility.role_template_id)
+        for user_id, how in holders(eligibility.principal_id):
+            notes.setdefault(user_id, []).append(f"{name}: PIM-eligible, not activated{how}")
     from graphsim.demo import DEMO_ADMIN_GROUP_ID
 
     admin_group = tenant.groups.get(DEMO_ADMIN_GROUP_ID)

@@ -69,6 +69,9 @@ class Group:
     display_name: str
     description: str | None = None
     member_ids: list[str] = field(default_factory=list)  # users and groups (nested)
+    # Role-assignable: Entra roles can be assigned to the group, and then every member holds them
+    # (docs/graph-contract.md §4.4). Such a group has only direct user members (no nesting).
+    is_assignable_to_role: bool = False
 
 
 @dataclass
@@ -91,7 +94,8 @@ class DirectoryRole:
     role_template_id: str
     display_name: str
     description: str = ""
-    member_ids: list[str] = field(default_factory=list)  # tenant-wide (unscoped) holders
+    # Tenant-wide (unscoped) active holders: users, or role-assignable groups.
+    member_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,7 +103,24 @@ class ScopedRoleMembership:
     id: str  # opaque
     role_id: str  # DirectoryRole.id, not the template id
     administrative_unit_id: str
-    user_id: str
+    user_id: str  # the principal: a user, or a role-assignable group (roleMemberInfo)
+
+    @property
+    def principal_id(self) -> str:
+        return self.user_id
+
+
+@dataclass
+class RoleEligibility:
+    """PIM: `principal_id` may activate the role at `directory_scope_id` ("/" tenant-wide,
+    "/administrativeUnits/{id}"). Not a role until activated: eligible assignments never appear in
+    roleAssignments or scopedRoleMembers (docs/graph-contract.md §4.4); `Tenant.role_activate`
+    turns one into an active assignment, as a PIM activation does."""
+
+    id: str
+    role_template_id: str
+    principal_id: str
+    directory_scope_id: str = "/"
 
 
 @dataclass
@@ -185,6 +206,7 @@ class Tenant:
     administrative_units: dict[str, AdministrativeUnit] = field(default_factory=dict)
     directory_roles: dict[str, DirectoryRole] = field(default_factory=dict)
     scoped_role_memberships: dict[str, ScopedRoleMembership] = field(default_factory=dict)
+    role_eligibilities: dict[str, RoleEligibility] = field(default_factory=dict)  # PIM, by id
     apps: dict[str, AppRegistration] = field(default_factory=dict)
     qr_policy: QrPolicy = field(default_factory=QrPolicy)
     qr_methods: dict[str, QrMethod] = field(default_factory=dict)  # by user id
@@ -251,3 +273,41 @@ class Tenant:
             if role.role_template_id.lower() == template_id.lower():
                 return role
         return None
+
+    def principal_ids_of(self, user_id: str) -> set[str]:
+        """The user and the role-assignable groups it belongs to: every principal whose role
+        assignments the user holds (such groups cannot be nested, so membership is direct)."""
+        ids = {user_id}
+        ids.update(
+            g.id
+            for g in self.groups.values()
+            if g.is_assignable_to_role and user_id in g.member_ids
+        )
+        return ids
+
+    def role_activate(self, eligibility_id: str) -> str:
+        """A PIM activation: the eligible assignment becomes active; returns the assignment id
+        (the scopedRoleMembership id for an AU scope, else the role's id)."""
+        eligibility = self.role_eligibilities[eligibility_id]
+        role = self.directory_role_by_template(eligibility.role_template_id)
+        if role is None:
+            role = DirectoryRole(
+                id=new_id(),
+                role_template_id=eligibility.role_template_id,
+                display_name=ROLE_NAMES.get(eligibility.role_template_id, ""),
+            )
+            self.directory_roles[role.id] = role
+        scope = eligibility.directory_scope_id
+        if scope == "/":
+            if eligibility.principal_id not in role.member_ids:
+                role.member_ids.append(eligibility.principal_id)
+            return role.id
+        unit_id = scope.rsplit("/", 1)[-1]
+        membership = ScopedRoleMembership(
+            id=new_id().replace("-", ""),
+            role_id=role.id,
+            administrative_unit_id=unit_id,
+            user_id=eligibility.principal_id,
+        )
+        self.scoped_role_memberships[membership.id] = membership
+        return membership.id

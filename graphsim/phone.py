@@ -189,13 +189,15 @@ def _authorize_read(req: SimRequest) -> User:
 
 
 def _authorize_write(req: SimRequest) -> User:
-    return authorize_on_user(
+    user = authorize_on_user(
         req,
         application=_WRITE_APP,
         delegated_others=_WRITE_APP,
         delegated_self=_WRITE_SELF,
         roles=WRITE_ROLES,
     )
+    authz.require_privileged_for_role_assignable_member(req, user)
+    return user
 
 
 def _masks_numbers(req: SimRequest, user: User) -> bool:

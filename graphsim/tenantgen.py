@@ -32,6 +32,7 @@ from graphsim.model import (
     QrCode,
     QrMethod,
     QrPin,
+    RoleEligibility,
     ScopedRoleMembership,
     SignInPreferences,
     Tenant,
@@ -170,6 +171,10 @@ class DemoPeople:
     # An AU with hidden membership (head office staff): listing its members needs
     # Member.Read.Hidden, which Lanyard does not ask for (docs/graph-contract.md §4.3).
     hidden_store: str = ""
+    global_admin: str = ""
+    group_manager: str = ""  # manages stores[2] through a role-assignable group
+    manager_group: str = ""  # that group
+    eligible_manager: str = ""  # only PIM-eligible for a role on stores[3]
 
 
 class _Ids:
@@ -464,6 +469,35 @@ def demo_tenant_with_people(
     )
     tenant.administrative_units[head_office.id] = head_office
 
+    # Roles through groups and PIM (docs/graph-contract.md §4.4), drawn last so every id above
+    # stays what it was. Lena manages the third store as a member of a role-assignable group that
+    # holds the AU-scoped Authentication Administrator role; Tom is only PIM-eligible for it on the
+    # fourth store (not a manager until he activates it). The IT admin group is role-assignable,
+    # as it should be (only Privileged Role Administrators can change its members).
+    admin_group.is_assignable_to_role = True
+    group_manager = _person(tenant, new_id, "lena.fischer", "Lena Fischer", "Store manager", now)
+    manager_group = Group(
+        id=new_id(),
+        display_name="Store 205 managers",
+        description="Role-assignable: Authentication Administrator over Store 205",
+        member_ids=[group_manager.id],
+        is_assignable_to_role=True,
+    )
+    tenant.groups[manager_group.id] = manager_group
+    membership = ScopedRoleMembership(id=_opaque_id(rng),
+                                      role_id=roles[AUTHENTICATION_ADMINISTRATOR].id,
+                                      administrative_unit_id=store_ids[2],
+                                      user_id=manager_group.id)  # fmt: skip
+    tenant.scoped_role_memberships[membership.id] = membership
+    eligible = _person(tenant, new_id, "tom.becker", "Tom Becker", "Assistant store manager", now)
+    eligibility = RoleEligibility(
+        id=new_id(),
+        role_template_id=AUTHENTICATION_ADMINISTRATOR,
+        principal_id=eligible.id,
+        directory_scope_id=f"/administrativeUnits/{store_ids[3]}",
+    )
+    tenant.role_eligibilities[eligibility.id] = eligibility
+
     people = DemoPeople(
         managers=tuple(m.id for m in managers),
         it_admin=it_admin.id,
@@ -471,6 +505,10 @@ def demo_tenant_with_people(
         disabled=disabled_id,
         stores=tuple(store_ids),
         hidden_store=head_office.id,
+        global_admin=global_admin.id,
+        group_manager=group_manager.id,
+        manager_group=manager_group.id,
+        eligible_manager=eligible.id,
     )
     return tenant, people
 

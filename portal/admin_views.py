@@ -35,6 +35,7 @@ from provisioning.bulk import csvfile, jobs, preview, selectors, sources
 from provisioning.directory import administrative_unit_list_unreadable
 from provisioning.graph import GraphError
 from provisioning.models import BulkJob
+from provisioning.privileged import admin_group_warning
 from provisioning.qr_policy import POLICY_UNREADABLE, qr_policy_current, qr_policy_unreadable
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def _list_context(**forms) -> dict:
         "qr_columns": csvfile.column_names("qr"),
         "phone_columns": csvfile.column_names("phone"),
         "time_zone": settings.TIME_ZONE,
+        "admin_group_warning": admin_group_warning(),
     }
 
 
@@ -181,6 +183,7 @@ def _detail_context(request: SignedInRequest, job: BulkJob) -> dict:
         "status_filter": status,
         "confirm_form": ConfirmForm(initial={"preview_hash": job.preview_hash}),
         "printables": jobs.bulk_job_printables(job=job) if job.kind == "qr" else None,
+        "admin_group_warning": admin_group_warning(),
         "active": job.status == BulkJob.Status.RUNNING
         or (job.status == BulkJob.Status.CANCELLED and job.finished_at is None),
     }

@@ -305,6 +305,35 @@ def check_not_demo(app_configs, **kwargs) -> list[Warning]:
     ]
 
 
+@register(Tags.database)
+def check_admin_group_role_assignable(app_configs, databases=None, **kwargs) -> list[Warning]:
+    """The IT admin group should be role-assignable (docs/architecture.md §5).
+
+    Known only from the last `sync_directory` (a system check never calls Graph), so this is a
+    database check: `manage.py migrate` and `manage.py check --database default` run it.
+    """
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from provisioning.privileged import admin_group_warning
+
+    try:
+        warning = admin_group_warning()
+    except DatabaseError:  # not migrated yet
+        return []
+    if not warning:
+        return []
+    return [
+        Warning(
+            warning,
+            hint="Only a role-assignable group is protected from group administrators; see "
+            "README.md, “Registering the Entra app”.",
+            id="lanyard.W030",
+        )
+    ]
+
+
 def certificate_problem(path: Path) -> str | None:
     """Why the PEM at `path` cannot serve as the client credential, or None if it can."""
     try:

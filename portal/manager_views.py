@@ -65,6 +65,7 @@ from provisioning.selectors import (
     get_operation_for_manager,
     get_worker_for_manager,
     operation_list_for_worker,
+    worker_role_assignable_group,
     worker_search_for_administrative_unit,
 )
 from provisioning.worker_state import worker_states_refresh_claim
@@ -233,6 +234,9 @@ def _worker_context(request: SignedInRequest, store, worker, **extra) -> dict:
         "policy": policy,
         "policy_unreadable": POLICY_UNREADABLE if qr_policy_unreadable(policy) else "",
         "unusable": state.unusable_reasons(account_enabled=worker.account_enabled) if state else [],
+        "protected_group": worker_role_assignable_group(
+            user=request.user, unit=store, worker=worker
+        ),
         "operations": list(
             operation_list_for_worker(user=request.user, unit=store, worker_id=worker.id)[:5]
         ),

@@ -3,7 +3,8 @@
 `directory_sync` mirrors Entra into the cache with the app identity; it is incremental (only rows
 that changed are written) and idempotent (a second run with nothing changed in Entra writes
 nothing). `manager_scope_refresh` re-reads one manager's scoped roles with their own delegated token
-at sign-in, so a role granted or revoked in Entra counts from the next sign-in.
+at sign-in, so a role granted or revoked in Entra counts from the next sign-in. Roles held through
+a role-assignable group count for each member of the group (docs/graph-contract.md §4.4).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from provisioning.models import (
     DirectoryUser,
     ScopedRoleAssignment,
 )
+from provisioning.privileged import group_member_ids, privileged_accounts_refresh
 from provisioning.roles import MANAGER_ROLE_TEMPLATES
 
 logger = logging.getLogger(__name__)
 
-DIRECTORY_ROLE_TYPE = "#microsoft.graph.directoryRole"
+GROUP_TYPE = "#microsoft.graph.group"
 
 # DirectoryUser fields copied from Graph, in one place so "changed?" and "write" agree.
 USER_FIELDS = (
@@ -91,7 +93,11 @@ def directory_sync(*, client: GraphClient) -> Counter[str]:
     roles = RoleTemplateResolver(client)
     summary: Counter[str] = Counter()
     seen_units: set[str] = set()
-    for unit in operations.administrative_unit_list(client):
+    units = list(operations.administrative_unit_list(client))
+    # Role holders and IT admins first: the scoped roles below expand group principals with them,
+    # and bulk jobs refuse to write to them (provisioning/privileged.py).
+    privileged_accounts_refresh(client=client, unit_ids=[unit.id for unit in units])
+    for unit in units:
         seen_units.add(unit.id)
         summary += administrative_unit_sync(client=client, unit=unit, roles=roles)
     departed = AdministrativeUnit.objects.exclude(id__in=seen_units)
@@ -285,6 +291,32 @@ def _memberships_replace(unit: AdministrativeUnit, user_ids: set[str], *, now) -
     return Counter(members_added=len(added), members_removed=len(removed))
 
 
+def scoped_role_key(unit_id: str, template: str, user_id: str) -> str:
+    """A ScopedRoleAssignment's id: one row per user holding a role over a store, however it is
+    held (directly or through a group) and whichever API reported it (scopedRoleMembers in the
+    sync, roleAssignments at sign-in), so the two refreshes agree on the rows."""
+    return f"{unit_id}/{template}/{user_id}".lower()
+
+
+def _role_holders(
+    membership: graph_models.ScopedRoleMembership,
+) -> list[tuple[str, str, str]]:
+    """(user id, UPN, display name) of everyone holding the membership's role: its principal, or
+    each member of the role-assignable group it names (recorded by privileged_accounts_refresh)."""
+    principal = (membership.member_id or "").lower()
+    members = group_member_ids(principal)
+    if not members:
+        return [
+            (principal, membership.member_user_principal_name or "",
+             membership.member_display_name or "")
+        ]  # fmt: skip
+    names = {
+        user.id.lower(): (user.user_principal_name, user.display_name)
+        for user in DirectoryUser.objects.filter(id__in=members)
+    }
+    return [(user_id, *names.get(user_id, ("", ""))) for user_id in members]
+
+
 def _scoped_roles_replace(
     unit: AdministrativeUnit,
     assignments: list[tuple[graph_models.ScopedRoleMembership, str]],
@@ -294,47 +326,84 @@ def _scoped_roles_replace(
     summary: Counter[str] = Counter()
     seen = set()
     for membership, template in assignments:
-        seen.add(membership.id)
-        values = {
-            "administrative_unit": unit,
-            "principal_id": (membership.member_id or "").lower(),
-            "principal_upn": membership.member_user_principal_name or "",
-            "principal_display_name": membership.member_display_name or "",
-            "role_template_id": template,
-        }
-        row = ScopedRoleAssignment.objects.filter(id=membership.id).first()
-        if row is None:
-            ScopedRoleAssignment.objects.create(id=membership.id, synced_at=now, **values)
-            summary["roles_created"] += 1
-        elif any(getattr(row, name) != value for name, value in values.items()):
-            for name, value in values.items():
-                setattr(row, name, value)
-            row.synced_at = now
-            row.save()
-            summary["roles_updated"] += 1
+        for user_id, upn, display_name in _role_holders(membership):
+            key = scoped_role_key(unit.id, template, user_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            summary += _scoped_role_upsert(
+                key,
+                {
+                    "administrative_unit": unit,
+                    "principal_id": user_id,
+                    "principal_upn": upn,
+                    "principal_display_name": display_name,
+                    "role_template_id": template,
+                },
+                now=now,
+            )
     stale = ScopedRoleAssignment.objects.filter(administrative_unit=unit).exclude(id__in=seen)
     summary["roles_removed"] += stale.count()
     stale.delete()
     return summary
 
 
-def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[str]:
-    """Re-read `user`'s scoped roles, tenant-wide manager roles and admin-group membership with
-    their delegated token.
+def _scoped_role_upsert(key: str, values: dict, *, now) -> Counter[str]:
+    summary: Counter[str] = Counter()
+    row = ScopedRoleAssignment.objects.filter(id=key).first()
+    if row is None:
+        ScopedRoleAssignment.objects.create(id=key, synced_at=now, **values)
+        summary["roles_created"] += 1
+    elif any(getattr(row, name) != value for name, value in values.items()):
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.synced_at = now
+        row.save()
+        summary["roles_updated"] += 1
+    return summary
 
-    Returns the ids of AUs that were not in the cache yet: the caller syncs their members.
+
+def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[str]:
+    """Re-read, with `user`'s delegated token, the stores they manage, whether they manage every
+    store (a tenant-wide manager role) and whether they are an IT admin.
+
+    Only calls the README's delegated permissions cover (docs/graph-contract.md §4.4, §11):
+    `GET /me/transitiveMemberOf` (`User.Read`) for the admin group and the role-assignable groups
+    the user is in, then `GET /roleManagement/directory/roleAssignments?$filter=principalId eq
+    '{id}'` (`RoleManagement.Read.Directory`, [G1] api/rbacapplication-list-roleassignments.md)
+    for the user and each such group. Active assignments only: a PIM-eligible role counts once
+    activated. Returns the ids of AUs that were not in the cache yet: the caller syncs their
+    members.
     """
-    roles = RoleTemplateResolver(client)
     now = timezone.now()
     principal_id = (user.entra_object_id or "").lower()
-    memberships = [
-        (membership, roles.template_of(membership.role_id))
-        for membership in operations.user_scoped_role_member_of(client)
+    member_of = list(operations.me_transitive_member_of(client))
+    is_admin = bool(settings.LANYARD_ADMIN_GROUP_ID) and any(
+        item.id.lower() == settings.LANYARD_ADMIN_GROUP_ID.lower() for item in member_of
+    )
+    # Roles reach a user directly or through a role-assignable group (which cannot be nested).
+    # When Graph does not say whether a group is role-assignable, ask about it anyway.
+    principals = [principal_id] + [
+        item.id.lower()
+        for item in member_of
+        if item.odata_type == GROUP_TYPE and item.is_assignable_to_role is not False
     ]
+    managing = [
+        assignment
+        for principal in principals
+        for assignment in operations.role_assignments_for_principal(client, principal)
+        if assignment.role_definition_id in MANAGER_ROLE_TEMPLATES
+    ]
+    manages_all_stores = any(a.directory_scope_id == "/" for a in managing)
+    scoped = {
+        (a.administrative_unit_id, a.role_definition_id)
+        for a in managing
+        if a.administrative_unit_id
+    }
     new_units = []
-    for membership, _template in memberships:
-        if not AdministrativeUnit.objects.filter(id=membership.administrative_unit_id).exists():
-            unit = operations.administrative_unit_get(client, membership.administrative_unit_id)
+    for unit_id in sorted({unit_id for unit_id, _ in scoped}):
+        if not AdministrativeUnit.objects.filter(id=unit_id).exists():
+            unit = operations.administrative_unit_get(client, unit_id)
             AdministrativeUnit.objects.create(
                 id=unit.id,
                 display_name=unit.display_name or "",
@@ -342,25 +411,15 @@ def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[st
                 synced_at=now,
             )
             new_units.append(unit.id)
-    member_of = list(operations.me_transitive_member_of(client))
-    is_admin = bool(settings.LANYARD_ADMIN_GROUP_ID) and any(
-        item.id.lower() == settings.LANYARD_ADMIN_GROUP_ID.lower() for item in member_of
-    )
-    # A directory role in memberOf is held tenant-wide (AU-scoped ones are only in
-    # scopedRoleMemberOf): a manager role held so covers every store.
-    manages_all_stores = any(
-        item.odata_type == DIRECTORY_ROLE_TYPE
-        and roles.template_of(item.id) in MANAGER_ROLE_TEMPLATES
-        for item in member_of
-    )
     with transaction.atomic():
         seen = set()
-        for membership, template in memberships:
-            seen.add(membership.id)
+        for unit_id, template in scoped:
+            key = scoped_role_key(unit_id, template, principal_id)
+            seen.add(key)
             ScopedRoleAssignment.objects.update_or_create(
-                id=membership.id,
+                id=key,
                 defaults={
-                    "administrative_unit_id": membership.administrative_unit_id,
+                    "administrative_unit_id": unit_id,
                     "principal_id": principal_id,
                     "principal_upn": user.user_principal_name,
                     "principal_display_name": user.display_name,

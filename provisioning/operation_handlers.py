@@ -25,6 +25,7 @@ from provisioning.graph import (
 )
 from provisioning.graph.models import parse_datetime
 from provisioning.models import Operation, VaultSecret
+from provisioning.privileged import role_assignable_group_member_ids
 
 
 def operation_execute(*, operation: Operation, client: GraphClient, retrying: bool) -> dict:
@@ -324,10 +325,21 @@ def explain_error(operation: Operation, exc: GraphError) -> str:
             "the worker is not enabled for QR code sign-in (policy or licence)."
         )
     elif exc.status == 403:
-        reason = (
-            "Entra says you may not do this for this worker. Your Authentication Administrator "
-            "role for this store may have been removed."
-        )
+        groups = role_assignable_group_member_ids([operation.worker_id])
+        if groups:
+            reason = (
+                f"Entra refused: {who} is a member of the role-assignable group "
+                f"{next(iter(groups.values()))}, and only a Privileged Authentication "
+                "Administrator (or a Global Administrator) may change the sign-in methods of such "
+                "members. Ask one to do it."
+            )
+        else:
+            reason = (
+                "Entra says you may not do this for this worker. Your Authentication "
+                "Administrator role for this store may have been removed, or the worker may be a "
+                "member of a role-assignable group (a group that can hold Entra roles), whose "
+                "members only a Privileged Authentication Administrator may change."
+            )
     elif isinstance(exc, GraphNotFound):
         reason = f"Entra no longer has what this action needs for {who} (it may have been removed)."
     return f"{reason} {exc}".strip() if reason else str(exc)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.http import Http404
 
 from provisioning.models import (
     AdministrativeUnit,
     AuditEvent,
     AUMembership,
+    DirectoryRoleHolder,
     DirectoryUser,
     Operation,
     ScopedRoleAssignment,
 )
-from provisioning.roles import MANAGER_ROLE_TEMPLATES
+from provisioning.privileged import role_assignable_group_member_ids
+from provisioning.roles import MANAGER_ROLE_TEMPLATES, PRIVILEGED_AUTHENTICATION_ADMINISTRATOR
 
 
 def administrative_unit_list_for_manager(*, user: AbstractUser) -> QuerySet[AdministrativeUnit]:
@@ -49,6 +52,15 @@ def worker_list_for_administrative_unit(*, unit: AdministrativeUnit) -> QuerySet
     )
 
 
+def _role_assignable_group_name():
+    """Subquery: the name of a recorded role-holding group the worker belongs to (or NULL)."""
+    return Subquery(
+        DirectoryRoleHolder.objects.filter(user_id=Lower(OuterRef("id")))
+        .exclude(via_group_id="")
+        .values("via_group_name")[:1]
+    )
+
+
 def get_worker_for_manager(*, user: AbstractUser, au_id: str, user_id: str) -> DirectoryUser:
     """Worker `user_id` of store `au_id` if `user` manages that store; otherwise 404.
 
@@ -58,6 +70,7 @@ def get_worker_for_manager(*, user: AbstractUser, au_id: str, user_id: str) -> D
         DirectoryUser.objects.filter(id=user_id)
         .filter(memberships__administrative_unit__in=_managed(user=user, au_id=au_id))
         .select_related("method_state")
+        .annotate(role_assignable_group=_role_assignable_group_name())
         .first()
     )
     if worker is None:
@@ -137,3 +150,28 @@ def audit_event_list_for_worker(*, unit: AdministrativeUnit, worker_id: str):
 
 def audit_event_list_for_administrative_unit(*, unit: AdministrativeUnit):
     return AuditEvent.objects.filter(administrative_unit_id=unit.id)
+
+
+def worker_role_assignable_group(
+    *, user: AbstractUser, unit: AdministrativeUnit, worker: DirectoryUser
+) -> str:
+    """The name of a role-assignable group `worker` belongs to (as last synced) when `user` cannot
+    change that worker's methods because of it, else "".
+
+    Only a Privileged Authentication Administrator (or Global Administrator) may change the
+    authentication methods of such a member (docs/graph-contract.md §4.4). A manager holding
+    Privileged Authentication Administrator over the store is told nothing; a tenant-wide manager
+    role is not recorded by name, so such a manager is warned too.
+    """
+    if hasattr(worker, "role_assignable_group"):  # annotated by get_worker_for_manager
+        group = worker.role_assignable_group or ""
+    else:
+        group = next(iter(role_assignable_group_member_ids([worker.id]).values()), "")
+    if not group:
+        return ""
+    privileged = ScopedRoleAssignment.objects.filter(
+        administrative_unit=unit,
+        principal_id=(user.entra_object_id or "").lower(),
+        role_template_id=PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+    ).exists()
+    return "" if privileged else group

@@ -19,7 +19,13 @@ DATA = Path(__file__).parent / "data" / "bulk"
 def fresh_workers(graphsim: GraphsimHandle, n: int | None = None) -> list:
     """Enabled, licensed member workers with no QR method and no phone, in a stable order."""
     tenant = graphsim.tenant
-    in_store = {uid for unit in tenant.administrative_units.values() for uid in unit.member_ids}
+    # Store members Lanyard can read (a hidden-membership AU's members are not synced).
+    in_store = {
+        uid
+        for unit in tenant.administrative_units.values()
+        if unit.visibility != "HiddenMembership"
+        for uid in unit.member_ids
+    }
     found = [
         user
         for uid, user in sorted(tenant.users.items())
@@ -45,6 +51,11 @@ def bulk_graph(portal_graph: GraphsimHandle, settings, db) -> GraphsimHandle:
     settings.GRAPH_WRITES_PER_SECOND = 2000
     settings.BULK_BACKOFF_MAX_SECONDS = 0.2
     portal_graph.sim.config.write_budget_per_s = 2000.0
+    # Bulk jobs write only to members of synced stores (docs/architecture.md §5): sync first, as
+    # `make run` and the hourly task do, then start from a fresh client (its own request counts).
+    from provisioning.directory import directory_sync
+
+    directory_sync(client=provisioning.graph.get_app_client())
     provisioning.graph._singletons.clear()
     from django.core.cache import cache
 

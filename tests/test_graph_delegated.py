@@ -76,7 +76,9 @@ def test_a_manager_acts_with_their_own_token_from_the_stored_cache(graphsim, con
     )
     client = build_client(config, provider)
     assert client.get("/me")["id"] == manager.id
-    units = {m.administrative_unit_id for m in ops.user_scoped_role_member_of(client)}
+    units = {
+        a.administrative_unit_id for a in ops.role_assignments_for_principal(client, manager.id)
+    }
     assert set(graphsim.people.stores[:2]) <= units
 
 

@@ -62,12 +62,21 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from provisioning import audit
-from provisioning.bulk.leases import PENDING, RUNNING, Row, row_requeue, rows_claim, rows_still_held
+from provisioning.bulk.leases import (
+    PENDING,
+    RUNNING,
+    Row,
+    row_finish,
+    row_requeue,
+    rows_claim,
+    rows_still_held,
+)
 from provisioning.bulk.phone_rows import phone_chunk
 from provisioning.bulk.qr_rows import qr_chunk
 from provisioning.bulk.selectors import job_counts, summary_line
 from provisioning.graph import GraphClient, GraphError, get_app_client
 from provisioning.models import AuditEvent, BulkJob
+from provisioning.privileged import bulk_targets_recheck
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +112,10 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
         client = client or get_app_client()
         chunk_started = timezone.now()
         try:
-            if job.kind == BulkJob.Kind.QR:
+            rows = _frontline_rows(rows, token, client)
+            if rows and job.kind == BulkJob.Kind.QR:
                 qr_chunk(job, rows, token, client)
-            else:
+            elif rows:
                 phone_chunk(job, rows, token, client)
         except GraphError as exc:
             # Raised before anything was sent (a token problem, a malformed batch): retry later.
@@ -116,6 +126,28 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
         if time.monotonic() >= deadline:
             job_finish_if_done(job_id=job_id)
             return 0.0
+
+
+def _frontline_rows(rows: list[Row], token: str, client: GraphClient) -> list[Row]:
+    """Ask Entra again whether each row's user is still a frontline worker (a role or the IT
+    admin group may have been gained since the preview); finish the rows that are not, with why,
+    and put back those Graph could not answer for. Returns the rows to write."""
+    verdicts = bulk_targets_recheck(client=client, user_ids=[r.user_id for r in rows])
+    keep = []
+    for row in rows:
+        verdict = verdicts.get(row.user_id)
+        if verdict is None:
+            row_requeue(row, token, "Could not check with Entra whether the user holds a role.")
+        elif verdict:
+            note = (
+                " An earlier attempt may have reached Entra: check the user's methods."
+                if row.write_sent_at is not None
+                else ""
+            )
+            row_finish(row, token, Row.Status.SKIPPED, f"Not written: {verdict}{note}")
+        else:
+            keep.append(row)
+    return keep
 
 
 def _audit_rows(job: BulkJob, ids: list[int], *, since: datetime) -> None:

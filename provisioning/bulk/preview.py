@@ -38,6 +38,7 @@ from provisioning.graph.models import USER_SELECT, format_datetime
 from provisioning.graph.models import User as GraphUser
 from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret, WorkerMethodState
 from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
+from provisioning.privileged import bulk_target_refusals, privileged_accounts_ensure_fresh
 from provisioning.qr_policy import qr_policy_current, qr_policy_unreadable
 from provisioning.rules import PHONE_LABELS, PIN_MIN_LENGTH, STANDARD_MAX_DAYS, pin_problem
 
@@ -395,6 +396,26 @@ def _merge_duplicates(plans: list[Plan]) -> None:
                 plan.pin = None
 
 
+def _refuse_non_frontline(plans: list[Plan], refusals: dict[str, str]) -> None:
+    """Rows for an administrator or a user outside the synced stores are skipped, with why."""
+    for plan in plans:
+        if (
+            plan.person is None
+            or plan.person.id not in refusals
+            or plan.warning
+            in (
+                "guest",
+                "disabled",
+            )
+        ):
+            continue
+        plan.action = BulkJobRow.Action.SKIP
+        plan.reason = refusals[plan.person.id]
+        plan.warning = "not a frontline worker"
+        plan.params = {}
+        plan.pin = None  # a custom PIN for such a row is never stored
+
+
 def _policy_refusals(plans: list[Plan], *, client: GraphClient | None) -> None:
     """Skip, with the reason, every QR row the tenant's QR policy does not target.
 
@@ -497,6 +518,10 @@ def bulk_job_preview(
     policy = current_policy()
     if people is None:
         people = people_lookup([i.upn for i in inputs], client=client)
+    # Only frontline workers: never an administrator or a user outside the synced stores
+    # (docs/architecture.md §5).
+    privileged_accounts_ensure_fresh(client=client)
+    refusals = bulk_target_refusals([p.id for p in people.values()])
     now = datetime.now(UTC).replace(microsecond=0)
     with_method: set[str] = set()
     if kind == BulkJob.Kind.QR:
@@ -517,6 +542,7 @@ def bulk_job_preview(
             plan = check_phone_row(row, person, policy)
         plans.append(plan)
     _merge_duplicates(plans)
+    _refuse_non_frontline(plans, refusals)
     if kind == BulkJob.Kind.QR:
         _policy_refusals(plans, client=client)
     with transaction.atomic():

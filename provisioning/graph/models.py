@@ -112,10 +112,17 @@ class DirectoryObject:
     id: str
     odata_type: str | None
     display_name: str | None = None
+    # Groups only: roles can be assigned to it (None when Graph did not say).
+    is_assignable_to_role: bool | None = None
 
     @classmethod
     def from_graph(cls, data: dict[str, Any]) -> DirectoryObject:
-        return cls(data["id"], data.get("@odata.type"), data.get("displayName"))
+        return cls(
+            data["id"],
+            data.get("@odata.type"),
+            data.get("displayName"),
+            data.get("isAssignableToRole"),
+        )
 
 
 @dataclass(frozen=True)
@@ -142,10 +149,50 @@ class Group:
     id: str
     display_name: str | None
     description: str | None = None
+    is_assignable_to_role: bool | None = None  # None when not selected
 
     @classmethod
     def from_graph(cls, data: dict[str, Any]) -> Group:
-        return cls(data["id"], data.get("displayName"), data.get("description"))
+        return cls(
+            data["id"],
+            data.get("displayName"),
+            data.get("description"),
+            data.get("isAssignableToRole"),
+        )
+
+
+@dataclass(frozen=True)
+class RoleAssignment:
+    """An active directory role assignment (unified RBAC). `role_definition_id` is the template
+    id for built-in roles; `directory_scope_id` is "/" tenant-wide or
+    "/administrativeUnits/{id}" (docs/graph-contract.md §4.4)."""
+
+    id: str
+    role_definition_id: str
+    principal_id: str
+    directory_scope_id: str
+    principal_type: str | None = None  # "#microsoft.graph.user" | "…group" when expanded
+    principal_display_name: str | None = None  # when expanded
+
+    @classmethod
+    def from_graph(cls, data: dict[str, Any]) -> RoleAssignment:
+        principal = data.get("principal") or {}
+        return cls(
+            id=data["id"],
+            role_definition_id=(data.get("roleDefinitionId") or "").lower(),
+            principal_id=(data.get("principalId") or "").lower(),
+            directory_scope_id=data.get("directoryScopeId") or "/",
+            principal_type=principal.get("@odata.type"),
+            principal_display_name=principal.get("displayName"),
+        )
+
+    @property
+    def administrative_unit_id(self) -> str | None:
+        """The AU of an AU-scoped assignment, else None."""
+        prefix = "/administrativeUnits/"
+        if self.directory_scope_id.lower().startswith(prefix.lower()):
+            return self.directory_scope_id[len(prefix) :]
+        return None
 
 
 @dataclass(frozen=True)

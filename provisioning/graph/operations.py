@@ -28,6 +28,7 @@ from provisioning.graph.models import (
     QrMethod,
     QrPin,
     QrPolicy,
+    RoleAssignment,
     ScopedRoleMembership,
     SignInPreferences,
     User,
@@ -60,8 +61,11 @@ def user_get(client: GraphClient, user: str, *, select: str = USER_SELECT) -> Us
 
 
 def me_transitive_member_of(client: GraphClient) -> Iterator[DirectoryObject]:
-    """Groups, roles and AUs of the signed-in user — [G1] api/user-list-transitivememberof.md."""
-    req = GraphRequest("GET", url("/me/transitiveMemberOf", select="id,displayName"))
+    """Groups, roles and AUs of the signed-in user — [G1] api/user-list-transitivememberof.md
+    (delegated `User.Read`). `isAssignableToRole` tells role-assignable groups apart."""
+    req = GraphRequest(
+        "GET", url("/me/transitiveMemberOf", select="id,displayName,isAssignableToRole")
+    )
     return (DirectoryObject.from_graph(item) for item in client.iter_values(req))
 
 
@@ -119,13 +123,55 @@ def administrative_unit_scoped_role_members(
     return (ScopedRoleMembership.from_graph(item) for item in client.iter_values(req))
 
 
-def user_scoped_role_member_of(
-    client: GraphClient, user: str = "me"
-) -> Iterator[ScopedRoleMembership]:
-    """AU-scoped roles a user holds — [Gb] api/user-list-scopedrolememberof.md (also on v1.0)."""
-    path = "/me/scopedRoleMemberOf" if user == "me" else f"/users/{_seg(user)}/scopedRoleMemberOf"
-    req = GraphRequest("GET", path)
-    return (ScopedRoleMembership.from_graph(item) for item in client.iter_values(req))
+def role_assignments_list(
+    client: GraphClient, *, filter: str, expand_principal: bool = False
+) -> Iterator[RoleAssignment]:
+    """Active directory role assignments matching `filter` (on principalId, roleDefinitionId or
+    directoryScopeId; `eq` or `in`) — [G1] api/rbacapplication-list-roleassignments.md,
+    `RoleManagement.Read.Directory` delegated and application (docs/graph-contract.md §4.4).
+    PIM-eligible assignments are not listed until activated."""
+    req = GraphRequest(
+        "GET",
+        url(
+            "/roleManagement/directory/roleAssignments",
+            filter=filter,
+            expand="principal" if expand_principal else None,
+        ),
+    )
+    return (RoleAssignment.from_graph(item) for item in client.iter_values(req))
+
+
+def role_assignments_list_request(principal_ids: list[str]) -> GraphRequest:
+    """The active roles of up to 15 users or groups, as a $batch item (`principalId in (…)`;
+    DOC-GAP: the page names no limit for `in`, Lanyard sends at most 15 values, the limit Graph
+    documents for directory objects)."""
+    values = ",".join(f"'{principal_id}'" for principal_id in principal_ids)
+    return GraphRequest(
+        "GET", url("/roleManagement/directory/roleAssignments", filter=f"principalId in ({values})")
+    )
+
+
+def group_transitive_user_ids_request(group_id: str) -> GraphRequest:
+    """The ids of a group's users, nested groups included, as a $batch item (one page of up to
+    999) — [G1] api/group-list-transitivemembers.md; a cast needs ConsistencyLevel and $count
+    (docs/graph-contract.md §4.5)."""
+    return GraphRequest(
+        "GET",
+        url(
+            f"/groups/{_seg(group_id)}/transitiveMembers/microsoft.graph.user",
+            select="id",
+            top=999,
+            count="true",
+        ),
+        headers=EVENTUAL,
+    )
+
+
+def role_assignments_for_principal(
+    client: GraphClient, principal_id: str
+) -> Iterator[RoleAssignment]:
+    """The roles assigned directly to one user or group (documented example 2 of the page)."""
+    return role_assignments_list(client, filter=f"principalId eq '{principal_id}'")
 
 
 def directory_role_get(client: GraphClient, role_id: str) -> DirectoryRole:
@@ -136,7 +182,9 @@ def directory_role_get(client: GraphClient, role_id: str) -> DirectoryRole:
 def group_get(client: GraphClient, group_id: str) -> Group:
     """Get a group — [G1] api/group-get.md."""
     return Group.from_graph(
-        client.get(url(f"/groups/{_seg(group_id)}", select="id,displayName,description"))
+        client.get(
+            url(f"/groups/{_seg(group_id)}", select="id,displayName,description,isAssignableToRole")
+        )
     )
 
 

@@ -3,10 +3,13 @@
 from provisioning.models.audit import AuditEvent
 from provisioning.models.bulk import BulkJob, BulkJobRow
 from provisioning.models.directory import (
+    AdminGroupMember,
     AdministrativeUnit,
     AUMembership,
+    DirectoryRoleHolder,
     DirectorySync,
     DirectoryUser,
+    PrivilegedAccountsSnapshot,
     ScopedRoleAssignment,
 )
 from provisioning.models.operations import Operation, WorkerMethodState
@@ -15,13 +18,16 @@ from provisioning.models.vault import VaultSecret
 
 __all__ = [
     "AUMembership",
+    "AdminGroupMember",
     "AdministrativeUnit",
     "AuditEvent",
     "BulkJob",
     "BulkJobRow",
+    "DirectoryRoleHolder",
     "DirectorySync",
     "DirectoryUser",
     "Operation",
+    "PrivilegedAccountsSnapshot",
     "ScopedRoleAssignment",
     "TokenCache",
     "VaultSecret",

@@ -114,3 +114,46 @@ class DirectorySync(models.Model):
 
     def __str__(self) -> str:
         return f"Directory sync {self.started_at:%Y-%m-%d %H:%M} ({self.outcome})"
+
+
+class DirectoryRoleHolder(models.Model):
+    """Someone holds an active directory role, directly or through a role-assignable group
+    (recorded by `sync_directory` and refreshed by bulk jobs; docs/architecture.md §5).
+
+    Bulk jobs never write to these people: the app identity is not limited by Entra's roles, so
+    Lanyard must keep it away from administrators.
+    """
+
+    user_id = models.CharField(max_length=36, db_index=True)
+    role_definition_id = models.CharField(max_length=36)  # the template id for built-in roles
+    directory_scope_id = models.CharField(max_length=300)  # "/" or "/administrativeUnits/{id}"
+    via_group_id = models.CharField(max_length=36, blank=True)
+    via_group_name = models.CharField(max_length=256, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} holds {self.role_definition_id} at {self.directory_scope_id}"
+
+
+class AdminGroupMember(models.Model):
+    """A member (nested groups included) of the IT admin group `LANYARD_ADMIN_GROUP_ID`."""
+
+    user_id = models.CharField(primary_key=True, max_length=36)
+
+    def __str__(self) -> str:
+        return self.user_id
+
+
+class PrivilegedAccountsSnapshot(models.Model):
+    """When role holders and IT admins were last read from Entra, and what the IT admin group is.
+
+    One row (pk 1). `admin_group_role_assignable` False means anyone allowed to manage groups could
+    make themselves an IT admin (docs/architecture.md §5); None: not known yet.
+    """
+
+    refreshed_at = models.DateTimeField()
+    admin_group_id = models.CharField(max_length=36, blank=True)
+    admin_group_name = models.CharField(max_length=256, blank=True)
+    admin_group_role_assignable = models.BooleanField(null=True)
+
+    def __str__(self) -> str:
+        return f"Privileged accounts as of {self.refreshed_at:%Y-%m-%d %H:%M}"

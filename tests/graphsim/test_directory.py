@@ -252,13 +252,27 @@ def test_scoped_role_members_role_id_is_not_the_template_id(graphsim, app):
 
 
 @pytest.mark.parametrize("version", ["v1.0", "beta"])
-def test_scoped_role_member_of_for_a_manager(graphsim, app, version):
+def test_scoped_role_member_of_for_a_manager(graphsim, version):
+    # Documented with Directory.Read.All only ([Gb] api/user-list-scopedrolememberof.md, [P]).
     manager = graphsim.people.managers[0]
+    app = graphsim.session(graphsim.issue_app_token(roles=["Directory.Read.All"]))
     body = get(graphsim, app, f"/users/{manager}/scopedRoleMemberOf", version=version).json()
     assert {m["administrativeUnitId"] for m in body["value"]} == set(graphsim.people.stores[:2])
-    delegated = graphsim.session(graphsim.issue_delegated_token(manager))
+    scopes = ["User.Read", "Directory.Read.All"]
+    delegated = graphsim.session(graphsim.issue_delegated_token(manager, scopes=scopes))
     mine = get(graphsim, delegated, "/me/scopedRoleMemberOf", version=version).json()
     assert mine["value"] == body["value"]
+
+
+@pytest.mark.parametrize("version", ["v1.0", "beta"])
+def test_scoped_role_member_of_is_refused_with_role_management_read_only(graphsim, app, version):
+    manager = graphsim.people.managers[0]
+    r = get(graphsim, app, f"/users/{manager}/scopedRoleMemberOf", version=version)
+    assert error_code(r, 403) == "Authorization_RequestDenied"
+    scopes = ["User.Read", "RoleManagement.Read.Directory", "AdministrativeUnit.Read.All"]
+    delegated = graphsim.session(graphsim.issue_delegated_token(manager, scopes=scopes))
+    r = get(graphsim, delegated, "/me/scopedRoleMemberOf", version=version)
+    assert error_code(r, 403) == "Authorization_RequestDenied"
 
 
 def test_directory_roles_list_and_members(graphsim, app):
