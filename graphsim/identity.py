@@ -695,7 +695,12 @@ def _client_credentials(
 
 
 def parse_delegated_scopes(base: str, app: AppRegistration, scope: str) -> list[str]:
-    """Graph permission names asked for in `scope`, all of which the app must have consented."""
+    """The `scp` of a delegated token asked for with `scope` (docs/graph-contract.md §8.3).
+
+    Every Graph permission named must have been consented for the app, otherwise AADSTS65001
+    (`consent_required` at authorize). As the v2 endpoint does, the token then carries every
+    delegated Graph permission consented for the app, not only those named.
+    """
     granted: set[str] = set()
     for item in scope.split():
         if item in OIDC_SCOPES:
@@ -720,7 +725,8 @@ def parse_delegated_scopes(base: str, app: AppRegistration, scope: str) -> list[
                 f"request for this user and resource. (scope {item})",
             )
         granted.add(name)
-    return sorted(granted)
+    # Asked for Graph at all → every consented Graph permission (v2 behaviour).
+    return sorted(app.delegated_permissions) if granted else []
 
 
 def _user_tokens(

@@ -129,14 +129,17 @@ GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 30, minimum=1)
 # The resource Graph tokens are issued for. graphsim issues tokens for the global Graph resource, as
 # Entra does, so the demo asks for the same scopes as production in the global cloud.
 GRAPH_RESOURCE = "https://graph.microsoft.com" if DEMO_MODE else GRAPH_ENDPOINT
-# Delegated scopes a manager consents to at sign-in (docs/graph-contract.md §1.9, §3, §4.4).
+# Delegated scopes a manager consents to at sign-in: the delegated column of README.md's permission
+# table (docs/graph-contract.md §11, §12).
 ENTRA_DELEGATED_SCOPES = [
     f"{GRAPH_RESOURCE}/{scope}"
     for scope in (
         "User.Read",
         "AdministrativeUnit.Read.All",
         "RoleManagement.Read.Directory",
-        "UserAuthenticationMethod.ReadWrite.All",
+        "UserAuthMethod-QR.ReadWrite.All",
+        "UserAuthMethod-Phone.ReadWrite.All",
+        "UserAuthenticationMethod.Read.All",
     )
 ]
 LANYARD_DEFAULT_REGION = env_str("LANYARD_DEFAULT_REGION", "US").upper()

@@ -40,13 +40,16 @@ WELL_KNOWN_AUTHORITY_HOSTS = frozenset(
 # OIDC and instance metadata shared by every MSAL app in the process (holds no tokens).
 _HTTP_CACHE: dict[Any, Any] = {}
 
-# Delegated permissions a manager consents to (docs/graph-contract.md §1.9, §3, §4.4): the same list
-# as settings.ENTRA_DELEGATED_SCOPES, which adds the resource prefix; used where Django is absent.
+# Delegated permissions a manager consents to (README.md's permission table; docs/graph-contract.md
+# §11, §12): the same list as settings.ENTRA_DELEGATED_SCOPES, which adds the resource prefix; used
+# where Django is absent.
 DELEGATED_SCOPES = (
     "User.Read",
     "AdministrativeUnit.Read.All",
     "RoleManagement.Read.Directory",
-    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-QR.ReadWrite.All",
+    "UserAuthMethod-Phone.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
 )
 
 
