@@ -3,11 +3,11 @@
 
 Every Graph request graphsim serves is checked here before its handler runs: the token must carry
 one of the permissions Microsoft lists as granting that method and path for the token's kind
-(application → `roles`, delegated → `scp`). The tables come from `graphsim/data/permissions-map.json`
-(an extract of the map, with its source) plus `SUPPLEMENT`, the endpoints graphsim serves that the
-map lacks, each with the page it was taken from. A request to an endpoint with no entry in either is
-refused, so a product call to an endpoint nobody has looked up fails in the test suite instead of at
-a customer.
+(application → `roles`, delegated → `scp`). The tables come from
+`graphsim/data/permissions-map.json` (an extract of the map, with its source) plus `SUPPLEMENT`,
+the endpoints graphsim serves that the map lacks, each with the page it was taken from. A request
+to an endpoint with no entry in either is refused, so a product call to an endpoint nobody has
+looked up fails in the test suite instead of at a customer.
 
 Self-only permissions (`User.Read`, `UserAuthenticationMethod.ReadWrite`,
 `UserAuthMethod-QR.ReadWrite` …, the `User*` permissions without `.All`) reach only the signed-in
@@ -66,10 +66,14 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
     # every other authentication-method read page does. The method-specific
     # `UserAuthMethod-QR/Phone.*` permissions do not grant it.
     "GET /users/{id}/authentication/signinpreferences": _entry(
-        ("UserAuthenticationMethod.Read", "UserAuthenticationMethod.ReadWrite",
-         "UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"),
+        (
+            "UserAuthenticationMethod.Read",
+            "UserAuthenticationMethod.ReadWrite",
+            "UserAuthenticationMethod.Read.All",
+            "UserAuthenticationMethod.ReadWrite.All",
+        ),
         ("UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"),
-    ),  # fmt: skip
+    ),
     # source: [Gb] api/authentication-update.md (same family; writes need ReadWrite). Not called.
     "PATCH /users/{id}/authentication/signinpreferences": _entry(
         ("UserAuthenticationMethod.ReadWrite", "UserAuthenticationMethod.ReadWrite.All"),
@@ -78,11 +82,22 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
     # source: [G1] includes/permissions/user-list-transitivememberof-permissions.md (the map holds
     # only the /me form). Delegated `User.Read` reaches only the caller's own memberships.
     "GET /users/{id}/transitivememberof": _entry(
-        ("User.Read", "Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All",
-         "GroupMember.Read.All", "User.Read.All"),
-        ("User.Read.All", "Directory.Read.All", "Directory.ReadWrite.All", "Group.Read.All",
-         "GroupMember.Read.All"),
-    ),  # fmt: skip
+        (
+            "User.Read",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "Group.Read.All",
+            "GroupMember.Read.All",
+            "User.Read.All",
+        ),
+        (
+            "User.Read.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "Group.Read.All",
+            "GroupMember.Read.All",
+        ),
+    ),
     # source: [G1] includes/permissions/user-list-memberof-permissions.md (application: "Not
     # supported").
     "GET /users/{id}/memberof": _entry(
@@ -95,15 +110,27 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
     ),
     # source: [G1] api/group-list.md. DOC-GAP: read from the page, not the map. Not called.
     "GET /groups": _entry(
-        ("GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All",
-         "Directory.ReadWrite.All"),
-        ("GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All",
-         "Directory.ReadWrite.All"),
-    ),  # fmt: skip
+        (
+            "GroupMember.Read.All",
+            "Group.Read.All",
+            "Group.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ),
+        (
+            "GroupMember.Read.All",
+            "Group.Read.All",
+            "Group.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ),
+    ),
     # source: [G1] api/directoryrole-list-members.md; same reads as GET /directoryroles/{id}.
     "GET /directoryroles/{id}/members": _entry(_ROLE_READ, _ROLE_READ),
     # source: [G1] api/administrativeunit-get-scopedrolemembers.md; same as the list.
-    "GET /directory/administrativeunits/{id}/scopedrolemembers/{id}": _entry(_ROLE_READ, _ROLE_READ),
+    "GET /directory/administrativeunits/{id}/scopedrolemembers/{id}": _entry(
+        _ROLE_READ, _ROLE_READ
+    ),
     # source: [G1] api/qrcodepinauthenticationmethodconfiguration-delete.md is absent; graphsim's
     # v1.0 DELETE resets the policy (docs/graph-contract.md §2). DOC-GAP: the write permission.
     "DELETE /policies/authenticationmethodspolicy/authenticationmethodconfigurations/{id}": _entry(
