@@ -146,8 +146,9 @@ _KEYED = frozenset({
     "roleassignmentscheduleinstances", "temporaryaccesspassmethods",
 })  # fmt: skip
 # Trailing segments that select within one endpoint's answer and share its permissions: an OData
-# cast on a directory-object collection, bare references, and `/$count` (docs/graph-contract.md §4).
-_SAME_ENDPOINT = frozenset({"microsoft.graph.user", "microsoft.graph.group", "$ref", "$count"})
+# cast (`microsoft.graph.user` …) on a directory-object collection, bare references, and `/$count`
+# (docs/graph-contract.md §4). The handler decides whether the cast is supported.
+_SAME_ENDPOINT = frozenset({"$ref", "$count"})
 _ALTERNATE_KEY = re.compile(r"^([a-z]+)\(.*\)$")  # directoryRoles(roleTemplateId='…')
 _SELF_ONLY = re.compile(r"^User(AuthenticationMethod|AuthMethod-[A-Za-z0-9]+)?\.(Read|ReadWrite)$")
 
@@ -162,7 +163,7 @@ def endpoint_key(method: str, path: str) -> str:
     previous = ""
     for raw in path.strip("/").split("/"):
         segment = raw.lower()
-        if not segment or segment in _SAME_ENDPOINT:
+        if not segment or segment in _SAME_ENDPOINT or segment.startswith("microsoft.graph."):
             continue
         alternate = _ALTERNATE_KEY.match(segment)
         if alternate:
