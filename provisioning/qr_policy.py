@@ -18,7 +18,7 @@ POLICY_CACHE_SECONDS = 300
 def qr_policy_current() -> QrPolicy:
     """The tenant's QR policy (PIN length, standard lifetime), cached for a few minutes.
 
-    Read with the app identity: a manager's delegated token has no Policy.Read.All.
+    Read with the app identity: a manager's delegated token has no Policy.Read.AuthenticationMethod.
     """
     cached = cache.get(POLICY_CACHE_KEY)
     if cached is not None:
