@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from graphsim import permissions
+from graphsim import demo, permissions, persist, tenantgen
 from graphsim.app import build_router
 from graphsim.http import json_response
 from graphsim.model import PHONE_METHOD_IDS
@@ -145,3 +145,17 @@ def test_the_suite_runs_with_exactly_the_readme_grants(graphsim) -> None:
     (registration,) = graphsim.tenant.apps.values()
     assert registration.delegated_permissions == grants.delegated
     assert registration.application_permissions == grants.application
+
+
+def test_a_saved_demo_state_takes_todays_consent() -> None:
+    """`make run` keeps its tenant between runs; consent follows the README's table."""
+    from graphsim.__main__ import _with_demo_consent
+
+    tenant = tenantgen.demo_tenant()
+    registration = tenant.apps[demo.DEMO_CLIENT_ID]
+    registration.delegated_permissions = {"UserAuthenticationMethod.ReadWrite.All"}
+    registration.application_permissions = {"Policy.Read.All"}
+    saved = persist.tenant_from_json(persist.tenant_to_json(tenant))
+    restored = _with_demo_consent(saved).apps[demo.DEMO_CLIENT_ID]
+    assert restored.delegated_permissions == tenantgen.DELEGATED_PERMISSIONS
+    assert restored.application_permissions == tenantgen.APPLICATION_PERMISSIONS
