@@ -138,6 +138,14 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
     ),
 }
 
+# Permissions Graph asks for *in addition* to an endpoint's table in some cases, so they appear in
+# no table: permission → where and why.
+ADDITIONAL_PERMISSIONS: dict[str, str] = {
+    # source: [G1] api/administrativeunit-list-members.md (docs/graph-contract.md §4.3).
+    "Member.Read.Hidden": "GET /directory/administrativeunits/{id}/members of an administrative "
+    "unit with hidden membership",
+}
+
 # Path segments after which Graph expects a key (object id, UPN, phone method id, role id …).
 _KEYED = frozenset({
     "users", "administrativeunits", "groups", "directoryroles", "phonemethods",
