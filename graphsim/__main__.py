@@ -60,6 +60,15 @@ def _with_redirect_uris(tenant: Tenant, uris: list[str]) -> Tenant:
     return tenant
 
 
+def _with_demo_consent(tenant: Tenant) -> Tenant:
+    """The tenant, its demo app registration consented as `tenantgen` says (the README's table)."""
+    app = tenant.apps.get(demo.DEMO_CLIENT_ID)
+    if app is not None:
+        app.delegated_permissions = set(tenantgen.DELEGATED_PERMISSIONS)
+        app.application_permissions = set(tenantgen.APPLICATION_PERMISSIONS)
+    return tenant
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m graphsim", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,8 +121,10 @@ def serve(args: argparse.Namespace) -> int:
 
     state = Path(args.state) if args.state else None
     if state and state.is_file():
-        # A saved state may come from a run on another port.
+        # A saved state may come from a run on another port, or from before the README's
+        # permission table changed: the demo registration's consent follows today's table.
         tenant = _with_redirect_uris(persist.load(state), args.redirect_uri)
+        _with_demo_consent(tenant)
     else:
         tenant = fresh_tenant()
     config = SimConfig(

@@ -8,8 +8,9 @@ browser-facing authorize and logout pages (and the health check), so a person's 
 demo CA while tokens and Graph stay HTTPS-only.
 
 Every Graph request goes through the same pipeline, also for each request inside a `$batch`:
-latency → connection reset → bearer token → /me rewrite → 429 storm → throttling → injected 5xx →
-handler (under `tenant.lock`) → "response lost" fault. Errors become Graph's error body
+latency → connection reset → bearer token → /me rewrite → 429 storm → route → the endpoint's
+permission table (graphsim/permissions.py) → throttling → injected 5xx → handler (under
+`tenant.lock`) → "response lost" fault. Errors become Graph's error body
 (docs/graph-contract.md §7.1) and every response carries `request-id`, `client-request-id` and
 `Date`.
 """
@@ -35,7 +36,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from werkzeug.wrappers import Request, Response
 
-from graphsim import directory, identity, phone, policy, qrmethods, rbac, reports
+from graphsim import directory, identity, permissions, phone, policy, qrmethods, rbac, reports
 from graphsim.errors import GraphError
 from graphsim.faults import FaultInjector, SimConfig
 from graphsim.http import Principal, Router, SimRequest, SimResponse
@@ -373,6 +374,7 @@ class Simulator:
         """Route, throttle, inject faults and run one authenticated Graph request."""
         method = method.upper()
         try:
+            requested_path = path  # before the /me rewrite: the permission tables tell them apart
             path = self._rewrite_me(path, principal)
             if self.faults.storm_hits():
                 retry = self.config.storm_retry_after_s
@@ -384,6 +386,9 @@ class Simulator:
             if version not in API_VERSIONS:
                 raise GraphError(400, "BadRequest", f"Invalid version: {version}")
             handler, params = self.router.match(method, path, version)
+            permissions.require_endpoint_permission(
+                method=method, path=requested_path, principal=principal, tenant=self.tenant
+            )
             required = self.config.require_auth_context
             if (
                 required

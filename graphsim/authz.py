@@ -3,6 +3,11 @@
 App tokens carry application permissions in `roles`; delegated tokens carry scopes in `scp`, and a
 delegated call on another user also needs the signed-in user to hold an admin role, either
 tenant-wide or scoped to an administrative unit that contains the target user.
+
+Which permissions grant an endpoint is decided first, for every request, by the tables built from
+Microsoft's permission map (`graphsim/permissions.py`, docs/graph-contract.md §11). The handlers'
+own `require_permission` lists below only keep their older, coarser checks; they must never refuse
+what those tables allow for a call Lanyard makes.
 """
 
 from __future__ import annotations

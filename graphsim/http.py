@@ -115,9 +115,13 @@ class Router:
         versions: tuple[str, ...] = ("v1.0", "beta"),
     ) -> None:
         regex = ""
-        for part in re.split(r"(\{[a-zA-Z_]+\})", template):
+        # `{name}` matches one segment; `{name:a|b}` only the listed literals (case-insensitive),
+        # so a segment Graph does not define is "not found" before any permission check.
+        for part in re.split(r"(\{[a-zA-Z_]+(?::[^}]+)?\})", template):
             if part.startswith("{") and part.endswith("}"):
-                regex += f"(?P<{part[1:-1]}>[^/]+)"
+                name, _, choices = part[1:-1].partition(":")
+                allowed = "|".join(re.escape(c) for c in choices.split("|")) if choices else "[^/]+"
+                regex += f"(?P<{name}>{allowed})"
             else:
                 regex += re.escape(part)
         self._routes.append(

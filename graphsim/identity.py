@@ -758,10 +758,14 @@ def parse_delegated_scopes(
     tenant: Tenant | None = None,
     graph_resource: str = GRAPH_AUDIENCE,
 ) -> list[str]:
-    """Graph permission names asked for in `scope`, all of which the app must have consented.
+    """The `scp` of a delegated token asked for with `scope` (docs/graph-contract.md §8.3).
 
-    A scope on any resource but Graph's (graphsim's own URL included) is refused as Entra refuses
-    an unknown resource (AADSTS500011)."""
+    Every Graph permission named must have been consented for the app, otherwise AADSTS65001
+    (`consent_required` at authorize). As the v2 endpoint does, the token then carries every
+    delegated Graph permission consented for the app, not only those named. A scope on any
+    resource but Graph's (graphsim's own URL included) is refused as Entra refuses an unknown
+    resource (AADSTS500011).
+    """
     granted: set[str] = set()
     for item in scope.split():
         if item in OIDC_SCOPES:
@@ -786,7 +790,8 @@ def parse_delegated_scopes(
                 f"request for this user and resource. (scope {item})",
             )
         granted.add(name)
-    return sorted(granted)
+    # Asked for Graph at all → every consented Graph permission (v2 behaviour).
+    return sorted(app.delegated_permissions) if granted else []
 
 
 def _unknown_resource_or_scope(tenant: Tenant | None, item: str, resource: str) -> TokenError:

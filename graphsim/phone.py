@@ -170,10 +170,14 @@ def preference_problem(tenant: Tenant, user_id: str, method: str) -> str | None:
 # Shapes and permissions
 # --------------------------------------------------------------------------------------------
 
-_READ_APP = ("UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All")
-_READ_SELF = ("UserAuthenticationMethod.Read", "UserAuthenticationMethod.ReadWrite")
-_WRITE_APP = ("UserAuthenticationMethod.ReadWrite.All",)
-_WRITE_SELF = ("UserAuthenticationMethod.ReadWrite",)
+# The per-endpoint tables (graphsim/permissions.py, from Microsoft's map) decide which of these
+# grants a given path: e.g. the phone-only permissions reach phoneMethods but not signInPreferences.
+_READ_APP = ("UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All",
+             "UserAuthMethod-Phone.Read.All", "UserAuthMethod-Phone.ReadWrite.All")  # fmt: skip
+_READ_SELF = ("UserAuthenticationMethod.Read", "UserAuthenticationMethod.ReadWrite",
+              "UserAuthMethod-Phone.Read", "UserAuthMethod-Phone.ReadWrite")  # fmt: skip
+_WRITE_APP = ("UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All")
+_WRITE_SELF = ("UserAuthenticationMethod.ReadWrite", "UserAuthMethod-Phone.ReadWrite")
 # Roles that see full numbers (others holding a read role see them masked).
 _UNMASKED_ROLES = {PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR}
 

@@ -24,7 +24,8 @@ from graphsim.model import (
 PATH = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/qrCodePin"
 ODATA_TYPE = "#microsoft.graph.qrCodePinAuthenticationMethodConfiguration"
 
-_READ_PERMISSIONS = ("Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod")
+_READ_PERMISSIONS = ("Policy.Read.AuthenticationMethod", "Policy.Read.All",
+                     "Policy.ReadWrite.AuthenticationMethod")  # fmt: skip
 _WRITE_PERMISSIONS = ("Policy.ReadWrite.AuthenticationMethod",)
 # Delegated PATCH needs Authentication Policy Administrator (docs/graph-contract.md §2); Global
 # Administrator holds every permission. DOC-GAP: the roles that may *read* the policy are not in the

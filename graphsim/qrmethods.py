@@ -849,6 +849,7 @@ def register(router: Router) -> None:
     # /pin routes before /{kind}: the router takes the first match, and {kind} would match "pin".
     router.add("PATCH", f"{base}/pin", reset_pin)
     router.add("PATCH", f"{base}/pin/updatePin", update_own_pin)
-    router.add("PATCH", base + "/{kind}", patch_code)
-    router.add("GET", base + "/{kind}", get_code)
-    router.add("DELETE", base + "/{kind}", delete_code)
+    kind = "/{kind:standardQRCode|temporaryQRCode}"
+    router.add("PATCH", base + kind, patch_code)
+    router.add("GET", base + kind, get_code)
+    router.add("DELETE", base + kind, delete_code)

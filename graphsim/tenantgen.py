@@ -43,30 +43,28 @@ from graphsim.model import (
 # same every run. The CLI passes the real date instead so `make run` shows fresh QR codes.
 DEMO_EPOCH = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
+# The demo app registration's admin consent: exactly README.md's "Registering the Entra app" table
+# (required rows; tests/readme_permissions.py parses it and a test fails when the two disagree).
 APPLICATION_PERMISSIONS = frozenset(
     {
         "User.Read.All",
         "AdministrativeUnit.Read.All",
         "RoleManagement.Read.Directory",
         "GroupMember.Read.All",
-        "UserAuthenticationMethod.ReadWrite.All",
-        "Policy.Read.All",
-        "Policy.ReadWrite.AuthenticationMethod",
-        "AuditLog.Read.All",
+        "UserAuthMethod-QR.ReadWrite.All",
+        "UserAuthMethod-Phone.ReadWrite.All",
+        "UserAuthenticationMethod.Read.All",
+        "Policy.Read.AuthenticationMethod",
     }
 )
 DELEGATED_PERMISSIONS = frozenset(
     {
         "User.Read",
-        "User.ReadBasic.All",
-        "User.Read.All",
         "AdministrativeUnit.Read.All",
         "RoleManagement.Read.Directory",
-        "GroupMember.Read.All",
-        "UserAuthenticationMethod.ReadWrite.All",
-        "Policy.Read.All",
-        "Policy.ReadWrite.AuthenticationMethod",
-        "AuditLog.Read.All",
+        "UserAuthMethod-QR.ReadWrite.All",
+        "UserAuthMethod-Phone.ReadWrite.All",
+        "UserAuthenticationMethod.Read.All",
     }
 )
 REDIRECT_URIS = ("http://127.0.0.1:8000/auth/callback", "http://localhost:8000/auth/callback")

@@ -38,7 +38,7 @@ POLICY_UNREADABLE = (
 def qr_policy_current() -> QrPolicy:
     """The tenant's QR policy, cached for a few minutes; values None when it cannot be read.
 
-    Read with the app identity: a manager's delegated token has no policy permission.
+    Read with the app identity: a manager's delegated token has no Policy.Read.AuthenticationMethod.
     """
     cached = cache.get(POLICY_CACHE_KEY)
     if cached is not None:

@@ -46,6 +46,15 @@ def _check_address(sock: socket.socket, address) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _msal_http_cache_clear() -> None:
+    """MSAL replays a token endpoint's error answer for a while (its throttling cache): one
+    test's refused request must not answer the next test's identical one."""
+    from provisioning.graph.tokens import http_cache_clear
+
+    http_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any connection beyond loopback fails: tests talk to graphsim and local services only."""
 

@@ -5,7 +5,9 @@ Enable with `pytest_plugins = ["tests.fixtures_graphsim"]` in tests/conftest.py.
 - `graphsim_tls` (session, autouse): graphsim's CA in a temporary directory; REQUESTS_CA_BUNDLE
   points at its bundle (system CAs + graphsim CA) for the whole session, so MSAL and requests
   trust graphsim exactly as production trusts Entra.
-- `graphsim_server` (session): one running graphsim (HTTPS + HTTP browser listener).
+- `graphsim_server` (session): one running graphsim (HTTPS + HTTP browser listener). Its demo app
+  registration holds exactly the required grants of README.md's permission table, read from the
+  README (tests/readme_permissions.py): one source of truth for what an admin grants.
 - `graphsim` (function): the same server, reset to a fresh demo tenant and default config.
 - `graphsim_time` (function): graphsim's throttle and 429-storm windows on a `SimulatedTime`, so
   a test moves them with `graphsim_time.sleep(seconds)` instead of sleeping.
@@ -18,8 +20,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from graphsim.model import Tenant
 from graphsim.testing import GraphsimHandle, running_graphsim
 from graphsim.tls import TlsFiles, ensure_tls
+from tests.readme_permissions import readme_grants
+
+
+def grant_readme_permissions(tenant: Tenant) -> Tenant:
+    """Give every app registration of `tenant` exactly the README table's required grants."""
+    grants = readme_grants()
+    for app in tenant.apps.values():
+        app.delegated_permissions = set(grants.delegated)
+        app.application_permissions = set(grants.application)
+    return tenant
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,6 +50,9 @@ def graphsim_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsFiles]
 @pytest.fixture(scope="session")
 def graphsim_server(graphsim_tls: TlsFiles) -> Iterator[GraphsimHandle]:
     with running_graphsim(tls_dir=graphsim_tls.directory) as handle:
+        demo_factory = handle.sim.tenant_factory
+        handle.sim.tenant_factory = lambda: grant_readme_permissions(demo_factory())
+        handle.reset()
         yield handle
 
 

@@ -41,16 +41,27 @@ WELL_KNOWN_AUTHORITY_HOSTS = frozenset(
 # "cp1": Lanyard handles claims challenges (docs/graph-contract.md §8.6).
 CLIENT_CAPABILITIES = ["cp1"]
 
-# OIDC and instance metadata shared by every MSAL app in the process (holds no tokens).
+# MSAL's HTTP cache, shared by every MSAL app in the process: OIDC and instance metadata, and the
+# token endpoint's error answers that MSAL replays for a while instead of asking again (its
+# throttling). It holds no tokens.
 _HTTP_CACHE: dict[Any, Any] = {}
 
-# Delegated permissions a manager consents to (docs/graph-contract.md §1.9, §3, §4.4). Bare names:
-# `GraphConfig.scopes_for` puts the cloud's Graph resource in front, as for the app's `.default`.
+
+def http_cache_clear() -> None:
+    """Forget MSAL's cached metadata and replayed error answers: after the tenant or the cloud
+    changed under a running process (tests, where each test gets a fresh graphsim tenant)."""
+    _HTTP_CACHE.clear()
+
+# Delegated permissions a manager consents to: the delegated column of README.md's permission table
+# (docs/graph-contract.md §11, §12). Bare names: `GraphConfig.scopes_for` puts the cloud's Graph
+# resource in front, as for the app's `.default`.
 DELEGATED_SCOPES = (
     "User.Read",
     "AdministrativeUnit.Read.All",
     "RoleManagement.Read.Directory",
-    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-QR.ReadWrite.All",
+    "UserAuthMethod-Phone.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
 )
 
 

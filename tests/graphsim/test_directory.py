@@ -252,16 +252,23 @@ def test_scoped_role_members_role_id_is_not_the_template_id(graphsim, app):
 
 
 @pytest.mark.parametrize("version", ["v1.0", "beta"])
-def test_scoped_role_member_of_for_a_manager(graphsim, version):
-    # Documented with Directory.Read.All only ([Gb] api/user-list-scopedrolememberof.md, [P]).
+def test_scoped_role_member_of_for_a_manager(graphsim, app, version):
+    """Microsoft's map asks for Directory.Read.All (docs/graph-contract.md §4.4): the README's
+    RoleManagement.Read.Directory is refused, as Graph refuses it."""
     manager = graphsim.people.managers[0]
-    app = graphsim.session(graphsim.issue_app_token(roles=["Directory.Read.All"]))
-    body = get(graphsim, app, f"/users/{manager}/scopedRoleMemberOf", version=version).json()
+    path = f"/users/{manager}/scopedRoleMemberOf"
+    assert (
+        error_code(get(graphsim, app, path, version=version), 403) == "Authorization_RequestDenied"
+    )
+    reader = graphsim.session(graphsim.issue_app_token(roles=["Directory.Read.All"]))
+    body = get(graphsim, reader, path, version=version).json()
     assert {m["administrativeUnitId"] for m in body["value"]} == set(graphsim.people.stores[:2])
-    scopes = ["User.Read", "Directory.Read.All"]
-    delegated = graphsim.session(graphsim.issue_delegated_token(manager, scopes=scopes))
-    mine = get(graphsim, delegated, "/me/scopedRoleMemberOf", version=version).json()
-    assert mine["value"] == body["value"]
+    delegated = graphsim.session(graphsim.issue_delegated_token(manager))
+    refused = get(graphsim, delegated, "/me/scopedRoleMemberOf", version=version)
+    assert error_code(refused, 403) == "Authorization_RequestDenied"
+    allowed = graphsim.issue_delegated_token(manager, scopes=["Directory.Read.All"])
+    mine = get(graphsim, graphsim.session(allowed), "/me/scopedRoleMemberOf", version=version)
+    assert mine.json()["value"] == body["value"]
 
 
 @pytest.mark.parametrize("version", ["v1.0", "beta"])

@@ -153,7 +153,9 @@ def test_msal_client_credentials_with_secret(graphsim):
     assert claims["aud"] == "https://graph.microsoft.com"
     assert claims["tid"] == demo.DEMO_TENANT_ID
     assert claims["appid"] == demo.DEMO_CLIENT_ID
-    assert "UserAuthenticationMethod.ReadWrite.All" in claims["roles"]
+    # `roles` carries exactly the application permissions consented for the app.
+    registration = graphsim.tenant.apps[demo.DEMO_CLIENT_ID]
+    assert claims["roles"] == sorted(registration.application_permissions)
     r = graphsim.session(result["access_token"]).get(graphsim.graph_url("/users?$top=1"))
     assert r.status_code == 200
 
@@ -397,7 +399,11 @@ def test_msal_auth_code_flow_then_silent_refresh(graphsim):
         result["id_token_claims"]["preferred_username"] == "jordan.lee@" + demo.DEMO_TENANT_DOMAIN
     )
     claims = jwt.decode(result["access_token"], options={"verify_signature": False})
-    assert claims["scp"] == "User.Read"
+    # v2 behaviour (docs/graph-contract.md §8.3): asked for User.Read, the token carries every
+    # delegated Graph permission consented for the app.
+    registration = graphsim.tenant.apps[demo.DEMO_CLIENT_ID]
+    assert claims["scp"].split() == sorted(registration.delegated_permissions)
+    assert len(registration.delegated_permissions) > 1
     me = graphsim.session(result["access_token"]).get(graphsim.graph_url("/me"))
     assert me.status_code == 200
     assert me.json()["id"] == manager
