@@ -52,6 +52,7 @@ def http_cache_clear() -> None:
     changed under a running process (tests, where each test gets a fresh graphsim tenant)."""
     _HTTP_CACHE.clear()
 
+
 # Delegated permissions a manager consents to: the delegated column of README.md's permission table
 # (docs/graph-contract.md §11, §12). Bare names: `GraphConfig.scopes_for` puts the cloud's Graph
 # resource in front, as for the app's `.default`.
