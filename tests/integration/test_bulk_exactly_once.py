@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+import provisioning.graph
 from graphsim.tenantgen import large_tenant
 from provisioning.bulk import csvfile, engine, jobs, preview, selectors
 from provisioning.models import BulkJob
@@ -44,7 +45,7 @@ def _qr_job(upns: list[str]) -> BulkJob:
 
 def _rows_done(job: BulkJob) -> int:
     engine.jobs_sweep()  # as celery beat would: a killed worker's job gets new tasks
-    return engine.job_counts(job)["done"]
+    return selectors.job_counts(job)["done"]
 
 
 def _done(job: BulkJob) -> bool:
@@ -59,6 +60,10 @@ def _big_tenant(portal_graph, users: int) -> list:
 
     _singletons.clear()
     portal_graph.sim.config.write_budget_per_s = 1000.0
+    # Bulk jobs write only to members of synced stores (docs/architecture.md §5): sync first.
+    from provisioning.directory import directory_sync
+
+    directory_sync(client=provisioning.graph.get_app_client())
     return fresh_workers(portal_graph)
 
 
