@@ -204,6 +204,53 @@ def group_transitive_users(
     return (User.from_graph(item) for item in client.iter_values(req))
 
 
+def groups_named(client: GraphClient, display_name: str) -> list[Group]:
+    """Groups whose displayName is exactly `display_name` (several may share it) —
+    [G1] api/group-list.md, `$filter=displayName eq '…'` (a default filter, no ConsistencyLevel)."""
+    literal = display_name.replace("'", "''")
+    req = GraphRequest(
+        "GET",
+        url(
+            "/groups",
+            filter=f"displayName eq '{literal}'",
+            select="id,displayName,description,isAssignableToRole",
+        ),
+    )
+    return [Group.from_graph(item) for item in client.iter_values(req)]
+
+
+# -- users for phone pre-population (docs/graph-contract.md §5)
+# ------------------------------------------------------------
+
+# The profile fields pre-population reads (the number, the country it is read in, who is left out).
+PREPOPULATION_USER_SELECT = (
+    "id,userPrincipalName,displayName,mobilePhone,usageLocation,country,accountEnabled,userType"
+)
+
+
+def users_list(client: GraphClient, *, select: str = USER_SELECT) -> Iterator[User]:
+    """Every user of the tenant, paged at 999 — [G1] api/user-list.md."""
+    req = GraphRequest("GET", url("/users", select=select, top=999))
+    return (User.from_graph(item) for item in client.iter_values(req))
+
+
+def users_not_mfa_registered(client: GraphClient) -> Iterator[dict[str, Any]]:
+    """`userRegistrationDetails` rows (id, userPrincipalName, userType, isAdmin) of the users not
+    registered for MFA — [G1] api/authenticationmethodsroot-list-userregistrationdetails.md,
+    `$filter=isMfaRegistered eq false`, 999 a page (few requests: the report allows 5 per 10 s per
+    app and tenant, docs/graph-contract.md §5, §7; the client honours a 429's Retry-After)."""
+    req = GraphRequest(
+        "GET",
+        url(
+            "/reports/authenticationMethods/userRegistrationDetails",
+            filter="isMfaRegistered eq false",
+            select="id,userPrincipalName,userType,isAdmin,isMfaRegistered",
+            top=999,
+        ),
+    )
+    return client.iter_values(req)
+
+
 # -- QR code + PIN method (docs/graph-contract.md §1)
 # --------------------------------------------------
 
