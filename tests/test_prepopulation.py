@@ -207,7 +207,7 @@ def test_a_run_over_2000_messy_users_ends_as_expected_for_every_user(portal_grap
     assert len(tenant.users) >= 2000
     numbers = give_messy_numbers(tenant)
     holders = make_role_holders(tenant, people)
-    numbers.update({uid: VALID_DE[1] for uid in holders})
+    numbers.update(dict.fromkeys(holders, VALID_DE[1]))
     prepare(portal_graph, settings, tenant)
     expected = expected_outcomes(tenant, people, numbers, holders)
     before = phones_of(tenant)
@@ -234,7 +234,7 @@ def test_the_command_adds_mobiles_only_where_it_should_and_prints_a_summary(
     tenant, people = demo_tenant_with_people()
     numbers = give_messy_numbers(tenant)
     holders = make_role_holders(tenant, people)
-    numbers.update({uid: VALID_DE[1] for uid in holders})
+    numbers.update(dict.fromkeys(holders, VALID_DE[1]))
     prepare(portal_graph, settings, tenant)
     expected = expected_outcomes(tenant, people, numbers, holders)
     before = phones_of(tenant)
@@ -272,24 +272,35 @@ def test_a_dry_run_writes_nothing_and_keeps_its_statistics(portal_graph, setting
     assert run.job.status == BulkJob.Status.CANCELLED
 
 
-def test_an_existing_mobile_is_kept_unless_the_run_overwrites(portal_graph, settings, db):
-    """A user without MFA may still hold a mobile method Lanyard must not replace by default."""
-    tenant, people = demo_tenant_with_people()
-    prepare(portal_graph, settings, tenant)
+@pytest.mark.parametrize("overwrite", [False, True], ids=["kept", "overwritten"])
+def test_an_existing_mobile_is_kept_unless_the_run_overwrites(portal_graph, settings, db,
+                                                              overwrite):  # fmt: skip
+    """The report lags behind Entra: a user it names may hold a mobile by the time the row runs
+    (here: added between the preview and the job). It is kept, unless the run overwrites."""
     from graphsim.model import PhoneMethod
 
+    tenant, people = demo_tenant_with_people()
     worker = next(
         uid
         for uid in tenant.administrative_units[people.stores[2]].member_ids
         if not registered_for_mfa(tenant, uid) and tenant.users[uid].account_enabled
     )
     tenant.users[worker].mobile_phone, tenant.users[worker].usage_location = VALID_DE[0], "DE"
-    # An office phone only: not an MFA-registered mobile, so the report lists the user.
-    tenant.phone_methods[worker] = {"office": PhoneMethod("office", "+49 3012345678", "")}
+    prepare(portal_graph, settings, tenant)
 
-    run = prepopulation_run(trigger=PrepopulationRun.Trigger.COMMAND)
+    run = prepopulation_run(trigger=PrepopulationRun.Trigger.COMMAND, overwrite=overwrite)
+    tenant.phone_methods[worker] = {"mobile": PhoneMethod("mobile", "+49 1709876543", "ready")}
     run_job(run.job_id)
-    assert worker not in {uid for uid, m in tenant.phone_methods.items() if "mobile" in m}
+
+    run.refresh_from_db()
+    mobile = tenant.phone_methods[worker]["mobile"].phone_number
+    if overwrite:
+        assert mobile == VALID_DE[1]
+        assert run.outcomes["mobile updated"] == 1
+    else:
+        assert mobile == "+49 1709876543"
+        assert run.outcomes["existing mobile method kept"] == 1
+    assert run.job.rows.get(user_id=worker).params["forced_update"] is overwrite
 
 
 def test_a_staging_group_limits_the_run_to_its_members(portal_graph, settings, db):
