@@ -366,3 +366,56 @@ def test_the_schedule_is_off_until_an_it_admin_turns_it_on(
     assert prepopulation_scheduled_run() is None  # once a day
     time_machine.move_to("2026-12-02T03:05:00Z")
     assert prepopulation_scheduled_run() is not None
+
+
+# -- the admin page ------------------------------------------------------------------------
+
+
+def test_the_page_is_for_it_admins_only(client, alice, bulk_graph, directory):
+    from tests.fixtures_portal import sign_in
+
+    sign_in(client, alice)
+    assert client.get("/admin/prepopulation").status_code == 403
+    assert client.post("/admin/prepopulation/run", {"dry_run": "on"}).status_code == 403
+    assert (
+        client.post("/admin/prepopulation/schedule", {"enabled": "on", "hour": "3"}).status_code
+        == 403
+    )
+    assert not PrepopulationRun.objects.exists()
+    assert not prepopulation_schedule_get().enabled
+
+
+def test_an_it_admin_runs_a_dry_run_and_turns_the_schedule_on(
+    client, charlie, bulk_graph, directory, run_tasks
+):
+    from tests.fixtures_portal import sign_in
+
+    sign_in(client, charlie)
+    page = client.get("/admin/prepopulation").content.decode()
+    assert "No run yet." in page and "Now: <strong>off" in page
+    assert "/admin/prepopulation" in client.get("/admin/").content.decode()
+
+    before = phones_of(bulk_graph.tenant)
+    with run_tasks():
+        response = client.post("/admin/prepopulation/run", {"dry_run": "on"})
+    assert response.status_code == 302
+    run = PrepopulationRun.objects.get()
+    assert run.dry_run and run.created_by.user_principal_name == charlie.upn
+    assert run.trigger == "admin"
+    assert phones_of(bulk_graph.tenant) == before
+    page = client.get("/admin/prepopulation").content.decode()
+    assert f"{run.targeted} mobile to be added" in page and f"/admin/bulk/{run.job_id}/" in page
+
+    form = {"enabled": "on", "hour": "4", "group_name": "Frontline Workers"}
+    response = client.post("/admin/prepopulation/schedule", form)
+    assert response.status_code == 302
+    schedule = prepopulation_schedule_get()
+    assert schedule.enabled and schedule.hour == 4
+    assert schedule.updated_by.user_principal_name == charlie.upn
+    event = AuditEvent.objects.get(action="prepopulation_schedule_update")
+    assert (
+        event.actor.user_principal_name == charlie.upn
+        and "group “Frontline Workers”" in event.detail
+    )
+    assert client.post("/admin/prepopulation/schedule", {"hour": "24"}).status_code == 400
+    assert prepopulation_schedule_get().hour == 4
