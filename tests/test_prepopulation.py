@@ -419,3 +419,24 @@ def test_an_it_admin_runs_a_dry_run_and_turns_the_schedule_on(
     )
     assert client.post("/admin/prepopulation/schedule", {"hour": "24"}).status_code == 400
     assert prepopulation_schedule_get().hour == 4
+
+
+def test_the_report_throttle_is_waited_out(portal_graph, settings, db):
+    """The registration report allows 5 requests per 10 s per app (docs/graph-contract.md §5):
+    a run that meets its 429 waits Retry-After (graphsim's clock moves instead of sleeping)."""
+    from graphsim import demo
+
+    tenant, _ = demo_tenant_with_people()
+    give_messy_numbers(tenant)
+    prepare(portal_graph, settings, tenant)
+    now = portal_graph.sim.now()
+    tenant.report_requests[f"{tenant.id}:{demo.DEMO_CLIENT_ID}"] = [now] * 5
+    client = provisioning.graph.get_app_client()
+    slept: list[float] = []
+    client._sleep = lambda s: (slept.append(s), portal_graph.sim.shift_clock(s))
+
+    run = prepopulation_run(trigger=PrepopulationRun.Trigger.COMMAND, client=client)
+
+    assert client.stats["status_429"] == 1 and slept and slept[0] >= 9
+    assert not run.error and run.users_without_mfa == run.job.rows.count() > 0
+    assert run.targeted == run.job.rows.filter(action="update").count() > 0
