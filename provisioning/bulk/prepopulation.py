@@ -150,11 +150,13 @@ def prepopulation_run(
     try:
         without_mfa = {
             str(item.get("id", "")).lower()
-            for item in operations.users_not_mfa_registered(client)
+            for item in operations.user_registration_details_list(
+                client, filter="isMfaRegistered eq false"
+            )
             if item.get("isMfaRegistered") is False
         }
         if group_name:
-            groups = operations.groups_named(client, group_name)
+            groups = operations.group_list_by_name(client, group_name)
             if not groups:
                 raise _fail(run, f"No group named “{group_name}” in Entra ID.", created_by)
             if len(groups) > 1:
@@ -165,7 +167,7 @@ def prepopulation_run(
                 client, group_id, select=operations.PREPOPULATION_USER_SELECT
             )
         else:
-            users = operations.users_list(client, select=operations.PREPOPULATION_USER_SELECT)
+            users = operations.user_list(client, select=operations.PREPOPULATION_USER_SELECT)
         in_scope = {}
         for user in users:
             if user.id.lower() in without_mfa and user.user_principal_name:

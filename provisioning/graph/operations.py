@@ -204,7 +204,7 @@ def group_transitive_users(
     return (User.from_graph(item) for item in client.iter_values(req))
 
 
-def groups_named(client: GraphClient, display_name: str) -> list[Group]:
+def group_list_by_name(client: GraphClient, display_name: str) -> list[Group]:
     """Groups whose displayName is exactly `display_name` (several may share it) —
     [G1] api/group-list.md, `$filter=displayName eq '…'` (a default filter, no ConsistencyLevel)."""
     literal = display_name.replace("'", "''")
@@ -228,23 +228,28 @@ PREPOPULATION_USER_SELECT = (
 )
 
 
-def users_list(client: GraphClient, *, select: str = USER_SELECT) -> Iterator[User]:
-    """Every user of the tenant, paged at 999 — [G1] api/user-list.md."""
+def user_list(client: GraphClient, *, select: str = USER_SELECT) -> Iterator[User]:
+    """Every user of the tenant, 999 a page — [G1] api/user-list.md."""
     req = GraphRequest("GET", url("/users", select=select, top=999))
     return (User.from_graph(item) for item in client.iter_values(req))
 
 
-def users_not_mfa_registered(client: GraphClient) -> Iterator[dict[str, Any]]:
-    """`userRegistrationDetails` rows (id, userPrincipalName, userType, isAdmin) of the users not
-    registered for MFA — [G1] api/authenticationmethodsroot-list-userregistrationdetails.md,
-    `$filter=isMfaRegistered eq false`, 999 a page (few requests: the report allows 5 per 10 s per
-    app and tenant, docs/graph-contract.md §5, §7; the client honours a 429's Retry-After)."""
+def user_registration_details_list(
+    client: GraphClient,
+    *,
+    filter: str | None = None,
+    select: str = "id,userPrincipalName,userType,isAdmin,isMfaRegistered",
+) -> Iterator[dict[str, Any]]:
+    """Rows of the authentication methods registration report, 999 a page —
+    [G1] api/authenticationmethodsroot-list-userregistrationdetails.md. Few requests: the report
+    allows 5 per 10 s per app and tenant (docs/graph-contract.md §5, §7); the client honours a
+    429's Retry-After."""
     req = GraphRequest(
         "GET",
         url(
             "/reports/authenticationMethods/userRegistrationDetails",
-            filter="isMfaRegistered eq false",
-            select="id,userPrincipalName,userType,isAdmin,isMfaRegistered",
+            filter=filter,
+            select=select,
             top=999,
         ),
     )
