@@ -183,7 +183,8 @@ def prepopulation_run(
         for i, u in enumerate(chosen, start=1)
     ]  # fmt: skip
     people = {(u.user_principal_name or "").lower(): Person.from_graph(u) for u in chosen}
-    label = SOURCE_LABEL + (f" ({group_name})" if group_name else "")
+    # Shown after the source's name ("Phone pre-population: Frontline Workers").
+    label = group_name or "every user without MFA"
     try:
         job = bulk_job_preview(kind=BulkJob.Kind.PHONE, source=BulkJob.Source.PREPOPULATION,
                                source_label=label, source_ref=group_id, inputs=inputs,
@@ -207,10 +208,15 @@ def prepopulation_run(
         run.failed = counts["failed"]
         run.outcomes = counts["outcomes"]
         run.save()
-    audit.record(actor=created_by, action="prepopulation_run", outcome="succeeded",
-                 target_label=label, detail=f"Run {run.pk} ({'dry run' if dry_run else 'run'}, "
-                 f"job {job.pk}): {len(chosen)} users without MFA, {run.targeted} targeted, "
-                 f"overwrite {'on' if overwrite else 'off'}")  # fmt: skip
+    kind = "dry run" if dry_run else "run"
+    audit.record(
+        actor=created_by,
+        action="prepopulation_run",
+        outcome="succeeded",
+        target_label=f"{SOURCE_LABEL}: {label}",
+        detail=f"Run {run.pk} ({kind}, job {job.pk}): {len(chosen)} users without MFA, "
+        f"{run.targeted} targeted, overwrite {'on' if overwrite else 'off'}",
+    )
     if dry_run:
         bulk_job_cancel(job=job, cancelled_by=created_by)
         run.finished_at = timezone.now()
