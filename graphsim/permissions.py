@@ -108,7 +108,8 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
     "PATCH /users/{id}/authentication/qrcodepinmethod/pin/updatepin": _entry(
         ("Directory.AccessAsUser.All",), ()
     ),
-    # source: [G1] api/group-list.md. DOC-GAP: read from the page, not the map. Not called.
+    # source: [G1] api/group-list.md. DOC-GAP: read from the page, not the map. Called by phone
+    # pre-population to find a staging group by its displayName (GroupMember.Read.All).
     "GET /groups": _entry(
         (
             "GroupMember.Read.All",

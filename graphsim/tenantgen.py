@@ -55,6 +55,7 @@ APPLICATION_PERMISSIONS = frozenset(
         "UserAuthMethod-Phone.ReadWrite.All",
         "UserAuthenticationMethod.Read.All",
         "Policy.Read.AuthenticationMethod",
+        "AuditLog.Read.All",
     }
 )
 DELEGATED_PERMISSIONS = frozenset(
@@ -154,6 +155,9 @@ MESSY_PHONES = (
     "+81 90-1234-5678",
     "+1 (206) 555-0147",
 )
+# More of the same, drawn without the random generator (so every other value of the tenant stays
+# what it was): a country code without its plus sign, and values that are no number at all.
+MESSY_PHONES_MORE = ("4930 1234567", "12345", "ask the store", "+49 151 2345 6789")
 COUNTRY_CODES = {"US": "1", "GB": "44", "DE": "49", "FR": "33", "NL": "31", "JP": "81"}
 
 
@@ -234,6 +238,8 @@ def _add_worker(
         mobile = None
     elif roll < 0.30:
         mobile = rng.choice(MESSY_PHONES)
+        if serial % 3 == 0:
+            mobile = MESSY_PHONES_MORE[serial // 3 % len(MESSY_PHONES_MORE)]
     else:
         mobile = _phone_for(rng, country)
     user = User(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from portal import admin_views as views
+from portal import prepopulation_views
 
 app_name = "itadmin"
 
@@ -23,4 +24,11 @@ urlpatterns = [
     path(JOB + "results.csv", views.bulk_job_results, name="bulk-results"),
     path(JOB + "badges.pdf", views.bulk_job_badges, name="bulk-badges"),
     path(JOB + "pin-slips.pdf", views.bulk_job_pin_slips, name="bulk-pin-slips"),
+    path("prepopulation", prepopulation_views.prepopulation_page, name="prepopulation"),
+    path("prepopulation/run", prepopulation_views.prepopulation_start, name="prepopulation-run"),
+    path(
+        "prepopulation/schedule",
+        prepopulation_views.prepopulation_schedule,
+        name="prepopulation-schedule",
+    ),
 ]

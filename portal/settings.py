@@ -391,4 +391,7 @@ BULK_BACKOFF_MAX_SECONDS = env_int("BULK_BACKOFF_MAX_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
     "bulk-jobs-sweep": {"task": "provisioning.bulk_jobs_sweep", "schedule": 30.0},
+    # Phone pre-population: the task checks the schedule an IT admin sets (off by default) and
+    # runs once a day at its hour (provisioning/bulk/prepopulation.py).
+    "prepopulation-scheduled": {"task": "provisioning.prepopulation_scheduled", "schedule": 3600.0},
 }

@@ -113,10 +113,23 @@ def app_client(graphsim, tmp_path):
 
 
 def test_a_product_call_the_table_does_not_cover_fails(graphsim, app_client) -> None:
-    """The MFA registration report needs AuditLog.Read.All, which the README no longer grants."""
-    with pytest.raises(GraphForbidden):
-        app_client.get("/reports/authenticationMethods/userRegistrationDetails")
+    """The README grants AuditLog.Read.All to the app only: the MFA registration report with a
+    delegated token is refused, even for a Global Administrator (the role is not the problem)."""
+    admin = graphsim.people.global_admin
+    session = graphsim.session(graphsim.issue_delegated_token(admin))
+    answer = session.get(
+        graphsim.graph_url("/reports/authenticationMethods/userRegistrationDetails")
+    )
+    assert answer.status_code == 403
     assert app_client.get("/users?$top=1")["value"]
+
+
+def test_the_registration_report_is_covered_for_pre_population(graphsim, app_client) -> None:
+    """Phone pre-population reads the MFA registration report with the README's grants."""
+    page = app_client.get(
+        "/reports/authenticationMethods/userRegistrationDetails?$filter=isMfaRegistered eq false"
+    )
+    assert page["value"] and all(row["isMfaRegistered"] is False for row in page["value"])
 
 
 def test_a_product_call_to_an_endpoint_nobody_looked_up_fails(graphsim, app_client) -> None:

@@ -193,11 +193,17 @@ def job_finish_if_done(*, job_id: int) -> bool:
     finished = BulkJob.objects.filter(pk=job_id, status=BulkJob.Status.RUNNING).update(
         status=BulkJob.Status.FINISHED, finished_at=now
     )
-    BulkJob.objects.filter(
+    cancelled = BulkJob.objects.filter(
         pk=job_id, status=BulkJob.Status.CANCELLED, finished_at__isnull=True
     ).update(finished_at=now)
-    if finished:
+    if finished or cancelled:
         job = BulkJob.objects.get(pk=job_id)
+        if job.source == BulkJob.Source.PREPOPULATION:
+            # Imported here: pre-population builds on this engine (jobs → engine).
+            from provisioning.bulk.prepopulation import prepopulation_run_record
+
+            prepopulation_run_record(job_id=job_id)
+    if finished:
         counts = job_counts(job)
         audit.record(
             actor=job.created_by,

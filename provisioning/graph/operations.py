@@ -204,6 +204,58 @@ def group_transitive_users(
     return (User.from_graph(item) for item in client.iter_values(req))
 
 
+def group_list_by_name(client: GraphClient, display_name: str) -> list[Group]:
+    """Groups whose displayName is exactly `display_name` (several may share it) —
+    [G1] api/group-list.md, `$filter=displayName eq '…'` (a default filter, no ConsistencyLevel)."""
+    literal = display_name.replace("'", "''")
+    req = GraphRequest(
+        "GET",
+        url(
+            "/groups",
+            filter=f"displayName eq '{literal}'",
+            select="id,displayName,description,isAssignableToRole",
+        ),
+    )
+    return [Group.from_graph(item) for item in client.iter_values(req)]
+
+
+# -- users for phone pre-population (docs/graph-contract.md §5)
+# ------------------------------------------------------------
+
+# The profile fields pre-population reads (the number, the country it is read in, who is left out).
+PREPOPULATION_USER_SELECT = (
+    "id,userPrincipalName,displayName,mobilePhone,usageLocation,country,accountEnabled,userType"
+)
+
+
+def user_list(client: GraphClient, *, select: str = USER_SELECT) -> Iterator[User]:
+    """Every user of the tenant, 999 a page — [G1] api/user-list.md."""
+    req = GraphRequest("GET", url("/users", select=select, top=999))
+    return (User.from_graph(item) for item in client.iter_values(req))
+
+
+def user_registration_details_list(
+    client: GraphClient,
+    *,
+    filter: str | None = None,
+    select: str = "id,userPrincipalName,userType,isAdmin,isMfaRegistered",
+) -> Iterator[dict[str, Any]]:
+    """Rows of the authentication methods registration report, 999 a page —
+    [G1] api/authenticationmethodsroot-list-userregistrationdetails.md. Few requests: the report
+    allows 5 per 10 s per app and tenant (docs/graph-contract.md §5, §7); the client honours a
+    429's Retry-After."""
+    req = GraphRequest(
+        "GET",
+        url(
+            "/reports/authenticationMethods/userRegistrationDetails",
+            filter=filter,
+            select=select,
+            top=999,
+        ),
+    )
+    return client.iter_values(req)
+
+
 # -- QR code + PIN method (docs/graph-contract.md §1)
 # --------------------------------------------------
 

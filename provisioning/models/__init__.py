@@ -13,6 +13,7 @@ from provisioning.models.directory import (
     ScopedRoleAssignment,
 )
 from provisioning.models.operations import Operation, WorkerMethodState
+from provisioning.models.prepopulation import PrepopulationRun, PrepopulationSchedule
 from provisioning.models.token_cache import TokenCache
 from provisioning.models.vault import VaultSecret
 
@@ -27,6 +28,8 @@ __all__ = [
     "DirectorySync",
     "DirectoryUser",
     "Operation",
+    "PrepopulationRun",
+    "PrepopulationSchedule",
     "PrivilegedAccountsSnapshot",
     "ScopedRoleAssignment",
     "TokenCache",

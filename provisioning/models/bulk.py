@@ -23,6 +23,7 @@ class BulkJob(models.Model):
         CSV = "csv", "CSV file"
         GROUP = "group", "Group"
         STORE = "store", "Store"
+        PREPOPULATION = "prepop", "Phone pre-population"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "previewed, waiting for confirmation"

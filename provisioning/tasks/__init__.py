@@ -7,11 +7,14 @@ from provisioning.tasks.directory import (
     sync_directory,
     vault_purge_expired,
 )
+from provisioning.tasks.prepopulation import prepopulation_run_now, prepopulation_scheduled
 
 __all__ = [
     "bulk_job_work",
     "bulk_jobs_sweep",
     "operation_run",
+    "prepopulation_run_now",
+    "prepopulation_scheduled",
     "sync_administrative_unit",
     "sync_directory",
     "vault_purge_expired",

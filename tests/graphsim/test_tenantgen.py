@@ -132,3 +132,23 @@ def test_user_lookup_by_upn_follows_changes():
     assert tenant.user_by_id_or_upn("RENAMED@" + tenant.domain) is user
     del tenant.users[user.id]
     assert tenant.user_by_id_or_upn(user.id) is None
+
+
+def test_profile_numbers_are_as_messy_as_people_type_them():
+    """Phone pre-population's inputs (issue 11): national formats, spaces and dashes, a country
+    code without its plus sign, values that are no number, and none at all."""
+    from graphsim.reports import registration_row
+    from graphsim.tenantgen import MESSY_PHONES_MORE
+
+    tenant = demo_tenant()
+    phones = {u.mobile_phone for u in tenant.users.values()}
+    assert {" 06-12345678 ", "(555) 010-2345"} <= phones  # national, with dashes and spaces
+    assert {"4930 1234567", "12345", "ask the store"} <= phones  # no plus sign; no number
+    assert set(MESSY_PHONES_MORE) <= phones and None in phones
+    # The registration report agrees with the methods: a phone means MFA, QR code + PIN does not.
+    for user in tenant.users.values():
+        row = registration_row(tenant, user)
+        if tenant.phone_methods.get(user.id):
+            assert row["isMfaRegistered"] is True
+        elif not tenant.other_methods.get(user.id):
+            assert row["isMfaRegistered"] is False
