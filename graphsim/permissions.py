@@ -108,7 +108,8 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
     "PATCH /users/{id}/authentication/qrcodepinmethod/pin/updatepin": _entry(
         ("Directory.AccessAsUser.All",), ()
     ),
-    # source: [G1] api/group-list.md. DOC-GAP: read from the page, not the map. Not called.
+    # source: [G1] api/group-list.md. DOC-GAP: read from the page, not the map (the policy page's
+    # group lookup, docs/graph-contract.md §11.1 #28).
     "GET /groups": _entry(
         (
             "GroupMember.Read.All",
