@@ -153,7 +153,9 @@ def _resolve_group(client, name: str, *, allow_all_users: bool) -> tuple[str | N
             return None, f"No group has the id {name}."
     found = operations.group_find_by_name(client, name)
     if not found:
-        return None, f"No group is named “{name}”."
+        similar = [g.display_name for g in operations.group_search_by_prefix(client, name[:3])]
+        hint = f" Groups starting like it: {', '.join(similar)}." if similar else ""
+        return None, f"No group is named “{name}”.{hint}"
     if len(found) > 1:
         ids = ", ".join(group.id for group in found)
         # (an id is accepted wherever a name is)

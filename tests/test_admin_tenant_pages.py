@@ -161,6 +161,41 @@ def test_the_policy_can_be_turned_off_and_an_unchanged_form_writes_nothing(charl
     assert "state: enabled → disabled" in AuditEvent.objects.get(action="qr_policy_update").detail
 
 
+def test_a_misspelt_group_is_refused_with_similar_names(charlie_client, directory):
+    response = charlie_client.post("/admin/qr-policy/", _policy_form(include_groups="Frontlin"))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "No group is named “Frontlin”." in page
+    assert "Groups starting like it: Frontline Workers, Frontline Workers – Tokyo." in page
+
+
+def test_a_group_can_be_given_by_id_and_an_ambiguous_name_is_refused(charlie_client, directory):
+    from graphsim.model import Group
+
+    frontline = _group_id(directory, FRONTLINE)
+    twin = Group(id="0f0f0f0f-0000-4000-8000-000000000001", display_name=FRONTLINE)
+    directory.tenant.groups[twin.id] = twin
+    response = charlie_client.post("/admin/qr-policy/", _policy_form(include_groups=FRONTLINE))
+    assert response.status_code == 400
+    assert "2 groups are named “Frontline Workers”" in response.content.decode()
+    response = charlie_client.post("/admin/qr-policy/", _policy_form(include_groups=frontline))
+    assert response.status_code == 302
+    assert [t["id"] for t in directory.tenant.qr_policy.include_targets] == [frontline]
+
+
+def test_a_change_graph_refuses_is_shown_and_audited_as_failed(charlie_client, directory):
+    app = directory.tenant.apps[DEMO_CLIENT_ID]
+    app.application_permissions -= {"Policy.ReadWrite.AuthenticationMethod"}
+    app.application_permissions |= {"Policy.Read.AuthenticationMethod"}  # may read, not write
+    provisioning.graph._singletons.clear()
+    response = charlie_client.post("/admin/qr-policy/", _policy_form(pin_length="12"))
+    assert response.status_code == 400
+    assert "Entra refused the change" in response.content.decode()
+    assert directory.tenant.qr_policy.pin_length == 8
+    event = AuditEvent.objects.get(action="qr_policy_update")
+    assert event.outcome == "failed" and "pinLength: 8 → 12" in event.detail
+
+
 def test_an_unreadable_policy_is_said_plainly(charlie_client, qr_policy_unreadable):
     response = charlie_client.get("/admin/qr-policy/")
     assert response.status_code == 200

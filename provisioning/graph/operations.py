@@ -199,6 +199,19 @@ def group_find_by_name(client: GraphClient, name: str) -> list[Group]:
     return [Group.from_graph(item) for item in client.iter_values(req)]
 
 
+def group_search_by_prefix(client: GraphClient, prefix: str, *, top: int = 5) -> list[Group]:
+    """Up to `top` groups whose display name starts with `prefix` — [G1] api/group-list.md,
+    `$filter=startswith(displayName,'…')` (a basic filter: no advanced query headers)."""
+    escaped = prefix.replace("'", "''")
+    req = GraphRequest(
+        "GET",
+        url("/groups", filter=f"startswith(displayName,'{escaped}')", select="id,displayName",
+            top=top),
+    )  # fmt: skip
+    first_page = next(client.iter_pages(req), {})  # the first `top` are enough for a hint
+    return [Group.from_graph(item) for item in first_page.get("value") or []][:top]
+
+
 def group_transitive_users(
     client: GraphClient, group_id: str, *, select: str = USER_SELECT
 ) -> Iterator[User]:
