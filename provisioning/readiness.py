@@ -21,6 +21,7 @@ from provisioning.graph import (
     get_app_client,
 )
 from provisioning.models import AdministrativeUnit, ScopedRoleAssignment
+from provisioning.privileged import admin_group_warning
 from provisioning.qr_policy import (
     ALL_USERS_ID,
     POLICY_UNREADABLE,
@@ -258,11 +259,22 @@ def _store_checks() -> list[Check]:
     ]
 
 
+def _admin_group_check() -> Check:
+    warning = admin_group_warning()
+    return Check(
+        "admin-group",
+        "Only privileged role administrators can make someone an IT admin of Lanyard",
+        not warning,
+        warning or "The IT admin group is role-assignable (or not read yet by the directory sync).",
+    )
+
+
 def readiness_checks(*, user: AbstractUser) -> list[Check]:
     """Every check Graph and the directory cache can answer, in the page's order."""
     return [
         *_policy_checks(),
         _app_permissions_check(),
         _delegated_scopes_check(user),
+        _admin_group_check(),
         *_store_checks(),
     ]

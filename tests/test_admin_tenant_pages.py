@@ -290,7 +290,8 @@ def test_readiness_of_the_demo_tenant(charlie_client, directory):
     response = charlie_client.get("/admin/readiness/")
     assert response.status_code == 200
     page = response.content.decode()
-    for key in ("state", "targets", "pin-length", "app-permissions", "delegated-scopes"):
+    keys = ("state", "targets", "pin-length", "app-permissions", "delegated-scopes", "admin-group")
+    for key in keys:
         assert f'id="check-{key}" data-ok="true"' in page, key
     assert 'id="check-hidden-stores" data-ok="false"' in page  # the demo's Head Office
     assert "Head Office" in page
