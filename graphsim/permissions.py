@@ -109,7 +109,8 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
         ("Directory.AccessAsUser.All",), ()
     ),
     # source: [G1] api/group-list.md. DOC-GAP: read from the page, not the map. Called by phone
-    # pre-population to find a staging group by its displayName (GroupMember.Read.All).
+    # pre-population to find a staging group by its displayName, and by the policy page's group
+    # lookup (docs/graph-contract.md §11.1).
     "GET /groups": _entry(
         (
             "GroupMember.Read.All",

@@ -54,7 +54,7 @@ APPLICATION_PERMISSIONS = frozenset(
         "UserAuthMethod-QR.ReadWrite.All",
         "UserAuthMethod-Phone.ReadWrite.All",
         "UserAuthenticationMethod.Read.All",
-        "Policy.Read.AuthenticationMethod",
+        "Policy.ReadWrite.AuthenticationMethod",
         "AuditLog.Read.All",
     }
 )

@@ -1,9 +1,11 @@
-"""The IT admin's pages: bulk jobs (upload or pick a source, preview, run, follow, results)."""
+"""The IT admin's pages: bulk jobs (upload or pick a source, preview, run, follow, results);
+the QR code + PIN policy, the audit log and readiness (portal/admin_tenant_views.py)."""
 
 from __future__ import annotations
 
 from django.urls import path
 
+from portal import admin_tenant_views as tenant_views
 from portal import admin_views as views
 from portal import prepopulation_views
 
@@ -31,4 +33,8 @@ urlpatterns = [
         prepopulation_views.prepopulation_schedule,
         name="prepopulation-schedule",
     ),
+    path("qr-policy/", tenant_views.qr_policy, name="qr-policy"),
+    path("audit/", tenant_views.audit_log, name="audit-log"),
+    path("audit/audit.csv", tenant_views.audit_log_csv, name="audit-log-csv"),
+    path("readiness/", tenant_views.readiness_page, name="readiness"),
 ]

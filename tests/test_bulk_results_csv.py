@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from provisioning import csv_cells
 from provisioning.bulk import csvfile, jobs, preview
 from tests.fixtures_bulk import qr_csv
 
@@ -24,12 +25,12 @@ ATTACKS = [
 
 @pytest.mark.parametrize("text", ATTACKS)
 def test_neutralise_catches_formulas_anywhere_a_spreadsheet_starts_a_cell(text):
-    assert jobs.neutralise(text).startswith("'")
+    assert csv_cells.neutralise(text).startswith("'")
 
 
 @pytest.mark.parametrize("text", ["alice@contoso.com", "Anne-Marie Smith", "12", "", "a; b"])
 def test_neutralise_leaves_plain_values(text):
-    assert jobs.neutralise(text) == text
+    assert csv_cells.neutralise(text) == text
 
 
 def test_results_csv_quotes_every_cell_and_no_locale_reads_a_formula(bulk_graph):
@@ -52,7 +53,7 @@ def test_results_csv_quotes_every_cell_and_no_locale_reads_a_formula(bulk_graph)
         for line in text.splitlines()[1:]:
             for cell in _split_outside_quotes(line, delimiter):
                 inner = cell.removeprefix('"')
-                formula = inner.lstrip(' "').startswith(jobs.FORMULA_PREFIXES)
+                formula = inner.lstrip(' "').startswith(csv_cells.FORMULA_PREFIXES)
                 assert inner.startswith("'") or not formula, (delimiter, cell)
     for row in list(csv.reader(io.StringIO(text)))[1:]:
         assert row[1].startswith("'"), row

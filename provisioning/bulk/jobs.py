@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractUser
@@ -18,17 +17,13 @@ from django.utils import timezone
 from provisioning import audit, vault
 from provisioning.bulk import engine
 from provisioning.bulk.preview import current_policy, preview_hash
+from provisioning.csv_cells import neutralise
 from provisioning.graph.models import format_datetime, parse_datetime
 from provisioning.models import BulkJob, BulkJobRow, VaultSecret
 
 logger = logging.getLogger(__name__)
 
 Row = BulkJobRow
-# A spreadsheet runs a cell as a formula when it starts with one of these (OWASP, CSV Injection);
-# it may also split a cell at any of CELL_SEPARATORS (`;` in many European Excel locales) and read
-# each piece as a cell of its own, with leading spaces and quotes dropped.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-CELL_SEPARATORS = re.compile(r"[,;\t\r\n]")
 
 
 class JobRefused(ValueError):
@@ -138,17 +133,6 @@ def bulk_job_rerun_failed(*, job: BulkJob, requested_by: AbstractUser | None) ->
 
 
 # -- results -------------------------------------------------------------------------------
-
-
-def neutralise(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (docs/architecture.md §5)."""
-    text = "" if value is None else str(value)
-    pieces = [text, *CELL_SEPARATORS.split(text)]
-    if text.startswith(FORMULA_PREFIXES) or any(
-        piece.lstrip(" \t\r\n\"'").startswith(FORMULA_PREFIXES) for piece in pieces
-    ):
-        return "'" + text
-    return text
 
 
 RESULT_COLUMNS = (

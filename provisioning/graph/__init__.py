@@ -38,6 +38,7 @@ from provisioning.graph.errors import (
 )
 from provisioning.graph.ratelimit import RateLimiter, build_rate_limiter
 from provisioning.graph.tokens import (
+    APPLICATION_PERMISSIONS,
     DELEGATED_SCOPES,
     AppTokenProvider,
     DelegatedTokenProvider,
@@ -45,6 +46,7 @@ from provisioning.graph.tokens import (
 )
 
 __all__ = [
+    "APPLICATION_PERMISSIONS",
     "DELEGATED_SCOPES",
     "AppTokenProvider",
     "BatchResult",

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from provisioning.graph.client import GraphClient, GraphRequest
+from provisioning.graph.client import GraphClient, GraphRequest, GraphResponse
 from provisioning.graph.errors import GraphNotFound
 from provisioning.graph.models import (
     PHONE_METHOD_IDS,
@@ -186,6 +186,30 @@ def group_get(client: GraphClient, group_id: str) -> Group:
             url(f"/groups/{_seg(group_id)}", select="id,displayName,description,isAssignableToRole")
         )
     )
+
+
+def group_find_by_name(client: GraphClient, name: str) -> list[Group]:
+    """Groups whose display name is exactly `name` (display names are not unique) — [G1]
+    api/group-list.md, `$filter=displayName eq '…'`, which needs no advanced query headers."""
+    escaped = name.replace("'", "''")
+    req = GraphRequest(
+        "GET",
+        url("/groups", filter=f"displayName eq '{escaped}'", select="id,displayName", top=10),
+    )
+    return [Group.from_graph(item) for item in client.iter_values(req)]
+
+
+def group_search_by_prefix(client: GraphClient, prefix: str, *, top: int = 5) -> list[Group]:
+    """Up to `top` groups whose display name starts with `prefix` — [G1] api/group-list.md,
+    `$filter=startswith(displayName,'…')` (a basic filter: no advanced query headers)."""
+    escaped = prefix.replace("'", "''")
+    req = GraphRequest(
+        "GET",
+        url("/groups", filter=f"startswith(displayName,'{escaped}')", select="id,displayName",
+            top=top),
+    )  # fmt: skip
+    first_page = next(client.iter_pages(req), {})  # the first `top` are enough for a hint
+    return [Group.from_graph(item) for item in first_page.get("value") or []][:top]
 
 
 def group_transitive_users(
@@ -387,6 +411,15 @@ QR_POLICY_PATH = (
 def qr_policy_get(client: GraphClient) -> QrPolicy:
     """The tenant's QR policy — [G1] api/qrcodepinauthenticationmethodconfiguration-get.md."""
     return QrPolicy.from_graph(client.get(QR_POLICY_PATH))
+
+
+def qr_policy_update(client: GraphClient, **changes: Any) -> GraphResponse:
+    """PATCH the QR policy (Graph names, e.g. pinLength=10) — [G1]
+    api/qrcodepinauthenticationmethodconfiguration-update.md. v1.0 answers 200 with the object,
+    beta and Entra's how-to 204 (docs/graph-contract.md §2): the caller reads the policy again
+    rather than trusting either body (v1.0's example leaves includeTargets out)."""
+    body = {"@odata.type": "#microsoft.graph.qrCodePinAuthenticationMethodConfiguration", **changes}
+    return client.request(GraphRequest("PATCH", QR_POLICY_PATH, body=body))
 
 
 # -- phone methods (docs/graph-contract.md §3)

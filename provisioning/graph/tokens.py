@@ -64,6 +64,20 @@ DELEGATED_SCOPES = (
     "UserAuthMethod-Phone.ReadWrite.All",
     "UserAuthenticationMethod.Read.All",
 )
+# Application permissions the app identity needs: the ✓ rows of the application column of
+# README.md's permission table (a test keeps them equal). The readiness page compares them with
+# the `roles` claim of the app's token.
+APPLICATION_PERMISSIONS = (
+    "User.Read.All",
+    "AdministrativeUnit.Read.All",
+    "RoleManagement.Read.Directory",
+    "GroupMember.Read.All",
+    "UserAuthMethod-QR.ReadWrite.All",
+    "UserAuthMethod-Phone.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+    "Policy.ReadWrite.AuthenticationMethod",
+    "AuditLog.Read.All",
+)
 
 
 def build_msal_app(
