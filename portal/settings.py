@@ -388,6 +388,9 @@ BULK_STALL_SECONDS = env_int("BULK_STALL_SECONDS", 240, minimum=5)
 BULK_TASK_SECONDS = env_int("BULK_TASK_SECONDS", 60, minimum=1)
 BULK_MAX_ATTEMPTS = env_int("BULK_MAX_ATTEMPTS", 12, minimum=1)
 BULK_BACKOFF_MAX_SECONDS = env_int("BULK_BACKOFF_MAX_SECONDS", 60, minimum=1)
+# Store managers' jobs (many workers at once) have their own Celery queue: workers consume it
+# besides the default one (`-Q celery,manager`), so IT admin jobs cannot starve them.
+MANAGER_JOBS_QUEUE = os.environ.get("MANAGER_JOBS_QUEUE", "manager")
 CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
     "bulk-jobs-sweep": {"task": "provisioning.bulk_jobs_sweep", "schedule": 30.0},
