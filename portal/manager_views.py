@@ -66,7 +66,6 @@ from provisioning.selectors import (
     administrative_unit_list_for_manager,
     audit_event_list_for_administrative_unit,
     audit_event_list_for_worker,
-    bulk_job_list_for_manager,
     get_administrative_unit_for_manager,
     get_bulk_job_for_manager,
     get_operation_for_manager,
@@ -158,9 +157,6 @@ def store_detail(request: SignedInRequest, au_id: str) -> HttpResponse:
         "rows": [WorkerRow.of(worker) for worker in page.object_list],
         "now": timezone.now(),
         "query_string": urlencode({k: v for k, v in kept.items() if v}),
-        "jobs": []
-        if request.htmx
-        else list(bulk_job_list_for_manager(user=request.user, unit=store)[:3]),
     }
     return render(
         request, partial(request, "portal/manager/store_detail.html", "worker-table"), context

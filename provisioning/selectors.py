@@ -237,10 +237,3 @@ def get_bulk_job_for_manager(*, user: AbstractUser, au_id: str, job_id: int) -> 
     if job is None:
         raise Http404("No such job.")
     return job
-
-
-def bulk_job_list_for_manager(*, user: AbstractUser, unit: AdministrativeUnit):
-    """The manager's recent jobs on this store (newest first)."""
-    return BulkJob.objects.filter(
-        source=BulkJob.Source.MANAGER, requested_by=user, scope_au_id=unit.id
-    ).order_by("-created_at", "-id")

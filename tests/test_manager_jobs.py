@@ -59,18 +59,18 @@ def _seed_states(store_id: str) -> dict[str, str]:
     """Five workers, one per state, named after it."""
     now = timezone.now()
     specs = {
-        "NoQr": dict(has_qr_method=False),
-        "Expiring": dict(has_qr_method=True, standard_start=now - timedelta(days=100),
-                         standard_expires=now + timedelta(days=20),
-                         standard_last_used=now - timedelta(days=1)),
-        "Later": dict(has_qr_method=True, standard_start=now - timedelta(days=10),
-                      standard_expires=now + timedelta(days=200),
-                      standard_last_used=now - timedelta(days=1)),
-        "Unused": dict(has_qr_method=True, standard_start=now - timedelta(days=10),
-                       standard_expires=now + timedelta(days=300)),
-        "Expired": dict(has_qr_method=True, standard_start=now - timedelta(days=400),
-                        standard_expires=now - timedelta(days=1),
-                        standard_last_used=now - timedelta(days=30)),
+        "NoQr": {"has_qr_method": False},
+        "Expiring": {"has_qr_method": True, "standard_start": now - timedelta(days=100),
+                         "standard_expires": now + timedelta(days=20),
+                         "standard_last_used": now - timedelta(days=1)},
+        "Later": {"has_qr_method": True, "standard_start": now - timedelta(days=10),
+                      "standard_expires": now + timedelta(days=200),
+                      "standard_last_used": now - timedelta(days=1)},
+        "Unused": {"has_qr_method": True, "standard_start": now - timedelta(days=10),
+                       "standard_expires": now + timedelta(days=300)},
+        "Expired": {"has_qr_method": True, "standard_start": now - timedelta(days=400),
+                        "standard_expires": now - timedelta(days=1),
+                        "standard_last_used": now - timedelta(days=30)},
     }  # fmt: skip
     unit = AdministrativeUnit.objects.get(id=store_id)
     ids = {}
@@ -164,9 +164,10 @@ def test_one_job_for_ten_workers_uses_the_managers_token(
     assert sorted(uid for uid in creations if uid in ids) == sorted(ids)
     # Every write was the manager's (delegated token), none the app's.
     after = bulk_graph.sim.stats.snapshot()["writes_by_caller"]
-    assert after.get(f"delegated:{alice.user_id}", 0) - before.get(
-        f"delegated:{alice.user_id}", 0
-    ) == 10
+    assert (
+        after.get(f"delegated:{alice.user_id}", 0) - before.get(f"delegated:{alice.user_id}", 0)
+        == 10
+    )
     assert after.get("app", 0) == before.get("app", 0)
 
 
@@ -273,9 +274,7 @@ def test_renew_replaces_the_standard_codes_and_keeps_the_pins(
 # -- progress, the kiosk sheet and PIN slips ----------------------------------------------------
 
 
-def test_progress_then_one_kiosk_sheet_and_pin_slips_once(
-    alice_client, alice_store, bulk_graph
-):
+def test_progress_then_one_kiosk_sheet_and_pin_slips_once(alice_client, alice_store, bulk_graph):
     ids = _fresh(bulk_graph, alice_store, 10)
     started = _start(alice_client, alice_store, ids)
     job = BulkJob.objects.get()
@@ -298,7 +297,9 @@ def test_progress_then_one_kiosk_sheet_and_pin_slips_once(
     assert not VaultSecret.objects.filter(
         id__in=job.rows.values("pin_secret_id"), destroyed_at__isnull=True
     ).exists()
-    assert alice_client.post(f"/stores/{alice_store}/jobs/{job.pk}/pin-slips.pdf").status_code == 410
+    assert (
+        alice_client.post(f"/stores/{alice_store}/jobs/{job.pk}/pin-slips.pdf").status_code == 410
+    )
 
 
 def test_another_manager_cannot_see_the_job(client, alice_client, alice_store, bob, bulk_graph):
