@@ -74,7 +74,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "portal", "worker",
-                "--loglevel=INFO", f"--concurrency={concurrency}",
+                "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", "celery,manager",
                 "--without-gossip", "--without-mingle",
             ],
             cwd=ROOT,
