@@ -313,3 +313,22 @@ def test_another_manager_cannot_see_the_job(client, alice_client, alice_store, b
         assert client.get(url, **HTMX).status_code == 404
     for suffix in ("rerun", "pin-slips.pdf"):
         assert client.post(f"/stores/{alice_store}/jobs/{job.pk}/{suffix}").status_code == 404
+
+
+def test_manager_jobs_have_their_own_queue_which_workers_consume(
+    alice_client, alice_store, bulk_graph, make_qr_job, settings
+):
+    ids = _fresh(bulk_graph, alice_store, 1)
+    _start(alice_client, alice_store, ids)
+    manager_job = BulkJob.objects.get()
+    it_job = make_qr_job([fresh.user_principal_name for fresh in _it_workers(bulk_graph, ids)])
+    assert engine.job_queue_options(manager_job.pk) == {"queue": settings.MANAGER_JOBS_QUEUE}
+    assert engine.job_queue_options(it_job.pk) == {}
+    # A worker started without -Q consumes every queue of CELERY_TASK_QUEUES.
+    assert {q.name for q in settings.CELERY_TASK_QUEUES} == {"celery", settings.MANAGER_JOBS_QUEUE}
+
+
+def _it_workers(graphsim, taken: list[str]):
+    from tests.fixtures_bulk import fresh_workers
+
+    return [w for w in fresh_workers(graphsim, 5) if w.id not in taken][:1]

@@ -74,7 +74,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "portal", "worker",
-                "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", "celery,manager",
+                "--loglevel=INFO", f"--concurrency={concurrency}",
                 "--without-gossip", "--without-mingle",
             ],
             cwd=ROOT,
