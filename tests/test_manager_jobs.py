@@ -169,6 +169,14 @@ def test_one_job_for_ten_workers_uses_the_managers_token(
         == 10
     )
     assert after.get("app", 0) == before.get("app", 0)
+    # The store page shows the new codes at once: none of them is left under "No QR code".
+    page = alice_client.get(f"/stores/{alice_store}/", {"state": "no_qr"}, **HTMX)
+    assert not any(uid in page.content.decode() for uid in ids)
+    assert all(
+        state.qr_status()[0] == "active"
+        for state in WorkerMethodState.objects.filter(user_id__in=ids)
+    )
+    assert WorkerMethodState.objects.filter(user_id__in=ids).count() == 10
 
 
 @pytest.mark.parametrize(

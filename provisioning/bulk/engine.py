@@ -149,6 +149,10 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
             for row in rows_still_held(rows, token):
                 row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
         _audit_rows(job, [r.pk for r in rows], since=chunk_started)
+        if delegated:
+            from provisioning.bulk.manager_jobs import manager_job_states_note
+
+            manager_job_states_note(job=job, since=chunk_started)
         BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
         if time.monotonic() >= deadline:
             job_finish_if_done(job_id=job_id)

@@ -143,3 +143,34 @@ def manager_job_rows_in_scope(*, job: BulkJob, user_ids: Iterable[str]) -> set[s
             administrative_unit_id=job.scope_au_id, user_id__in=list(user_ids)
         ).values_list("user_id", flat=True)
     )
+
+
+def manager_job_states_note(*, job: BulkJob, since) -> int:
+    """Record in the worker list's cached state what the job's rows finished since `since` did
+    (a new method, or a new standard code: active, never used), so the store page shows it at
+    once without reading Graph again. The next refresh from Graph overwrites it."""
+    from django.utils.dateparse import parse_datetime
+
+    from provisioning.models import WorkerMethodState
+
+    now = timezone.now()
+    noted = 0
+    for row in job.rows.filter(status=BulkJobRow.Status.SUCCEEDED, finished_at__gte=since):
+        start = parse_datetime(row.params.get("start") or "")
+        expires = parse_datetime((row.result or {}).get("expires_at") or "") or parse_datetime(
+            row.params.get("expire") or ""
+        )
+        values = {
+            "has_qr_method": True,
+            "standard_start": start,
+            "standard_expires": expires,
+            "standard_last_used": None,
+            "refreshed_at": now,
+            "refresh_error": "",
+        }
+        if job.action == BulkJob.Action.CREATE:
+            values.update(qr_created_at=now, temporary_start=None, temporary_expires=None,
+                          temporary_last_used=None, pin_force_change=None)  # fmt: skip
+        WorkerMethodState.objects.update_or_create(user_id=row.user_id, defaults=values)
+        noted += 1
+    return noted
