@@ -23,7 +23,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from badges.layouts import LAYOUT_NAMES
+from badges.layouts import LAYOUT_NAMES, SHEET_A4
 from badges.models import Kiosk, PrintJob, PrintJobItem
 from badges.render import BadgeData, render_badges
 from badges.selectors import qr_payloads_latest, qr_payloads_viewable
@@ -347,6 +347,40 @@ def print_jobs_create_by_store(
         result.jobs += one.jobs
         result.unprintable += one.unprintable
     return result
+
+
+def manager_job_sheet_queue(*, job: BulkJob, unit: AdministrativeUnit) -> QueueResult | None:
+    """Queue, once, ONE sheet for `unit`'s kiosk with the QR codes a manager's job issued.
+
+    Called when the job has finished (the store page's progress does it); None when the sheet
+    was already queued. The sheet follows the store page's rule: it holds only payloads the job's
+    manager created within QR_PAYLOAD_VIEW_MINUTES (docs/architecture.md §5), and each worker must
+    still belong to `unit`.
+    """
+    with transaction.atomic():
+        claimed = BulkJob.objects.filter(
+            pk=job.pk, sheet_queued_at__isnull=True, status=BulkJob.Status.FINISHED
+        ).update(sheet_queued_at=timezone.now())
+        if not claimed:
+            return None
+        rows = list(bulk_job_printable_rows(job=job, kind="badge"))
+        requests = [
+            BadgeRequest(
+                user_id=row.user_id,
+                payload_secret_id=row.payload_secret_id,
+                valid_until=parse_datetime((row.result or {}).get("expires_at") or ""),
+            )
+            for row in rows
+        ]
+        if not requests:
+            return QueueResult()
+        return print_job_create_from_users(
+            unit=unit,
+            created_by=job.requested_by,
+            layout=SHEET_A4,
+            requests=requests,
+            source=PrintJob.Source.STORE,
+        )
 
 
 # -- forgotten badge ---------------------------------------------------------------------------

@@ -85,6 +85,8 @@ class Stats:
     qr_standard_code_creations: Counter = field(default_factory=Counter)  # user id → PATCH 201s
     qr_temporary_code_creations: Counter = field(default_factory=Counter)
     pin_resets: Counter = field(default_factory=Counter)  # user id → PATCH pin 201s
+    # Writes applied, by caller: "app", or "delegated:<signed-in user's object id>".
+    writes_by_caller: Counter = field(default_factory=Counter)
     batches: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -437,7 +439,7 @@ class Simulator:
             result = GraphResult(response.status, response.body, dict(response.headers))
             result.headers.setdefault("x-ms-resource-unit", str(units))
             if response.is_write and response.status < 400:
-                self._after_write(method, path, response)
+                self._after_write(method, path, response, principal)
                 result.lose_response = self.faults.lose_response()
         except GraphError as error:
             result = self._error_result(error, request_id, client_request_id)
@@ -494,9 +496,16 @@ class Simulator:
             )
         return GraphError(504, "GatewayTimeout", "The gateway did not receive a response.")
 
-    def _after_write(self, method: str, path: str, response: SimResponse) -> None:
+    def _after_write(
+        self, method: str, path: str, response: SimResponse, principal: Principal | None = None
+    ) -> None:
         with self.stats.lock:
             self.stats.writes_applied += 1
+            if principal is not None:
+                caller = principal.kind
+                if principal.kind == "delegated":
+                    caller = f"delegated:{principal.user_id}"
+                self.stats.writes_by_caller[caller] += 1
             for pattern, wanted_method, status, counter in _QR_COUNTERS:
                 found = pattern.match(path)
                 if found and method == wanted_method and response.status == status:

@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape as _escape
 from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -53,15 +54,20 @@ from portal.manager_forms import (
 )
 from provisioning import actions, vault
 from provisioning.actions import ActionRefused
+from provisioning.bulk import manager_jobs
+from provisioning.bulk.jobs import JobRefused, bulk_job_rerun_failed
+from provisioning.bulk.selectors import job_counts
 from provisioning.models import DirectoryUser, Operation, WorkerMethodState
 from provisioning.phone_numbers import phone_region_name
 from provisioning.qr_policy import POLICY_UNREADABLE, qr_policy_current, qr_policy_unreadable
 from provisioning.rules import PHONE_LABELS, STANDARD_MAX_DAYS
 from provisioning.selectors import (
+    WORKER_STATE_FILTERS,
     administrative_unit_list_for_manager,
     audit_event_list_for_administrative_unit,
     audit_event_list_for_worker,
     get_administrative_unit_for_manager,
+    get_bulk_job_for_manager,
     get_operation_for_manager,
     get_worker_for_manager,
     operation_list_for_worker,
@@ -77,6 +83,7 @@ LAST_STORE_SESSION_KEY = "lanyard_last_store"
 STORE_SEARCH_THRESHOLD = 8
 BADGE_LAYOUT = "cr80"  # one badge, card-sized, for a download printed at once
 KIOSK_LAYOUT = "sheet-a4"  # the store kiosk prints sheets
+EXPIRING_DEFAULT_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -133,19 +140,36 @@ def store_detail(request: SignedInRequest, au_id: str) -> HttpResponse:
     if request.session.get(LAST_STORE_SESSION_KEY) != store.id:
         request.session[LAST_STORE_SESSION_KEY] = store.id  # the picker offers it next time
     query = request.GET.get("q", "").strip()
-    workers = worker_search_for_administrative_unit(unit=store, query=query)
+    state = request.GET.get("state", "")
+    state = state if state in WORKER_STATE_FILTERS else ""
+    days = _expiring_days(request.GET.get("days", ""))
+    workers = worker_search_for_administrative_unit(unit=store, query=query, state=state, days=days)
     page = Paginator(workers, PAGE_SIZE).get_page(request.GET.get("page"))
+    kept = {"q": query, "state": state, "days": days if state == "expiring" else ""}
     context = {
         "store": store,
         "query": query,
+        "state": state,
+        "state_label": WORKER_STATE_FILTERS.get(state, "").replace("N days", f"{days} days"),
+        "states": WORKER_STATE_FILTERS,
+        "days": days,
         "page": page,
         "rows": [WorkerRow.of(worker) for worker in page.object_list],
         "now": timezone.now(),
-        "query_string": urlencode({"q": query}) if query else "",
+        "query_string": urlencode({k: v for k, v in kept.items() if v}),
     }
     return render(
         request, partial(request, "portal/manager/store_detail.html", "worker-table"), context
     )
+
+
+def _expiring_days(value: str) -> int:
+    """The "expiring within N days" filter's N: 1–395 (a standard code's longest life), else 30."""
+    try:
+        days = int(value)
+    except ValueError:
+        return EXPIRING_DEFAULT_DAYS
+    return days if 1 <= days <= STANDARD_MAX_DAYS else EXPIRING_DEFAULT_DAYS
 
 
 @require_POST
@@ -733,3 +757,106 @@ def operation_badge(request: SignedInRequest, au_id: str, user_id: str, op_id: i
     pdf = render_badges([badge], BADGE_LAYOUT)
     name = f"badge-{worker.employee_id or worker.id[:8]}.pdf"
     return download(pdf, content_type="application/pdf", filename=name)
+
+
+# -- many workers at once (a manager's job) ---------------------------------------------------
+
+
+def _job_context(request: SignedInRequest, store, job, **extra) -> dict:
+    counts = job_counts(job)
+    done = job.status in (job.Status.FINISHED, job.Status.CANCELLED)
+    sign_in = done and job.rows.filter(outcome=manager_jobs.SIGN_IN_AGAIN).exists()
+    return {
+        "store": store,
+        "job": job,
+        "counts": counts,
+        "done": done,
+        "sign_in_again": sign_in,
+        "problems": job.rows.exclude(status__in=["succeeded", "pending", "running"])[:50]
+        if done
+        else [],
+        **extra,
+    }
+
+
+@require_POST
+@manager_required
+def store_job_start(request: SignedInRequest, au_id: str) -> HttpResponse:
+    """Start one job for the workers selected on the store page, with the manager's own token.
+    Any selected id that is not a worker of this store refuses the whole request."""
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    try:
+        job = manager_jobs.manager_job_start(
+            user=request.user,
+            unit=store,
+            user_ids=request.POST.getlist("worker"),
+            action=request.POST.get("action", ""),
+        )
+    except JobRefused as exc:
+        if request.htmx:
+            return HttpResponse(
+                f'<p class="message message-error" role="alert">{_escape(str(exc))}</p>',
+                status=400,
+            )
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    if request.htmx:
+        return render(
+            request, "portal/manager/store_job.html#job", _job_context(request, store, job)
+        )
+    return redirect("manager:store-job", au_id=store.id, job_id=job.pk)
+
+
+@require_GET
+@never_cache
+@manager_required
+def store_job(request: SignedInRequest, au_id: str, job_id: int) -> HttpResponse:
+    """A manager's job: its progress (polled every second until it is done), then the one badge
+    sheet queued for the store's kiosk and the PIN slips."""
+    from badges import print_jobs
+
+    job = get_bulk_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
+    store = get_administrative_unit_for_manager(user=request.user, au_id=au_id)
+    extra = {}
+    if job.status == job.Status.FINISHED and job.sheet_queued_at is None:
+        queued = print_jobs.manager_job_sheet_queue(job=job, unit=store)
+        job.refresh_from_db()
+        if queued is not None:
+            extra = {"sheet": queued.job, "unprintable": queued.unprintable}
+    context = _job_context(request, store, job, **extra)
+    if not request.htmx:
+        return render(request, "portal/manager/store_job.html", context)
+    if not context["done"]:
+        return render(request, "portal/manager/store_job.html#job", context)
+    fragment = render_to_string("portal/manager/store_job.html#job", context, request)
+    return HttpResponseStopPolling(fragment)
+
+
+@require_POST
+@manager_required
+def store_job_rerun(request: SignedInRequest, au_id: str, job_id: int) -> HttpResponse:
+    """Re-run the failed rows (after signing in again, say); Graph is re-checked first."""
+    job = get_bulk_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
+    try:
+        bulk_job_rerun_failed(job=job, requested_by=request.user)
+    except JobRefused as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    url = reverse("manager:store-job", kwargs={"au_id": au_id, "job_id": job.pk})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+@never_cache
+@manager_required
+def store_job_pin_slips(request: SignedInRequest, au_id: str, job_id: int) -> HttpResponse:
+    """The job's PIN slips, printable once: the PINs leave the vault with this PDF."""
+    from badges.pin_slips import bulk_job_pin_slips_pdf
+    from badges.print_jobs import BadgeError
+
+    job = get_bulk_job_for_manager(user=request.user, au_id=au_id, job_id=job_id)
+    try:
+        result = bulk_job_pin_slips_pdf(job=job, requester=request.user)
+    except BadgeError as exc:
+        return HttpResponse(str(exc), status=410, content_type="text/plain")
+    return download(
+        result.pdf, content_type="application/pdf", filename=f"pin-slips-job-{job.pk}.pdf"
+    )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.utils.csp import CSP
+from kombu import Queue
 
 from graphsim import demo
 
@@ -183,6 +184,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Store managers' jobs (many workers at once) have their own queue, so a long IT admin bulk job
+# queued first does not make a manager wait. A worker started without -Q consumes both queues;
+# `-Q manager` starts one reserved for managers.
+MANAGER_JOBS_QUEUE = env_str("MANAGER_JOBS_QUEUE", "manager")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue(MANAGER_JOBS_QUEUE))
 CELERY_BEAT_SCHEDULE = {
     "sync-directory": {"task": "provisioning.sync_directory", "schedule": 3600.0},
     "vault-purge-expired": {"task": "provisioning.vault_purge_expired", "schedule": 600.0},

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django.http import Http404
+from django.utils import timezone
 
 from provisioning.models import (
     AdministrativeUnit,
     AuditEvent,
     AUMembership,
+    BulkJob,
     DirectoryRoleHolder,
     DirectoryUser,
     Operation,
@@ -96,11 +100,51 @@ def manager_manages_worker(*, user: AbstractUser, au_id: str, user_id: str) -> b
     )
 
 
+# The worker list's state filters (from the cached WorkerMethodState, as last read from Graph).
+WORKER_STATE_FILTERS = {
+    "no_qr": "No QR code",
+    "expiring": "Expiring within N days",
+    "never_used": "Never used",
+    "unusable": "Not usable",
+}
+
+
+def _worker_state_filter(state: str, *, days: int, now: datetime) -> Q:
+    """The condition on `method_state` for one of WORKER_STATE_FILTERS (mirrors
+    WorkerMethodState.qr_status, qr_never_used and unusable_reasons)."""
+    has = Q(method_state__has_qr_method=True)
+    if state == "no_qr":
+        return Q(method_state__has_qr_method=False)
+    if state == "expiring":
+        return has & Q(
+            method_state__standard_expires__gt=now,
+            method_state__standard_expires__lte=now + timedelta(days=days),
+        )
+    if state == "never_used":
+        return has & Q(
+            method_state__standard_last_used__isnull=True,
+            method_state__temporary_last_used__isnull=True,
+        )
+    if state == "unusable":
+        standard_active = Q(method_state__standard_expires__gt=now) & (
+            Q(method_state__standard_start__isnull=True) | Q(method_state__standard_start__lte=now)
+        )
+        temporary_active = Q(method_state__temporary_expires__gt=now) & (
+            Q(method_state__temporary_start__isnull=True)
+            | Q(method_state__temporary_start__lte=now)
+        )
+        return has & ~standard_active & ~temporary_active
+    return Q()
+
+
 def worker_search_for_administrative_unit(
-    *, unit: AdministrativeUnit, query: str = ""
+    *, unit: AdministrativeUnit, query: str = "", state: str = "", days: int = 30
 ) -> QuerySet[DirectoryUser]:
-    """The store's workers matching `query` (name, UPN or employee ID), with their method state."""
+    """The store's workers matching `query` (name, UPN or employee ID) and, if given, in `state`
+    (a key of WORKER_STATE_FILTERS; "expiring" within `days`), with their method state."""
     workers = worker_list_for_administrative_unit(unit=unit).select_related("method_state")
+    if state in WORKER_STATE_FILTERS:
+        workers = workers.filter(_worker_state_filter(state, days=days, now=timezone.now()))
     query = query.strip()
     if query:
         workers = workers.filter(
@@ -175,3 +219,21 @@ def worker_role_assignable_group(
         role_template_id=PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
     ).exists()
     return "" if privileged else group
+
+
+def get_bulk_job_for_manager(*, user: AbstractUser, au_id: str, job_id: int) -> BulkJob:
+    """A job `user` started from the page of store `au_id`, which they still manage; otherwise
+    404 (another manager's job, another store's, or an IT admin's bulk job)."""
+    job = (
+        BulkJob.objects.filter(
+            id=job_id,
+            source=BulkJob.Source.MANAGER,
+            requested_by=user,
+            scope_au_id__in=_managed(user=user, au_id=au_id),
+        )
+        .select_related("requested_by")
+        .first()
+    )
+    if job is None:
+        raise Http404("No such job.")
+    return job

@@ -13,12 +13,12 @@ from datetime import timedelta
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from provisioning.models import Operation
+from provisioning.models import BulkJob, Operation
 from tests.fixtures_portal import sign_in
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 NAMESPACES = {"manager", "portal"}
-OBJECT_KWARGS = {"au_id", "user_id", "op_id"}
+OBJECT_KWARGS = {"au_id", "user_id", "op_id", "job_id"}
 
 
 def _patterns(resolver=None, namespace=None):
@@ -45,16 +45,38 @@ def test_every_portal_url_is_a_404_for_another_stores_manager(
     op = Operation.objects.get(worker_id=alice_worker.user_id)
     assert op.status == "succeeded"
     before = directory.tenant.qr_methods[alice_worker.user_id]
+    # ... and starts a job for several workers from her store page (not run: bob only tries it).
+    alice_client.post(
+        f"/stores/{alice_worker.au_id}/jobs/",
+        {"worker": [alice_worker.user_id], "action": "renew"},
+        **HTMX,
+    )
+    job = BulkJob.objects.get()
     alice_client.logout()
 
     sign_in(client, bob)
     targets = [
         # alice's store, worker and action
-        {"au_id": alice_worker.au_id, "user_id": alice_worker.user_id, "op_id": op.id},
-        # bob's own store, with alice's worker and action inside it
-        {"au_id": bob_worker.au_id, "user_id": alice_worker.user_id, "op_id": op.id},
-        # bob's own store and worker, with alice's action
-        {"au_id": bob_worker.au_id, "user_id": bob_worker.user_id, "op_id": op.id},
+        {
+            "au_id": alice_worker.au_id,
+            "user_id": alice_worker.user_id,
+            "op_id": op.id,
+            "job_id": job.pk,
+        },
+        # bob's own store, with alice's worker, action and job inside it
+        {
+            "au_id": bob_worker.au_id,
+            "user_id": alice_worker.user_id,
+            "op_id": op.id,
+            "job_id": job.pk,
+        },
+        # bob's own store and worker, with alice's action and job
+        {
+            "au_id": bob_worker.au_id,
+            "user_id": bob_worker.user_id,
+            "op_id": op.id,
+            "job_id": job.pk,
+        },
     ]
     walked = []
     for name, converters in _patterns():
@@ -65,7 +87,7 @@ def test_every_portal_url_is_a_404_for_another_stores_manager(
             if "phone_type" in converters:
                 kwargs["phone_type"] = "mobile"
             if kwargs.keys() == {"au_id"} and kwargs["au_id"] == bob_worker.au_id:
-                continue  # bob's own store page is his to see
+                continue  # bob's own store page (and its "start a job") is his to use
             if "op_id" not in converters and kwargs.get("user_id") == bob_worker.user_id:
                 continue  # bob's own worker is his to manage
             url = reverse(name, kwargs=kwargs)
@@ -81,6 +103,10 @@ def test_every_portal_url_is_a_404_for_another_stores_manager(
     assert len(set(walked)) >= 20, sorted(set(walked))
     # Nothing happened: no action by bob, alice's worker untouched in Entra.
     assert not Operation.objects.exclude(pk=op.pk).exists()
+    assert not BulkJob.objects.exclude(pk=job.pk).exists()
+    assert job.rows.get().status == "pending"
+    walked_jobs = {"manager:store-job", "manager:store-job-rerun", "manager:store-job-pin-slips"}
+    assert walked_jobs <= set(walked)
     assert directory.tenant.qr_methods[alice_worker.user_id] is before
     assert alice_worker.user_id not in directory.tenant.phone_methods
 
@@ -89,7 +115,12 @@ def test_signed_out_every_url_goes_to_sign_in(client, alice_worker, directory):
     for name, converters in _patterns():
         if not converters & OBJECT_KWARGS:
             continue
-        kwargs = {"au_id": alice_worker.au_id, "user_id": alice_worker.user_id, "op_id": 1}
+        kwargs = {
+            "au_id": alice_worker.au_id,
+            "user_id": alice_worker.user_id,
+            "op_id": 1,
+            "job_id": 1,
+        }
         kwargs = {key: kwargs[key] for key in converters if key in kwargs}
         if "phone_type" in converters:
             kwargs["phone_type"] = "mobile"

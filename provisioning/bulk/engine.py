@@ -38,6 +38,15 @@ rows from the database, works them, and records the outcome; any number may run 
    reached Graph fails after BULK_MAX_ATTEMPTS; a row whose write may have taken effect is never
    abandoned (not even by a cancel) until a re-check has resolved it, so no credential is orphaned.
 
+6. **A manager's job** (`identity="delegated"`, bulk/manager_jobs.py) acts with the requesting
+   manager's delegated token (`delegated_client_for`), so Entra enforces the manager's store scope
+   on every call; instead of the frontline re-check (which guards the app identity), each chunk
+   re-checks that the manager still manages the store and each worker is still its member, and
+   finishes the others as skipped. A claims challenge or an expired sign-in (`InteractionRequired`)
+   ends the job's remaining rows as failed with "Sign in again"; a re-run after signing in resumes
+   them, re-checking Graph first, so nothing is lost. "Renew" rows replace the standard QR code
+   (the PIN stays): every step may be repeated (`qr.qr_credentials_reissue`).
+
 Throughput: every write goes through `GraphClient.batch` (20 per $batch), which charges the shared
 rate limiter once per write item, so all workers together stay within GRAPH_WRITES_PER_SECOND.
 Secrets: only vault ids reach rows, task arguments and logs.
@@ -72,11 +81,17 @@ from provisioning.bulk.leases import (
     rows_still_held,
 )
 from provisioning.bulk.phone_rows import phone_chunk
-from provisioning.bulk.qr_rows import qr_chunk
+from provisioning.bulk.qr_rows import qr_chunk, renew_chunk
 from provisioning.bulk.selectors import job_counts, summary_line
-from provisioning.graph import GraphClient, GraphError, get_app_client
+from provisioning.graph import GraphClient, GraphError, InteractionRequired, get_app_client
 from provisioning.models import AuditEvent, BulkJob
 from provisioning.privileged import bulk_targets_recheck
+from provisioning.token_cache import delegated_client_for
+
+SIGN_IN_AGAIN = (
+    "Sign in again: Entra asks you to sign in again before Lanyard may act for you. Nothing was "
+    "lost: sign in, then re-run the failed rows."
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +111,7 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
     deadline = time.monotonic() + budget_s
     token = _token()
     while True:
-        job = BulkJob.objects.filter(pk=job_id).select_related("created_by").first()
+        job = BulkJob.objects.filter(pk=job_id).select_related("created_by", "requested_by").first()
         if job is None or job.status not in (BulkJob.Status.RUNNING, BulkJob.Status.CANCELLED):
             return None
         rows = rows_claim(job_id=job_id, token=token, limit=settings.BULK_CHUNK_ROWS)
@@ -109,19 +124,35 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
                 time.sleep(wait)
                 continue
             return wait
-        client = client or get_app_client()
+        delegated = job.identity == BulkJob.Identity.DELEGATED
         chunk_started = timezone.now()
         try:
-            rows = _frontline_rows(rows, token, client)
-            if rows and job.kind == BulkJob.Kind.QR:
+            if delegated:
+                if job.requested_by is None:
+                    raise InteractionRequired("The manager who started this job is gone.")
+                client = client or delegated_client_for(user=job.requested_by)
+                rows = _scoped_rows(job, rows, token)
+            else:
+                client = client or get_app_client()
+                rows = _frontline_rows(rows, token, client)
+            if rows and job.kind == BulkJob.Kind.QR and job.action == BulkJob.Action.RENEW:
+                renew_chunk(job, rows, token, client)
+            elif rows and job.kind == BulkJob.Kind.QR:
                 qr_chunk(job, rows, token, client)
             elif rows:
                 phone_chunk(job, rows, token, client)
+        except InteractionRequired:
+            # Only a manager's job has a person to sign in; nothing more can run without them.
+            _rows_sign_in_again(job_id, rows, token)
         except GraphError as exc:
             # Raised before anything was sent (a token problem, a malformed batch): retry later.
             for row in rows_still_held(rows, token):
                 row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
         _audit_rows(job, [r.pk for r in rows], since=chunk_started)
+        if delegated:
+            from provisioning.bulk.manager_jobs import manager_job_states_note
+
+            manager_job_states_note(job=job, since=chunk_started)
         BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
         if time.monotonic() >= deadline:
             job_finish_if_done(job_id=job_id)
@@ -150,6 +181,32 @@ def _frontline_rows(rows: list[Row], token: str, client: GraphClient) -> list[Ro
     return keep
 
 
+def _scoped_rows(job: BulkJob, rows: list[Row], token: str) -> list[Row]:
+    """A manager's job: finish the rows the manager may no longer write to (they no longer
+    manage the store, or the worker left it) as skipped; returns the rows to write."""
+    from provisioning.bulk.manager_jobs import manager_job_rows_in_scope
+
+    allowed = manager_job_rows_in_scope(job=job, user_ids=[r.user_id for r in rows])
+    allowed = {user_id.lower() for user_id in allowed}
+    keep = []
+    for row in rows:
+        if row.user_id.lower() in allowed:
+            keep.append(row)
+        else:
+            row_finish(row, token, Row.Status.SKIPPED,
+                       "Not written: you no longer manage this worker's store.")  # fmt: skip
+    return keep
+
+
+def _rows_sign_in_again(job_id: int, rows: list[Row], token: str) -> None:
+    """End this chunk's rows and every pending row of the job as "sign in again"."""
+    for row in rows_still_held(rows, token):
+        row_finish(row, token, Row.Status.FAILED, SIGN_IN_AGAIN)
+    Row.objects.filter(job_id=job_id, status=PENDING).update(
+        status=Row.Status.FAILED, outcome=SIGN_IN_AGAIN, finished_at=timezone.now()
+    )
+
+
 def _audit_rows(job: BulkJob, ids: list[int], *, since: datetime) -> None:
     """One audit event per row this chunk finished (one INSERT for the chunk; never a secret)."""
     finished = Row.objects.filter(
@@ -160,6 +217,8 @@ def _audit_rows(job: BulkJob, ids: list[int], *, since: datetime) -> None:
     actor = job.created_by
     label = (actor.user_principal_name or actor.username) if actor else "command line"
     action = "bulk_qr_create" if job.kind == BulkJob.Kind.QR else "bulk_phone_set"
+    if job.kind == BulkJob.Kind.QR and job.action == BulkJob.Action.RENEW:
+        action = "bulk_qr_renew"
     AuditEvent.objects.bulk_create(
         AuditEvent(
             actor=actor,
@@ -169,6 +228,7 @@ def _audit_rows(job: BulkJob, ids: list[int], *, since: datetime) -> None:
             target_user_id=row.user_id,
             target_label=row.display_name or row.upn,
             graph_request_id=row.graph_request_id,
+            administrative_unit_id=job.scope_au_id,
             detail=f"Bulk job {job.pk}, line {row.line}: {row.outcome}"[:2000],
         )
         for row in finished
@@ -239,11 +299,19 @@ def jobs_sweep(*, enqueue=None) -> dict[str, int]:
     return {"released": released, "restarted": restarted}
 
 
+def job_queue_options(job_id: int) -> dict[str, str]:
+    """Where a job's tasks go: managers' jobs have their own Celery queue, so an IT admin's long
+    job does not make a manager wait (docs/architecture.md §11.3); others the default queue."""
+    manager = BulkJob.objects.filter(pk=job_id, source=BulkJob.Source.MANAGER).exists()
+    return {"queue": settings.MANAGER_JOBS_QUEUE} if manager else {}
+
+
 def _enqueue(job_id: int) -> None:
     from provisioning.tasks.bulk import bulk_job_work
 
+    options = job_queue_options(job_id)
     for _ in range(settings.BULK_PARALLEL_TASKS):
-        bulk_job_work.delay(job_id)
+        bulk_job_work.apply_async((job_id,), **options)
 
 
 def job_start_tasks(job_id: int) -> None:

@@ -25,6 +25,7 @@ from provisioning.graph import (
     GraphError,
     GraphNotFound,
     GraphRequest,
+    InteractionRequired,
     is_undocumented_refusal,
     operations,
 )
@@ -54,11 +55,10 @@ def _record_credentials(
         "expires_at": expires_at.isoformat() if expires_at else row.params.get("expire"),
         "issued": issue.value,
     }
-    outcome = (
-        "QR code + PIN re-issued (an earlier answer was lost)."
-        if issue == qr.Issue.RECOVERED
-        else "QR code + PIN created."
-    )
+    outcome = {
+        qr.Issue.RECOVERED: "QR code + PIN re-issued (an earlier answer was lost).",
+        qr.Issue.REPLACED: "QR code renewed; the PIN did not change.",
+    }.get(issue, "QR code + PIN created.")
     if not row_finish(
         row,
         token,
@@ -246,6 +246,8 @@ def _reissue(job: BulkJob, row: Row, token: str, client: GraphClient) -> None:
         Row.objects.filter(pk=row.pk, claim_token=token).update(phase="")
         row_requeue(row, token, "The QR method disappeared while re-issuing; checking again.")
         return
+    except InteractionRequired:
+        raise  # the engine ends the job's remaining rows with "sign in again"
     except GraphError as exc:
         if exc.permanent:
             row_finish(row, token, Row.Status.FAILED, _explain_qr(exc),
@@ -264,3 +266,46 @@ def _reissue(job: BulkJob, row: Row, token: str, client: GraphClient) -> None:
         for secret_id in (issued.payload_secret_id, issued.pin_secret_id):
             if secret_id:
                 vault.secret_destroy(secret_id=secret_id, reason="superseded")
+
+
+NO_METHOD_TO_RENEW = "No QR code + PIN method to renew: add one instead."
+
+
+def renew_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) -> None:
+    """Work a chunk of "Renew" rows (a manager's job): replace each worker's standard QR code with
+    one valid from the row's start to its expiry; the PIN stays. Every step may be repeated
+    (`qr.qr_credentials_reissue` deletes whatever standard code is there, then sets a new one), so
+    a row whose answer was lost is simply renewed again; the payload kept is the last one Graph
+    returned. One row at a time: a renewal is two dependent writes."""
+    for row in rows_mark_write_intent(rows, token, phase="replace"):
+        try:
+            issued = qr.qr_credentials_reissue(
+                client=client,
+                user_id=row.user_id,
+                start=parse_datetime(row.params["start"]),
+                expire=parse_datetime(row.params["expire"]),
+                created_by=job.created_by,
+                reset_pin=False,
+            )
+        except InteractionRequired:
+            raise  # the engine ends the job's remaining rows with "sign in again"
+        except GraphNotFound as exc:
+            row_finish(row, token, Row.Status.FAILED, f"{NO_METHOD_TO_RENEW} {outcome_reason(exc)}",
+                       graph_request_id=exc.request_id or "")  # fmt: skip
+            continue
+        except GraphError as exc:
+            if exc.permanent:
+                row_finish(row, token, Row.Status.FAILED, _explain_qr(exc),
+                           graph_request_id=exc.request_id or "")  # fmt: skip
+            else:
+                row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
+            continue
+        try:
+            with transaction.atomic():
+                _record_credentials(
+                    row, token, payload_id=issued.payload_secret_id, pin_id=None,
+                    expires_at=issued.expires_at, issue=issued.issue, request_id="",
+                )  # fmt: skip
+        except ClaimLost:
+            if issued.payload_secret_id:
+                vault.secret_destroy(secret_id=issued.payload_secret_id, reason="superseded")

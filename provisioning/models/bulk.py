@@ -24,6 +24,18 @@ class BulkJob(models.Model):
         GROUP = "group", "Group"
         STORE = "store", "Store"
         PREPOPULATION = "prepop", "Phone pre-population"
+        # A store manager's job from the store page: their selected workers, their own token.
+        MANAGER = "manager", "Store page"
+
+    class Identity(models.TextChoices):
+        APP = "app", "Lanyard's app identity"
+        DELEGATED = "delegated", "the requesting manager's delegated token"
+
+    class Action(models.TextChoices):
+        """For a manager's QR job: add a method, or renew the standard QR code (PIN kept)."""
+
+        CREATE = "create", "Add QR codes + PINs"
+        RENEW = "renew", "Renew QR codes"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "previewed, waiting for confirmation"
@@ -43,6 +55,20 @@ class BulkJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="bulk_jobs",
     )
+    # A manager's job (source "manager"): who asked, over which store, and with whose token.
+    # The engine acts with `requested_by`'s delegated token and re-checks the scope per row.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="manager_bulk_jobs",
+    )
+    scope_au_id = models.CharField(max_length=64, blank=True, db_index=True)
+    identity = models.CharField(max_length=10, choices=Identity.choices, default=Identity.APP)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.CREATE)
+    # Set once, when the job's badge sheet was queued for the store's kiosk.
+    sheet_queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -102,7 +128,7 @@ class BulkJobRow(models.Model):
     # Set (and committed) before the first write for this row is sent: from then on, every
     # attempt first re-reads Graph's state.
     write_sent_at = models.DateTimeField(null=True, blank=True)
-    phase = models.CharField(max_length=8, blank=True)  # "" | "create" | "reissue"
+    phase = models.CharField(max_length=8, blank=True)  # "" | "create" | "reissue" | "replace"
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
 

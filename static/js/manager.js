@@ -52,4 +52,22 @@
   });
   document.addEventListener("DOMContentLoaded", function () { syncActivation(document); });
   document.addEventListener("htmx:afterSettle", function () { syncActivation(document); });
+
+  // The worker list: "select all on this page" and the count of selected workers.
+  function countSelected(form) {
+    var counter = form.querySelector("[data-selected-count]");
+    if (counter) counter.textContent = form.querySelectorAll('input[name="worker"]:checked').length;
+  }
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    var form = box.closest && box.closest("form");
+    if (!form) return;
+    var name = box.getAttribute("data-select-all");
+    if (name) {
+      form.querySelectorAll('input[name="' + name + '"]').forEach(function (one) {
+        one.checked = box.checked;
+      });
+    }
+    if (name || box.name === "worker") countSelected(form);
+  });
 })();
