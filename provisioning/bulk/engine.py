@@ -59,6 +59,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Min, Q, Value
 from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
 
 from provisioning import audit
@@ -73,12 +74,18 @@ from provisioning.bulk.leases import (
 )
 from provisioning.bulk.phone_rows import phone_chunk
 from provisioning.bulk.qr_rows import qr_chunk
+from provisioning.bulk.renew_rows import renew_chunk
 from provisioning.bulk.selectors import job_counts, summary_line
 from provisioning.graph import GraphClient, GraphError, get_app_client
 from provisioning.models import AuditEvent, BulkJob
 from provisioning.privileged import bulk_targets_recheck
 
 logger = logging.getLogger(__name__)
+
+# Sent once when a running job becomes finished (`job_finish_if_done`), with `job`: what follows a
+# job lives with its owner, e.g. badges queues the sheets of a renewal (badges/apps.py), since
+# provisioning never imports badges (docs/architecture.md §10).
+bulk_job_finished = Signal()
 
 
 def _token() -> str:
@@ -113,7 +120,9 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
         chunk_started = timezone.now()
         try:
             rows = _frontline_rows(rows, token, client)
-            if rows and job.kind == BulkJob.Kind.QR:
+            if rows and job.source == BulkJob.Source.RENEW:
+                renew_chunk(job, rows, token, client)
+            elif rows and job.kind == BulkJob.Kind.QR:
                 qr_chunk(job, rows, token, client)
             elif rows:
                 phone_chunk(job, rows, token, client)
@@ -160,6 +169,8 @@ def _audit_rows(job: BulkJob, ids: list[int], *, since: datetime) -> None:
     actor = job.created_by
     label = (actor.user_principal_name or actor.username) if actor else "command line"
     action = "bulk_qr_create" if job.kind == BulkJob.Kind.QR else "bulk_phone_set"
+    if job.source == BulkJob.Source.RENEW:
+        action = "bulk_qr_renew"
     AuditEvent.objects.bulk_create(
         AuditEvent(
             actor=actor,
@@ -206,6 +217,10 @@ def job_finish_if_done(*, job_id: int) -> bool:
             target_label=job.source_label,
             detail=summary_line(counts),
         )
+        for receiver, error in bulk_job_finished.send_robust(sender=BulkJob, job=job):
+            if isinstance(error, Exception):
+                logger.error("After bulk job %s finished, %s failed: %r", job.pk,
+                             getattr(receiver, "__name__", receiver), error)  # fmt: skip
     return bool(finished)
 
 

@@ -23,6 +23,9 @@ class BulkJob(models.Model):
         CSV = "csv", "CSV file"
         GROUP = "group", "Group"
         STORE = "store", "Store"
+        # Renew the standard QR codes of a store's workers whose codes expire soon (the insights
+        # page): the same engine, rows that replace the standard code and keep the PIN.
+        RENEW = "renew", "Renewal of expiring QR codes"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "previewed, waiting for confirmation"

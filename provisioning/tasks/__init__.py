@@ -7,10 +7,12 @@ from provisioning.tasks.directory import (
     sync_directory,
     vault_purge_expired,
 )
+from provisioning.tasks.insights import mfa_coverage_snapshot
 
 __all__ = [
     "bulk_job_work",
     "bulk_jobs_sweep",
+    "mfa_coverage_snapshot",
     "operation_run",
     "sync_administrative_unit",
     "sync_directory",
