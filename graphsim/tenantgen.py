@@ -55,6 +55,7 @@ APPLICATION_PERMISSIONS = frozenset(
         "UserAuthMethod-Phone.ReadWrite.All",
         "UserAuthenticationMethod.Read.All",
         "Policy.Read.AuthenticationMethod",
+        "AuditLog.Read.All",
     }
 )
 DELEGATED_PERMISSIONS = frozenset(

@@ -1,10 +1,12 @@
-"""The IT admin's pages: bulk jobs (upload or pick a source, preview, run, follow, results)."""
+"""The IT admin's pages: bulk jobs (upload or pick a source, preview, run, follow, results) and
+insights."""
 
 from __future__ import annotations
 
 from django.urls import path
 
 from portal import admin_views as views
+from portal import insights_views
 
 app_name = "itadmin"
 
@@ -23,4 +25,7 @@ urlpatterns = [
     path(JOB + "results.csv", views.bulk_job_results, name="bulk-results"),
     path(JOB + "badges.pdf", views.bulk_job_badges, name="bulk-badges"),
     path(JOB + "pin-slips.pdf", views.bulk_job_pin_slips, name="bulk-pin-slips"),
+    path("insights/", insights_views.insights_page, name="insights"),
+    path("insights/snapshot", insights_views.insights_snapshot, name="insights-snapshot"),
+    path("insights/renew", insights_views.insights_renew, name="insights-renew"),
 ]
