@@ -86,7 +86,9 @@ def test_the_snapshot_counts_members_from_the_report(bulk_graph):
     assert snapshot.qr_methods == WorkerMethodState.objects.filter(has_qr_method=True).count()
 
 
-def test_the_snapshot_follows_every_page_of_the_report(bulk_graph, monkeypatch):
+def test_the_snapshot_follows_every_page_and_waits_out_the_reports_throttle(
+    bulk_graph, monkeypatch
+):
     from provisioning.graph import operations
 
     real = operations.user_registration_details_list
@@ -95,8 +97,18 @@ def test_the_snapshot_follows_every_page_of_the_report(bulk_graph, monkeypatch):
     )
     users, mfa, _ = _expected_coverage(bulk_graph.tenant)
     assert users > 3 * 5, "more pages than the report's 5 requests per 10 s"
-    snapshot = insights.mfa_coverage_snapshot_take(client=provisioning.graph.get_app_client())
+    # The client waits on graphsim's clock, so Retry-After is waited out without sleeping.
+    client = provisioning.graph.get_app_client()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        bulk_graph.sim.shift_clock(seconds)
+
+    monkeypatch.setattr(client, "_sleep", sleep)
+    snapshot = insights.mfa_coverage_snapshot_take(client=client)
     assert (snapshot.users, snapshot.mfa_registered) == (users, mfa)
+    assert client.stats["retries"] >= 1 and waits  # throttled, waited, and carried on
 
 
 def test_take_a_snapshot_now(charlie_client, bulk_graph, run_tasks):
