@@ -334,3 +334,30 @@ def test_renewal_refuses_an_empty_window_and_a_bad_one(charlie_client, bulk_grap
                                    follow=True)  # fmt: skip
     assert "Choose 30, 60 or 90 days" in response.content.decode()
     assert not BulkJob.objects.exists()
+
+
+def test_a_renewal_row_whose_method_was_deleted_meanwhile_fails_with_why(
+    charlie_client, bulk_graph, make_qr_job
+):
+    worker = next(
+        w for w in fresh_workers(bulk_graph)
+        if AUMembership.objects.filter(user_id=w.id).count() == 1
+    )  # fmt: skip
+    run_job(make_qr_job([worker.user_principal_name]).pk)
+    worker_state_refresh(client=provisioning.graph.get_app_client(), user_id=worker.id,
+                         with_preferences=False)  # fmt: skip
+    WorkerMethodState.objects.filter(user_id=worker.id).update(
+        standard_expires=timezone.now() + timedelta(days=5)
+    )
+    unit = AUMembership.objects.get(user_id=worker.id).administrative_unit
+    job = insights.qr_renewal_preview(unit=unit, days=30, created_by=None)
+    from provisioning.bulk import jobs
+
+    jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash, confirmed_by=None)
+    del bulk_graph.tenant.qr_methods[worker.id]  # deleted in Entra after the preview
+    run_job(job.pk)
+    row = job.rows.get(user_id=worker.id)
+    assert row.status == "failed"
+    assert "no longer has a QR code + PIN method" in row.outcome
+    assert worker.id not in bulk_graph.tenant.qr_methods  # nothing was created
+    assert not PrintJob.objects.filter(store=unit, created_at__gte=job.created_at).exists()
