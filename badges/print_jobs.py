@@ -717,3 +717,47 @@ def bulk_job_badges_pdf(
                 )
             ).update(badge_printed_at=timezone.now())
     return printed
+
+
+# -- after a renewal ---------------------------------------------------------------------------
+
+RENEWAL_LAYOUT = "sheet-a4"
+
+
+def renewal_sheet_queue(*, job: BulkJob) -> QueueResult:
+    """Queue one sheet with the new QR codes of a finished renewal job (the insights page's
+    "Renew", one store per job) for that store's kiosks. Other jobs queue nothing.
+
+    Called once, when the engine finishes the job (`bulk_job_finished`, badges/apps.py). The
+    sheet follows the print-once rule of every bulk sheet (docs/architecture.md §5)."""
+    if job.source != BulkJob.Source.RENEW or job.status != BulkJob.Status.FINISHED:
+        return QueueResult()
+    unit = AdministrativeUnit.objects.filter(pk=job.source_ref).first()
+    if unit is None:
+        logger.warning("Renewal job %s: its store is no longer in the directory cache", job.pk)
+        return QueueResult()
+    requests = [
+        BadgeRequest(
+            user_id=row.user_id,
+            payload_secret_id=row.payload_secret_id,
+            valid_until=parse_datetime((row.result or {}).get("expires_at") or ""),
+        )
+        for row in bulk_job_printable_rows(job=job, kind="badge")
+    ]
+    if not requests:
+        return QueueResult()
+    return print_job_create_from_users(
+        unit=unit,
+        created_by=job.created_by,
+        layout=RENEWAL_LAYOUT,
+        requests=requests,
+        source=PrintJob.Source.BULK,
+    )
+
+
+def renewal_sheet_queue_on_finish(sender, *, job: BulkJob, **kwargs) -> None:
+    """`bulk_job_finished` receiver (provisioning/bulk/engine.py)."""
+    result = renewal_sheet_queue(job=job)
+    if result.unprintable:
+        logger.warning("Renewal job %s: %d badge(s) could not be queued", job.pk,
+                       len(result.unprintable))  # fmt: skip

@@ -1,5 +1,6 @@
 """The IT admin's pages: bulk jobs (upload or pick a source, preview, run, follow, results);
-the QR code + PIN policy, the audit log and readiness (portal/admin_tenant_views.py)."""
+phone pre-population; insights; the QR code + PIN policy, the audit log and readiness
+(portal/admin_tenant_views.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.urls import path
 
 from portal import admin_tenant_views as tenant_views
 from portal import admin_views as views
-from portal import prepopulation_views
+from portal import insights_views, prepopulation_views
 
 app_name = "itadmin"
 
@@ -37,4 +38,7 @@ urlpatterns = [
     path("audit/", tenant_views.audit_log, name="audit-log"),
     path("audit/audit.csv", tenant_views.audit_log_csv, name="audit-log-csv"),
     path("readiness/", tenant_views.readiness_page, name="readiness"),
+    path("insights/", insights_views.insights_page, name="insights"),
+    path("insights/snapshot", insights_views.insights_snapshot, name="insights-snapshot"),
+    path("insights/renew", insights_views.insights_renew, name="insights-renew"),
 ]

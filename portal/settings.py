@@ -195,6 +195,8 @@ CELERY_BEAT_SCHEDULE = {
     "vault-purge-expired": {"task": "provisioning.vault_purge_expired", "schedule": 600.0},
     # Expired sessions and the token caches of people no longer signed in (portal/tasks.py).
     "sessions-clear": {"task": "portal.sessions_clear", "schedule": 3600.0},
+    # MFA coverage for the insights page, once a day (the report has low limits).
+    "mfa-coverage-snapshot": {"task": "provisioning.mfa_coverage_snapshot", "schedule": 86400.0},
 }
 
 # One Graph write budget shared by every worker: Redis when the broker is Redis, else a file.

@@ -68,6 +68,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Min, Q, Value
 from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
 
 from provisioning import audit
@@ -94,6 +95,11 @@ SIGN_IN_AGAIN = (
 )
 
 logger = logging.getLogger(__name__)
+
+# Sent once when a running job becomes finished (`job_finish_if_done`), with `job`: what follows a
+# job lives with its owner, e.g. badges queues the sheets of a renewal (badges/apps.py), since
+# provisioning never imports badges (docs/architecture.md §10).
+bulk_job_finished = Signal()
 
 
 def _token() -> str:
@@ -272,6 +278,10 @@ def job_finish_if_done(*, job_id: int) -> bool:
             target_label=job.source_label,
             detail=summary_line(counts),
         )
+        for receiver, error in bulk_job_finished.send_robust(sender=BulkJob, job=job):
+            if isinstance(error, Exception):
+                logger.error("After bulk job %s finished, %s failed: %r", job.pk,
+                             getattr(receiver, "__name__", receiver), error)  # fmt: skip
     return bool(finished)
 
 

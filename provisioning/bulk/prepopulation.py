@@ -149,11 +149,11 @@ def prepopulation_run(
     group_id = ""
     try:
         without_mfa = {
-            str(item.get("id", "")).lower()
+            item.id.lower()
             for item in operations.user_registration_details_list(
                 client, filter="isMfaRegistered eq false"
             )
-            if item.get("isMfaRegistered") is False
+            if not item.is_mfa_registered
         }
         if group_name:
             groups = operations.group_list_by_name(client, group_name)

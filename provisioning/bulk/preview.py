@@ -310,6 +310,36 @@ def check_qr_row(
     return plan
 
 
+def check_renew_row(
+    row: RowInput, person: Person | None, policy: Policy, *, has_method: bool, now: datetime
+) -> Plan:
+    """A renewal row: replace the worker's standard QR code, valid from now for the policy's
+    standard lifetime; the PIN stays (the manager's "replace lost QR code", for many workers)."""
+    plan = Plan(row.line, row.upn, person, BulkJobRow.Action.UPDATE)
+    if _person_problem(plan, person):
+        return plan
+    if policy.lifetime_days is None:
+        plan.action = BulkJobRow.Action.INVALID
+        plan.reason = (
+            "The tenant's standard QR lifetime is unknown (its QR policy could not be read): "
+            "a renewed code would have no expiry. Try again once the policy can be read."
+        )
+        return plan
+    if not has_method:
+        plan.action = BulkJobRow.Action.SKIP
+        plan.reason = "No QR code + PIN method (as of the last refresh): nothing to renew."
+        return plan
+    days = min(policy.lifetime_days, STANDARD_MAX_DAYS)
+    expire = now + timedelta(days=days)
+    plan.params = {"start": format_datetime(now), "expire": format_datetime(expire),
+                   "pin": "kept"}  # fmt: skip
+    plan.reason = (
+        f"Replace the standard QR code: valid from now for {days} days (policy), until "
+        f"{format_datetime(expire)}; the PIN stays."
+    )
+    return plan
+
+
 def check_phone_row(row: RowInput, person: Person | None, policy: Policy) -> Plan:
     plan = Plan(row.line, row.upn, person, BulkJobRow.Action.UPDATE)
     if _person_problem(plan, person):
@@ -515,6 +545,8 @@ def bulk_job_preview(
     """Check every row and store the plan as a draft job; nothing is written to Entra."""
     if kind not in BulkJob.Kind.values:
         raise ValueError(f"unknown kind {kind!r}")
+    if source == BulkJob.Source.RENEW and kind != BulkJob.Kind.QR:
+        raise ValueError("a renewal is a QR job")
     policy = current_policy()
     if people is None:
         people = people_lookup([i.upn for i in inputs], client=client)
@@ -534,7 +566,11 @@ def bulk_job_preview(
     plans = []
     for row in inputs:
         person = people.get(row.upn.strip().lower()) if row.upn else None
-        if kind == BulkJob.Kind.QR:
+        if source == BulkJob.Source.RENEW:
+            plan = check_renew_row(
+                row, person, policy, has_method=bool(person and person.id in with_method), now=now
+            )
+        elif kind == BulkJob.Kind.QR:
             plan = check_qr_row(
                 row, person, policy, has_method=bool(person and person.id in with_method), now=now
             )
@@ -549,6 +585,10 @@ def bulk_job_preview(
         job = BulkJob.objects.create(
             kind=kind,
             source=source,
+            # A renewal (the insights page) replaces standard QR codes, as a manager's "Renew" does.
+            action=BulkJob.Action.RENEW
+            if source == BulkJob.Source.RENEW
+            else BulkJob.Action.CREATE,
             source_ref=source_ref,
             source_label=source_label[:300],
             created_by=created_by,

@@ -377,3 +377,26 @@ class SignInPreferences:
             data.get("isSystemPreferredAuthenticationMethodEnabled"),
             data.get("userPreferredMethodForSecondaryAuthentication"),
         )
+
+
+@dataclass(frozen=True)
+class UserRegistrationDetails:
+    """One row of the authentication methods registration report (docs/graph-contract.md §5)."""
+
+    id: str
+    user_principal_name: str
+    user_type: str  # "member" | "guest"
+    is_admin: bool
+    is_mfa_registered: bool
+    methods_registered: tuple[str, ...]
+
+    @classmethod
+    def from_graph(cls, data: dict[str, Any]) -> UserRegistrationDetails:
+        return cls(
+            id=str(data.get("id") or ""),
+            user_principal_name=str(data.get("userPrincipalName") or ""),
+            user_type=str(data.get("userType") or ""),
+            is_admin=bool(data.get("isAdmin")),
+            is_mfa_registered=bool(data.get("isMfaRegistered")),
+            methods_registered=tuple(data.get("methodsRegistered") or ()),
+        )

@@ -32,6 +32,7 @@ from provisioning.graph.models import (
     ScopedRoleMembership,
     SignInPreferences,
     User,
+    UserRegistrationDetails,
     format_datetime,
 )
 
@@ -258,28 +259,6 @@ def user_list(client: GraphClient, *, select: str = USER_SELECT) -> Iterator[Use
     return (User.from_graph(item) for item in client.iter_values(req))
 
 
-def user_registration_details_list(
-    client: GraphClient,
-    *,
-    filter: str | None = None,
-    select: str = "id,userPrincipalName,userType,isAdmin,isMfaRegistered",
-) -> Iterator[dict[str, Any]]:
-    """Rows of the authentication methods registration report, 999 a page —
-    [G1] api/authenticationmethodsroot-list-userregistrationdetails.md. Few requests: the report
-    allows 5 per 10 s per app and tenant (docs/graph-contract.md §5, §7); the client honours a
-    429's Retry-After."""
-    req = GraphRequest(
-        "GET",
-        url(
-            "/reports/authenticationMethods/userRegistrationDetails",
-            filter=filter,
-            select=select,
-            top=999,
-        ),
-    )
-    return client.iter_values(req)
-
-
 # -- QR code + PIN method (docs/graph-contract.md §1)
 # --------------------------------------------------
 
@@ -490,3 +469,28 @@ def sign_in_preferences_get_request(user: str) -> GraphRequest:
 def sign_in_preferences_get(client: GraphClient, user: str) -> SignInPreferences:
     """Default MFA method (beta only) — [Gb] api/authentication-get-signinpreferences.md."""
     return SignInPreferences.from_graph(client.request(sign_in_preferences_get_request(user)).body)
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+REGISTRATION_DETAILS_PATH = "/reports/authenticationMethods/userRegistrationDetails"
+REGISTRATION_DETAILS_SELECT = (
+    "id,userPrincipalName,userType,isAdmin,isMfaRegistered,methodsRegistered"
+)
+
+
+def user_registration_details_list(
+    client: GraphClient, *, filter: str | None = None, top: int = 999
+) -> Iterator[UserRegistrationDetails]:
+    """Every row of the registration report, paged — [G1]
+    api/authenticationmethodsroot-list-userregistrationdetails.md (AuditLog.Read.All).
+
+    The report has its own throttle, 5 requests per 10 s per app and tenant
+    (docs/graph-contract.md §5): pages of 999 (the most Graph gives) keep the number of requests
+    low, and the client waits out a 429's Retry-After before reading the page again.
+    """
+    req = GraphRequest(
+        "GET", url(REGISTRATION_DETAILS_PATH, select=REGISTRATION_DETAILS_SELECT, filter=filter,
+                   top=top)
+    )  # fmt: skip
+    return (UserRegistrationDetails.from_graph(item) for item in client.iter_values(req))

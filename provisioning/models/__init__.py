@@ -2,6 +2,7 @@
 
 from provisioning.models.audit import AuditEvent
 from provisioning.models.bulk import BulkJob, BulkJobRow
+from provisioning.models.coverage import MfaCoverageSnapshot
 from provisioning.models.directory import (
     AdminGroupMember,
     AdministrativeUnit,
@@ -27,6 +28,7 @@ __all__ = [
     "DirectoryRoleHolder",
     "DirectorySync",
     "DirectoryUser",
+    "MfaCoverageSnapshot",
     "Operation",
     "PrepopulationRun",
     "PrepopulationSchedule",

@@ -26,6 +26,9 @@ class BulkJob(models.Model):
         PREPOPULATION = "prepop", "Phone pre-population"
         # A store manager's job from the store page: their selected workers, their own token.
         MANAGER = "manager", "Store page"
+        # Renew the standard QR codes of a store's workers whose codes expire soon (the insights
+        # page): the same engine, rows that replace the standard code and keep the PIN.
+        RENEW = "renew", "Renewal of expiring QR codes"
 
     class Identity(models.TextChoices):
         APP = "app", "Lanyard's app identity"

@@ -7,11 +7,13 @@ from provisioning.tasks.directory import (
     sync_directory,
     vault_purge_expired,
 )
+from provisioning.tasks.insights import mfa_coverage_snapshot
 from provisioning.tasks.prepopulation import prepopulation_run_now, prepopulation_scheduled
 
 __all__ = [
     "bulk_job_work",
     "bulk_jobs_sweep",
+    "mfa_coverage_snapshot",
     "operation_run",
     "prepopulation_run_now",
     "prepopulation_scheduled",
