@@ -328,3 +328,28 @@ def job_start_tasks(job_id: int) -> None:
     """Start the job's tasks (called on commit of a confirmation or a re-run)."""
     BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
     _enqueue(job_id)
+
+
+def job_follow(*, job: BulkJob, poll_seconds: float, report) -> dict:
+    """Wait until `job` has ended, sweeping as beat would (a killed worker's rows get new tasks),
+    and call `report(line)` each time its progress line changes. Returns its final counts.
+
+    What `bulk_import --wait` and `prepopulate_phones --wait` print while they wait.
+    """
+    last = ""
+    while True:
+        jobs_sweep()
+        job.refresh_from_db()
+        counts = job_counts(job)
+        line = (
+            f"{counts['percent']:3d}% {counts['done']}/{counts['total']} — "
+            f"{counts['succeeded']} succeeded, {counts['failed']} failed, "
+            f"{counts['skipped'] + counts['cancelled']} skipped; {counts['rate']}/s"
+        )
+        if line != last:
+            report(line)
+            last = line
+        ended = job.status in (BulkJob.Status.FINISHED, BulkJob.Status.CANCELLED)
+        if ended and not (counts["pending"] or counts["running"]):
+            return counts
+        time.sleep(poll_seconds)

@@ -9,7 +9,6 @@ died is restarted. Exit status: 0 when done, 1 when a row failed, 2 on a file-le
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -85,24 +84,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Job {job.pk} started; follow it on the admin pages.")
             self._results(job, options["results"])
             return
-        last = ""
-        while True:
-            engine.jobs_sweep()
-            job.refresh_from_db()
-            counts = selectors.job_counts(job)
-            line = (
-                f"{counts['percent']:3d}% {counts['done']}/{counts['total']} — "
-                f"{counts['succeeded']} succeeded, {counts['failed']} failed, "
-                f"{counts['skipped'] + counts['cancelled']} skipped; {counts['rate']}/s"
-            )
-            if line != last:
-                self.stdout.write(line)
-                last = line
-            if job.status in (BulkJob.Status.FINISHED, BulkJob.Status.CANCELLED) and not (
-                counts["pending"] or counts["running"]
-            ):
-                break
-            time.sleep(options["poll"])
+        counts = engine.job_follow(job=job, poll_seconds=options["poll"], report=self.stdout.write)
         self._results(job, options["results"])
         self.stdout.write(selectors.summary_line(counts))
         if counts["failed"]:

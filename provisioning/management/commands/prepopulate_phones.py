@@ -10,14 +10,13 @@ registration report or the group could not be read).
 from __future__ import annotations
 
 import sys
-import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning.bulk import engine, selectors
 from provisioning.bulk.prepopulation import PrepopulationFailed, prepopulation_run
-from provisioning.models import BulkJob, PrepopulationRun
+from provisioning.models import PrepopulationRun
 
 START_ERROR_EXIT = 2
 
@@ -74,24 +73,7 @@ class Command(BaseCommand):
         if not options["wait"]:
             self.stdout.write(f"Job {job.pk} started; follow it on the admin pages.")
             return
-        last = ""
-        while True:
-            engine.jobs_sweep()
-            job.refresh_from_db()
-            counts = selectors.job_counts(job)
-            line = (
-                f"{counts['percent']:3d}% {counts['done']}/{counts['total']} — "
-                f"{counts['succeeded']} succeeded, {counts['failed']} failed, "
-                f"{counts['skipped'] + counts['cancelled']} skipped; {counts['rate']}/s"
-            )
-            if line != last:
-                self.stdout.write(line)
-                last = line
-            if job.status in (BulkJob.Status.FINISHED, BulkJob.Status.CANCELLED) and not (
-                counts["pending"] or counts["running"]
-            ):
-                break
-            time.sleep(options["poll"])
+        counts = engine.job_follow(job=job, poll_seconds=options["poll"], report=self.stdout.write)
         run.refresh_from_db()
         for reason, count in run.outcomes.items():
             self.stdout.write(f"  {count:6d}  {reason}")
