@@ -14,6 +14,7 @@ from collections import Counter
 
 import pytest
 from django.core.management import call_command
+from django.utils.html import escape
 
 import provisioning.graph
 from graphsim.model import DirectoryRole, ScopedRoleMembership
@@ -202,7 +203,9 @@ def assert_every_user(tenant, before, expected, job) -> None:
         assert rows[uid].status == want, (tenant.users[uid].user_principal_name, rows[uid].reason)
 
 
-def test_a_run_over_2000_messy_users_ends_as_expected_for_every_user(portal_graph, settings, db):
+def test_a_run_over_2000_messy_users_ends_as_expected_for_every_user(
+    portal_graph, settings, db, client
+):
     tenant, people = demo_tenant_with_people(workers_per_store=55, big_store_workers=1780)
     assert len(tenant.users) >= 2000
     numbers = give_messy_numbers(tenant)
@@ -226,6 +229,23 @@ def test_a_run_over_2000_messy_users_ends_as_expected_for_every_user(portal_grap
     assert run.skipped == len(expected) - run.provisioned and run.failed == 0
     assert outcomes["profile number cannot be read"] > 100
     assert run.finished_at is not None and not run.dry_run
+
+    # The IT admin's insights page shows the run: its row of outcomes, with the same counts.
+    from graphsim.demo import DEMO_CLIENT_ID
+    from tests.fixtures_portal import TEST_REDIRECT_URI, Persona, sign_in
+
+    tenant.apps[DEMO_CLIENT_ID].redirect_uris.append(TEST_REDIRECT_URI)
+    admin = tenant.users[people.it_admin]
+    sign_in(client, Persona(admin.id, admin.user_principal_name, admin.display_name))
+    page = client.get("/admin/insights/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    row = html[html.index("Phone pre-population") :].split("</tr>")[0]
+    cells = [c.split("<")[0] for c in row.split("<td>")[1:]]
+    assert cells[:4] == ["1", str(run.provisioned), "0", str(run.skipped)]
+    skipped = Counter(r.outcome for r in run.job.rows.filter(status="skipped"))
+    reason, count = skipped.most_common(1)[0]
+    assert f"skipped: {escape(reason)} — {count}</li>" in row
 
 
 def test_the_command_adds_mobiles_only_where_it_should_and_prints_a_summary(
