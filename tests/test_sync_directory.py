@@ -227,3 +227,33 @@ def test_the_hidden_stores_page_says_why_it_lists_no_workers(client, portal_grap
     assert 'id="members-unreadable"' in page and "Member.Read.Hidden" in page
     other = client.get(f"/stores/{portal_graph.people.stores[0]}/").content.decode()
     assert 'id="members-unreadable"' not in other
+
+
+def test_it_reads_members_999_a_page(portal_graph):
+    """docs/graph-contract.md §4.3: AU members take `$top`; at Graph's default of 100 a page a
+    3,000-worker store would cost 30 requests instead of 4."""
+    sync()
+    small = sum(portal_graph.stats["requests"].values())
+    portal_graph.reset(large_tenant(users=3_000))
+    reset_graph_clients()
+    before = sum(portal_graph.stats["requests"].values())
+    sync()
+    large = sum(portal_graph.stats["requests"].values()) - before
+    # One more store: its 4 member pages and its scoped roles, whatever else the sync reads.
+    assert large - small <= 8
+
+
+def test_the_command_reports_progress(portal_graph):
+    output = sync()
+    stores = len(portal_graph.tenant.administrative_units)
+    readable = {
+        member
+        for unit in portal_graph.tenant.administrative_units.values()
+        if not unit.visibility
+        for member in unit.member_ids
+        if member in portal_graph.tenant.users
+    }
+    line = next(line for line in output.splitlines() if line.startswith("stores "))
+    assert line.startswith(f"stores {stores}/{stores}, members ")
+    # Members are counted per store, so a worker in two stores counts twice.
+    assert int(line.rsplit(" ", 1)[1]) >= len(readable)
