@@ -257,3 +257,26 @@ def test_the_command_reports_progress(portal_graph):
     assert line.startswith(f"stores {stores}/{stores}, members ")
     # Members are counted per store, so a worker in two stores counts twice.
     assert int(line.rsplit(" ", 1)[1]) >= len(readable)
+
+
+def test_a_worker_moving_store_writes_only_that_move(portal_graph):
+    sync()
+    tenant = portal_graph.tenant
+    first, second = [u for u in tenant.administrative_units.values() if not u.visibility][:2]
+    mover = next(m for m in first.member_ids if m in tenant.users and m not in second.member_ids)
+    first.member_ids.remove(mover)
+    second.member_ids.append(mover)
+    users_before = list(DirectoryUser.objects.order_by("id").values_list("id", "synced_at"))
+    units_before = list(AdministrativeUnit.objects.order_by("id").values_list("id", "synced_at"))
+
+    sync()
+
+    assert DirectorySync.objects.latest().summary == {"members_added": 1, "members_removed": 1}
+    assert AUMembership.objects.filter(administrative_unit_id=second.id, user_id=mover).exists()
+    assert not AUMembership.objects.filter(administrative_unit_id=first.id, user_id=mover).exists()
+    # No user or store row was rewritten: their synced_at stayed as the first run left it.
+    assert list(DirectoryUser.objects.order_by("id").values_list("id", "synced_at")) == users_before
+    assert (
+        list(AdministrativeUnit.objects.order_by("id").values_list("id", "synced_at"))
+        == units_before
+    )
