@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from provisioning.graph import GraphClient, GraphError, GraphForbidden, operations
 from provisioning.graph import models as graph_models
+from provisioning.graph.models import User
 from provisioning.models import (
     AdministrativeUnit,
     AUMembership,
@@ -88,18 +89,36 @@ class RoleTemplateResolver:
 directory_synced = Signal()
 
 
-def directory_sync(*, client: GraphClient) -> Counter[str]:
-    """Mirror every AU, its user members and its scoped roles; remove what Entra no longer has."""
+# Members are read 999 a page, the most Graph gives (docs/graph-contract.md §4.1, §4.3), and
+# written MEMBER_BATCH at a time, so a sync holds at most one page of users and one store's member
+# ids in memory, however large the tenant (docs/architecture.md §11).
+MEMBER_PAGE = 999
+MEMBER_BATCH = 999
+
+# progress(units_done, units_total, members_read): called after each store.
+SyncProgress = Callable[[int, int, int], None]
+
+
+def directory_sync(*, client: GraphClient, progress: SyncProgress | None = None) -> Counter[str]:
+    """Mirror every AU, its user members and its scoped roles; remove what Entra no longer has.
+
+    `progress`, if given, is told after each store how many stores are done and how many members
+    were read so far (the `sync_directory` command prints it).
+    """
     roles = RoleTemplateResolver(client)
     summary: Counter[str] = Counter()
     seen_units: set[str] = set()
+    # The AU rows themselves are small (2,000 stores are ~1 MB); their members are streamed.
     units = list(operations.administrative_unit_list(client))
     # Role holders and IT admins first: the scoped roles below expand group principals with them,
     # and bulk jobs refuse to write to them (provisioning/privileged.py).
     privileged_accounts_refresh(client=client, unit_ids=[unit.id for unit in units])
-    for unit in units:
+    for done, unit in enumerate(units, start=1):
         seen_units.add(unit.id)
         summary += administrative_unit_sync(client=client, unit=unit, roles=roles)
+        if progress is not None:
+            progress(done, len(units), summary["members_read"])
+    summary.pop("members_read", None)  # progress only, not a change
     departed = AdministrativeUnit.objects.exclude(id__in=seen_units)
     summary["units_removed"] += departed.count()
     departed.delete()  # cascades to memberships and scoped roles
@@ -169,11 +188,13 @@ def administrative_unit_sync(
     roles = roles or RoleTemplateResolver(client)
     now = timezone.now()
     summary: Counter[str] = Counter()
-    members, unreadable = _members_read(client, unit)
     assignments = [
         (membership, roles.template_of(membership.role_id))
         for membership in operations.administrative_unit_scoped_role_members(client, unit.id)
     ]
+    # Users are written as their pages arrive, outside the AU's transaction, so no transaction
+    # stays open across Graph requests.
+    member_ids, unreadable = _members_stream(client, unit, summary, now=now)
 
     with transaction.atomic():
         row, created = AdministrativeUnit.objects.get_or_create(
@@ -197,27 +218,52 @@ def administrative_unit_sync(
             summary["units_updated"] += 1
 
         summary += _members_readability_record(row, unreadable, now=now)
-        if members is not None:
-            summary += _users_upsert(members.values(), now=now)
-            summary += _memberships_replace(row, set(members), now=now)
+        if member_ids is not None:
+            summary += _memberships_replace(row, member_ids, now=now)
         summary += _scoped_roles_replace(row, assignments, now=now)
     return +summary
 
 
-def _members_read(
-    client: GraphClient, unit: graph_models.AdministrativeUnit
-) -> tuple[dict[str, graph_models.User] | None, str]:
-    """The AU's user members, or (None, why) when Entra refuses Lanyard the list.
+def _members_stream(
+    client: GraphClient, unit: graph_models.AdministrativeUnit, summary: Counter[str], *, now
+) -> tuple[set[str] | None, str]:
+    """Upsert the AU's user members page by page; return their ids, or (None, why) when Entra
+    refuses Lanyard the list. Only the ids are kept: user rows are written MEMBER_BATCH at a time.
+    """
+    member_ids: set[str] = set()
+    batch: list[graph_models.User] = []
+    try:
+        for user in _members_read(client, unit):
+            batch.append(user)
+            member_ids.add(user.id)
+            if len(batch) >= MEMBER_BATCH:
+                summary += _users_upsert(batch, now=now)
+                batch = []
+    except _MembersRefused as refused:
+        return None, refused.reason
+    summary += _users_upsert(batch, now=now)
+    summary["members_read"] += len(member_ids)
+    return member_ids, ""
+
+
+class _MembersRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _members_read(client: GraphClient, unit: graph_models.AdministrativeUnit) -> Iterator[User]:
+    """The AU's user members, 999 a page; raises _MembersRefused when Entra refuses the list.
 
     Listing a hidden-membership AU needs Member.Read.Hidden (docs/graph-contract.md §4.3), an
     optional grant. The pages name the permission but not the answer without it: a 403 on any AU is
     taken as "not readable"; for an AU that reports `visibility: HiddenMembership` so is any other
     permanent refusal (a 400 or 404), whichever code a real tenant returns. A 401, throttling and
-    server errors still fail the sync, as they would for every store.
+    server errors still fail the sync, as they would for every store. Graph refuses on the first
+    page, before any member is written.
     """
     try:
-        users = operations.administrative_unit_users(client, unit.id)
-        return {user.id: user for user in users}, ""
+        yield from operations.administrative_unit_users(client, unit.id, top=MEMBER_PAGE)
     except GraphError as exc:
         refused = isinstance(exc, GraphForbidden) or (
             unit.membership_hidden and exc.permanent and exc.status not in (401, 429)
@@ -234,7 +280,7 @@ def _members_read(
             exc.status,
             exc.code or "",
         )
-        return None, f"HTTP {exc.status} {exc.code or ''}{hidden}".strip()
+        raise _MembersRefused(f"HTTP {exc.status} {exc.code or ''}{hidden}".strip()) from exc
 
 
 def administrative_unit_list_unreadable() -> list[AdministrativeUnit]:
@@ -437,11 +483,13 @@ def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[st
     return new_units
 
 
-def directory_sync_recorded(*, client: GraphClient) -> Counter[str]:
+def directory_sync_recorded(
+    *, client: GraphClient, progress: SyncProgress | None = None
+) -> Counter[str]:
     """directory_sync, with a DirectorySync row saying when it ran and what it changed."""
     run = DirectorySync.objects.create()
     try:
-        summary = directory_sync(client=client)
+        summary = directory_sync(client=client, progress=progress)
     except Exception as exc:
         run.outcome, run.error, run.finished_at = "failed", str(exc)[:2000], timezone.now()
         run.save(update_fields=["outcome", "error", "finished_at"])

@@ -227,3 +227,56 @@ def test_the_hidden_stores_page_says_why_it_lists_no_workers(client, portal_grap
     assert 'id="members-unreadable"' in page and "Member.Read.Hidden" in page
     other = client.get(f"/stores/{portal_graph.people.stores[0]}/").content.decode()
     assert 'id="members-unreadable"' not in other
+
+
+def test_it_reads_members_999_a_page(portal_graph):
+    """docs/graph-contract.md §4.3: AU members take `$top`; at Graph's default of 100 a page a
+    3,000-worker store would cost 30 requests instead of 4."""
+    sync()
+    small = sum(portal_graph.stats["requests"].values())
+    portal_graph.reset(large_tenant(users=3_000))
+    reset_graph_clients()
+    before = sum(portal_graph.stats["requests"].values())
+    sync()
+    large = sum(portal_graph.stats["requests"].values()) - before
+    # One more store: its 4 member pages and its scoped roles, whatever else the sync reads.
+    assert large - small <= 8
+
+
+def test_the_command_reports_progress(portal_graph):
+    output = sync()
+    stores = len(portal_graph.tenant.administrative_units)
+    readable = {
+        member
+        for unit in portal_graph.tenant.administrative_units.values()
+        if not unit.visibility
+        for member in unit.member_ids
+        if member in portal_graph.tenant.users
+    }
+    line = next(line for line in output.splitlines() if line.startswith("stores "))
+    assert line.startswith(f"stores {stores}/{stores}, members ")
+    # Members are counted per store, so a worker in two stores counts twice.
+    assert int(line.rsplit(" ", 1)[1]) >= len(readable)
+
+
+def test_a_worker_moving_store_writes_only_that_move(portal_graph):
+    sync()
+    tenant = portal_graph.tenant
+    first, second = [u for u in tenant.administrative_units.values() if not u.visibility][:2]
+    mover = next(m for m in first.member_ids if m in tenant.users and m not in second.member_ids)
+    first.member_ids.remove(mover)
+    second.member_ids.append(mover)
+    users_before = list(DirectoryUser.objects.order_by("id").values_list("id", "synced_at"))
+    units_before = list(AdministrativeUnit.objects.order_by("id").values_list("id", "synced_at"))
+
+    sync()
+
+    assert DirectorySync.objects.latest().summary == {"members_added": 1, "members_removed": 1}
+    assert AUMembership.objects.filter(administrative_unit_id=second.id, user_id=mover).exists()
+    assert not AUMembership.objects.filter(administrative_unit_id=first.id, user_id=mover).exists()
+    # No user or store row was rewritten: their synced_at stayed as the first run left it.
+    assert list(DirectoryUser.objects.order_by("id").values_list("id", "synced_at")) == users_before
+    assert (
+        list(AdministrativeUnit.objects.order_by("id").values_list("id", "synced_at"))
+        == units_before
+    )

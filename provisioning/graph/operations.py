@@ -74,7 +74,11 @@ def me_transitive_member_of(client: GraphClient) -> Iterator[DirectoryObject]:
 
 
 def administrative_unit_list(client: GraphClient) -> Iterator[AdministrativeUnit]:
-    """List AUs — [G1] api/directory-list-administrativeunits.md."""
+    """List AUs — [G1] api/directory-list-administrativeunits.md.
+
+    The page names `$count, $select, $search, $filter, $expand` but not `$top`, so Lanyard takes
+    Graph's default page size and follows `@odata.nextLink` (docs/graph-contract.md §4.2, §4.3).
+    """
     req = GraphRequest(
         "GET", url("/directory/administrativeUnits", select="id,displayName,description,visibility")
     )

@@ -24,10 +24,15 @@ class Command(BaseCommand):
             "status columns); otherwise the hourly scheduled sync does it in the background.",
         )
 
+    def _progress(self, done: int, total: int, members: int) -> None:
+        # A line every 100 stores (and at the last one): enough to see a 2,000-store sync move.
+        if done % 100 == 0 or done == total:
+            self.stdout.write(f"stores {done}/{total}, members {members}")
+
     def handle(self, *args, **options) -> None:
         client = get_app_client()
         try:
-            summary = directory.directory_sync_recorded(client=client)
+            summary = directory.directory_sync_recorded(client=client, progress=self._progress)
             if options["with_method_state"]:
                 for unit in AdministrativeUnit.objects.all():
                     worker_state.worker_states_refresh_for_unit(client=client, unit=unit)
