@@ -370,7 +370,7 @@ LOGGING = {
 
 # Progress polling (docs/architecture.md §11.1): a manager's action polls its status fragment
 # every 150 ms while it is young, backing off to once a second (portal/templatetags/polling.py);
-# OPERATION_POLL_FIXED restores the fixed 1 s poll (the benchmark's baseline, bench/click_to_pin.py).
+# OPERATION_POLL_FIXED restores the fixed 1 s poll (the baseline of bench/click_to_pin.py).
 OPERATION_POLL_FIXED = env_bool("OPERATION_POLL_FIXED", False)
 # How often a kiosk's print queue polls for new sheets, in seconds: a manager standing at the
 # printer sees a sheet within about this long.
