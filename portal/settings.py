@@ -368,6 +368,14 @@ LOGGING = {
 
 # --- Badges and kiosks ---------------------------------------------------------------------------
 
+# Progress polling (docs/architecture.md §11.1): a manager's action polls its status fragment
+# every 150 ms while it is young, backing off to once a second (portal/templatetags/polling.py);
+# OPERATION_POLL_FIXED restores the fixed 1 s poll (the baseline of bench/click_to_pin.py).
+OPERATION_POLL_FIXED = env_bool("OPERATION_POLL_FIXED", False)
+# How often a kiosk's print queue polls for new sheets, in seconds: a manager standing at the
+# printer sees a sheet within about this long.
+KIOSK_POLL_SECONDS = env_int("KIOSK_POLL_SECONDS", 1, minimum=1)
+
 # A kiosk pairing code works once, for this many minutes (badges/kiosks.py).
 KIOSK_PAIRING_MINUTES = env_int("KIOSK_PAIRING_MINUTES", 15, minimum=1)
 # How long a kiosk's device credential (its cookie) lasts before it must be paired again.

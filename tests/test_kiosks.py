@@ -242,7 +242,7 @@ def test_a_kiosk_prints_its_stores_sheet_and_the_payloads_are_destroyed(
     home = alice_kiosk.get("/badges/kiosk/")
     body = home.content.decode()
     assert f"Sheet {job.pk}" in body and "Open PDF to print" in body
-    assert 'hx-trigger="every 10s"' in body
+    assert 'hx-trigger="every 1s"' in body
     fragment = alice_kiosk.get("/badges/kiosk/", **HTMX)
     assert 'id="queue"' in fragment.content.decode() and "<html" not in fragment.content.decode()
 

@@ -287,7 +287,7 @@ def test_progress_then_one_kiosk_sheet_and_pin_slips_once(alice_client, alice_st
     started = _start(alice_client, alice_store, ids)
     job = BulkJob.objects.get()
     assert f"/stores/{alice_store}/jobs/{job.pk}/" in started.content.decode()
-    assert 'hx-trigger="every 1s"' in started.content.decode()
+    assert 'hx-trigger="load delay:150ms, poll-retry delay:1s"' in started.content.decode()
     polling = alice_client.get(f"/stores/{alice_store}/jobs/{job.pk}/", **HTMX)
     assert polling.status_code == 200 and "Working" in polling.content.decode()
     run_job(job.pk)

@@ -39,7 +39,7 @@ def test_the_operation_poll_costs_a_constant_few_queries(
     # The operation with its store, in the manager's scope; the worker, a member of the store.
     with django_assert_num_queries(SESSION_AND_USER + 2):
         response = alice_client.get(url, **HTMX)
-    assert response.status_code == 200 and "every 1s" in response.content.decode()
+    assert response.status_code == 200 and "load delay:150ms" in response.content.decode()
 
     from provisioning.tasks import operation_run
 

@@ -70,4 +70,15 @@
     }
     if (name || box.name === "worker") countSelected(form);
   });
+  // Progress fragments poll through `load delay:…` chains: each answer carries the next poll
+  // (portal/templatetags/polling.py). A failed poll (a proxy's 502, a dropped connection) would
+  // end the chain, so try again a second later, as the fixed `every 1s` poll used to.
+  function pollAgain(event) {
+    var elt = event.detail && event.detail.elt;
+    if (!elt || !elt.matches || !elt.matches("[data-poll]") || !window.htmx) return;
+    if (event.type === "htmx:afterRequest" && !event.detail.failed) return;
+    window.htmx.trigger(elt, "poll-retry");
+  }
+  document.addEventListener("htmx:afterRequest", pollAgain);
+  document.addEventListener("htmx:sendError", pollAgain);
 })();
