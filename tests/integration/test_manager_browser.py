@@ -140,6 +140,8 @@ def test_a_manager_runs_the_qr_flows_in_a_browser(
     form.get_by_role("button", name="Add QR code + PIN").click()
     card = _wait_done(page, "Add QR code + PIN")
     card.locator("img.qr-preview").wait_for()
+    # The preview is drawn from the vault: wait until the browser has it (or its load failed).
+    page.wait_for_function("() => document.querySelector('img.qr-preview').complete")
     assert page.evaluate("document.querySelector('img.qr-preview').naturalWidth") > 0
     assert tenant.qr_methods[worker.id].pin.code == KNOWN_PIN
     page.screenshot(path=SCREENSHOTS / "qr-added.png", full_page=True, caret="initial")
