@@ -229,6 +229,18 @@ def kiosks_standing_check_on_sync(sender, **kwargs) -> None:
     kiosks_standing_check()
 
 
+def _kiosk_audit(*, kiosk: Kiosk, actor: AbstractUser, action: str) -> None:
+    """One audit event per store the kiosk serves: each store's activity shows it."""
+    for store in kiosk.stores.all():
+        audit.record(
+            actor=actor,
+            action=action,
+            outcome="succeeded",
+            administrative_unit_id=store.id,
+            target_label=f"kiosk {kiosk.name}",
+        )
+
+
 def kiosk_confirm(*, kiosk: Kiosk, actor: AbstractUser) -> bool:
     """`actor` — a manager of every store of the kiosk, or an IT admin (the caller checked) —
     answers for the kiosk from now on; a suspended kiosk prints again."""
@@ -239,14 +251,7 @@ def kiosk_confirm(*, kiosk: Kiosk, actor: AbstractUser) -> bool:
         if not updated:
             return False
         kiosk.refresh_from_db()
-        for store in kiosk.stores.all():
-            audit.record(
-                actor=actor,
-                action="kiosk-confirmed",
-                outcome="succeeded",
-                administrative_unit_id=store.id,
-                target_label=f"kiosk {kiosk.name}",
-            )
+        _kiosk_audit(kiosk=kiosk, actor=actor, action="kiosk-confirmed")
     return True
 
 
@@ -262,14 +267,7 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: AbstractUser) -> bool:
         if not updated:
             return False
         kiosk.refresh_from_db()
-        for store in kiosk.stores.all():
-            audit.record(
-                actor=actor,
-                action="kiosk-revoked",
-                outcome="succeeded",
-                administrative_unit_id=store.id,
-                target_label=f"kiosk {kiosk.name}",
-            )
+        _kiosk_audit(kiosk=kiosk, actor=actor, action="kiosk-revoked")
     return True
 
 

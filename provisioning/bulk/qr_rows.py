@@ -249,11 +249,7 @@ def _reissue(job: BulkJob, row: Row, token: str, client: GraphClient) -> None:
     except InteractionRequired:
         raise  # the engine ends the job's remaining rows with "sign in again"
     except GraphError as exc:
-        if exc.permanent:
-            row_finish(row, token, Row.Status.FAILED, _explain_qr(exc),
-                       graph_request_id=exc.request_id or "")  # fmt: skip
-        else:
-            row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
+        _row_graph_error(row, token, exc)
         return
     try:
         with transaction.atomic():
@@ -294,11 +290,7 @@ def renew_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) 
                        graph_request_id=exc.request_id or "")  # fmt: skip
             continue
         except GraphError as exc:
-            if exc.permanent:
-                row_finish(row, token, Row.Status.FAILED, _explain_qr(exc),
-                           graph_request_id=exc.request_id or "")  # fmt: skip
-            else:
-                row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
+            _row_graph_error(row, token, exc)
             continue
         try:
             with transaction.atomic():
@@ -309,3 +301,13 @@ def renew_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) 
         except ClaimLost:
             if issued.payload_secret_id:
                 vault.secret_destroy(secret_id=issued.payload_secret_id, reason="superseded")
+
+
+def _row_graph_error(row: Row, token: str, exc: GraphError) -> None:
+    """A re-issue or renewal Graph refused: a permanent error fails the row with the reason, a
+    transient one puts it back for a later attempt (after Retry-After when Graph gave one)."""
+    if exc.permanent:
+        row_finish(row, token, Row.Status.FAILED, _explain_qr(exc),
+                   graph_request_id=exc.request_id or "")  # fmt: skip
+    else:
+        row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
