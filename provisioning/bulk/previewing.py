@@ -1,4 +1,4 @@
-"""Previews run as a task, never inside the request (docs/architecture.md §7.2).
+"""Previews run as a task, never inside the request (docs/architecture.md §11.2).
 
 Checking 10,000 users Lanyard has not synced means 500 `$batch` reads, so the IT admin's request
 does only what needs no Graph: the upload view reads the file's shape (csvfile.read_rows: size,
