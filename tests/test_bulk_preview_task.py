@@ -6,6 +6,7 @@ previewed, when the preview fails, when the job is discarded, or when it expires
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import timedelta
@@ -141,7 +142,8 @@ def test_the_upload_returns_at_once_and_a_task_previews_it_with_progress(
         assert pin.encode() not in dump
         assert all(pin not in message for message in task_messages)
         assert pin not in caplog.text
-    assert task_messages and all(str(job.pk) in message for message in task_messages)
+    # The task's only argument is the job's id.
+    assert [json.loads(message) for message in task_messages] == [{"args": [job.pk], "kwargs": {}}]
 
 
 def test_a_small_upload_takes_the_same_path(charlie_client, bulk_graph, run_tasks):
