@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from badges import pin_slips, print_jobs
 from portal.admin_forms import ConfirmForm, GroupSourceForm, StoreSourceForm, UploadForm
@@ -31,9 +31,8 @@ from portal.http import (
     partial,
     upload_body_too_large,
 )
-from provisioning.bulk import csvfile, jobs, preview, selectors, sources
+from provisioning.bulk import csvfile, jobs, previewing, selectors
 from provisioning.directory import administrative_unit_list_unreadable
-from provisioning.graph import GraphError
 from provisioning.models import BulkJob
 from provisioning.privileged import admin_group_warning
 from provisioning.qr_policy import POLICY_UNREADABLE, qr_policy_current, qr_policy_unreadable
@@ -115,19 +114,13 @@ def _bulk_upload(request: SignedInRequest, capped: CappedUploadHandler) -> HttpR
         except csvfile.FileProblem as exc:
             form.add_error("file", str(exc))
         else:
-            key = "userPrincipalName" if kind == "qr" else "UPN"
-            inputs = [preview.RowInput(r.line, r.values[key], r.values) for r in rows]
-            try:
-                job = preview.bulk_job_preview(
-                    kind=kind, source=BulkJob.Source.CSV, source_label=upload.name or "upload.csv",
-                    inputs=inputs, created_by=request.user,
-                )  # fmt: skip
-            except GraphError as exc:
-                form.add_error(
-                    None, f"Lanyard could not check the users in Entra: {exc} Try again."
-                )
-            else:
-                return redirect("itadmin:bulk-job", job_id=job.pk)
+            # Only the file's shape is checked here; the users are checked by a task, and the
+            # job's page shows its progress (provisioning/bulk/previewing.py).
+            job = previewing.bulk_preview_start_upload(
+                kind=kind, rows=rows, source_label=upload.name or "upload.csv",
+                created_by=request.user,
+            )  # fmt: skip
+            return redirect("itadmin:bulk-job", job_id=job.pk)
     return render(request, "portal/admin/bulk_list.html", _list_context(upload_form=form),
                   status=400)  # fmt: skip
 
@@ -138,23 +131,10 @@ def bulk_source(request: SignedInRequest) -> HttpResponse:
     which = request.POST.get("source")
     form = GroupSourceForm(request.POST) if which == "group" else StoreSourceForm(request.POST)
     if which in ("group", "store") and form.is_valid():
-        try:
-            if which == "group":
-                label, inputs, people = sources.group_members(
-                    group_id=form.cleaned_data["group_id"]
-                )
-                ref = form.cleaned_data["group_id"]
-            else:
-                label, inputs, people = sources.store_members(au_id=form.cleaned_data["au_id"])
-                ref = form.cleaned_data["au_id"]
-        except (sources.SourceProblem, GraphError) as exc:
-            form.add_error(None, str(exc))
-        else:
-            job = preview.bulk_job_preview(
-                kind=BulkJob.Kind.QR, source=which, source_ref=ref, source_label=label,
-                inputs=inputs, people=people, created_by=request.user,
-            )  # fmt: skip
-            return redirect("itadmin:bulk-job", job_id=job.pk)
+        # The members are read and checked by the preview task, as an upload's rows are.
+        ref = form.cleaned_data["group_id" if which == "group" else "au_id"]
+        job = previewing.bulk_preview_start_source(source=which, ref=ref, created_by=request.user)
+        return redirect("itadmin:bulk-job", job_id=job.pk)
     key = "group_form" if which == "group" else "store_form"
     return render(request, "portal/admin/bulk_list.html", _list_context(**{key: form}), status=400)
 
@@ -199,8 +179,14 @@ def bulk_job_detail(request: SignedInRequest, job_id: int) -> HttpResponse:
 @require_GET
 @it_admin_required
 def bulk_job_progress(request: SignedInRequest, job_id: int) -> HttpResponse:
-    """The progress fragment; polling stops once the job is over."""
+    """The progress fragment; polling stops once the job is over. While the rows are checked
+    against Entra, the preview's progress; once the preview is ready (or failed), htmx reloads
+    the page, which then shows it."""
     job = _job(job_id)
+    if job.status == BulkJob.Status.PREVIEWING:
+        return render(request, f"{TEMPLATE}#checking", {"job": job})
+    if request.htmx and request.GET.get("stage") == "preview":
+        return HttpResponseClientRefresh()
     context = _detail_context(request, job)
     response = render(request, f"{TEMPLATE}#progress", context)
     if request.htmx and not context["active"]:

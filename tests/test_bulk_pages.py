@@ -23,8 +23,13 @@ def charlie_client(client, charlie, bulk_graph, directory):
     return client
 
 
-def _upload(client, data: bytes, kind: str = "qr", name: str = "w.csv"):
-    return client.post("/admin/bulk/new", {"kind": kind, "file": SimpleUploadedFile(name, data)})
+def _upload(client, data: bytes, kind: str = "qr", name: str = "w.csv", run_tasks=None):
+    """Upload a file; with `run_tasks`, its preview task runs before this returns."""
+    post = {"kind": kind, "file": SimpleUploadedFile(name, data)}
+    if run_tasks is None:
+        return client.post("/admin/bulk/new", post)
+    with run_tasks():
+        return client.post("/admin/bulk/new", post)
 
 
 def test_it_admins_only(client, alice, bulk_graph, directory):
@@ -58,7 +63,9 @@ def test_a_file_level_problem_is_shown_on_the_form(charlie_client):
 def test_upload_preview_confirm_progress_results(charlie_client, bulk_graph, run_tasks):
     workers = fresh_workers(bulk_graph, 6)
     upns = [w.user_principal_name for w in workers]
-    response = _upload(charlie_client, qr_csv(upns, extra=["=cmd|' /C calc'!A0,,,"]))
+    response = _upload(
+        charlie_client, qr_csv(upns, extra=["=cmd|' /C calc'!A0,,,"]), run_tasks=run_tasks
+    )
     assert response.status_code == 302
     job = BulkJob.objects.get()
     page = charlie_client.get(response["Location"])
@@ -147,30 +154,45 @@ def test_badges_and_pin_slips_once(charlie_client, bulk_graph, make_qr_job):
     assert all(r.pin_printed_at for r in job.rows.all())
 
 
-def test_a_group_is_a_source(charlie_client, bulk_graph):
+def test_a_group_is_a_source(charlie_client, bulk_graph, run_tasks):
     nested = next(g for g in bulk_graph.tenant.groups.values() if "Tokyo" in g.display_name)
+    # Its members are read and checked by the preview task, not in the request.
     response = charlie_client.post("/admin/bulk/source", {"source": "group", "group_id": nested.id})
     assert response.status_code == 302
     job = BulkJob.objects.get()
-    assert job.source == "group" and job.summary["rows"] >= 50
-    missing = charlie_client.post("/admin/bulk/source", {"source": "group", "group_id": "nope"})
-    assert missing.status_code == 400 and b"No group" in missing.content
+    assert job.status == "previewing" and not job.rows.exists()
+    with run_tasks():
+        response = charlie_client.post(
+            "/admin/bulk/source", {"source": "group", "group_id": nested.id}
+        )
+    job = BulkJob.objects.get(pk=response["Location"].split("/")[-2])
+    assert job.status == "draft" and job.source == "group" and job.summary["rows"] >= 50
+    assert job.source_label == nested.display_name
+    with run_tasks():
+        missing = charlie_client.post("/admin/bulk/source", {"source": "group", "group_id": "nope"})
+    page = charlie_client.get(missing["Location"])
+    assert b"The preview failed." in page.content and b"No group" in page.content
+    assert BulkJob.objects.order_by("-pk").first().status == "cancelled"
 
 
-def test_a_store_is_a_source(charlie_client, bulk_graph):
+def test_a_store_is_a_source(charlie_client, bulk_graph, run_tasks):
     store = bulk_graph.people.stores[1]
-    response = charlie_client.post("/admin/bulk/source", {"source": "store", "au_id": store})
+    with run_tasks():
+        response = charlie_client.post("/admin/bulk/source", {"source": "store", "au_id": store})
     assert response.status_code == 302
-    assert BulkJob.objects.get().source == "store"
+    job = BulkJob.objects.get()
+    assert job.source == "store" and job.status == "draft" and job.rows.exists()
 
 
 def test_the_admin_pages_say_when_the_policy_cannot_be_read(
-    charlie_client, bulk_graph, qr_policy_unreadable
+    charlie_client, bulk_graph, qr_policy_unreadable, run_tasks
 ):
     page = charlie_client.get("/admin/").content.decode()
     assert "the minimum PIN length and the standard QR lifetime are unknown" in page
     response = _upload(
-        charlie_client, qr_csv([fresh_workers(bulk_graph, 1)[0].user_principal_name])
+        charlie_client,
+        qr_csv([fresh_workers(bulk_graph, 1)[0].user_principal_name]),
+        run_tasks=run_tasks,
     )
     job = BulkJob.objects.get()
     detail = charlie_client.get(f"/admin/bulk/{job.pk}/").content.decode()

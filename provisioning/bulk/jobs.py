@@ -36,6 +36,8 @@ def bulk_job_confirm(
     """Start a previewed job, only if it is exactly what was previewed under the same policy."""
     with transaction.atomic():
         job = BulkJob.objects.select_for_update().get(pk=job.pk)
+        if job.status == BulkJob.Status.PREVIEWING:
+            raise JobRefused("The preview is not ready yet: wait for it, then confirm.")
         if job.status != BulkJob.Status.DRAFT:
             raise JobRefused("This job has already been confirmed or cancelled.")
         rows = list(job.rows.all())
@@ -86,11 +88,17 @@ def bulk_job_confirm(
 def bulk_job_cancel(*, job: BulkJob, cancelled_by: AbstractUser | None) -> int:
     """Stop a job: rows not started are cancelled; rows being worked finish their step."""
     with transaction.atomic():
-        updated = BulkJob.objects.filter(
-            pk=job.pk, status__in=[BulkJob.Status.DRAFT, BulkJob.Status.RUNNING]
-        ).update(status=BulkJob.Status.CANCELLED)
+        active = [BulkJob.Status.PREVIEWING, BulkJob.Status.DRAFT, BulkJob.Status.RUNNING]
+        updated = BulkJob.objects.filter(pk=job.pk, status__in=active).update(
+            status=BulkJob.Status.CANCELLED
+        )
         if not updated:
             raise JobRefused("This job is not running.")
+        # Discarded while previewing: the sealed upload goes now (its task, if it runs, finds
+        # the job cancelled and writes nothing).
+        upload = BulkJob.objects.filter(pk=job.pk).values_list("upload_secret_id", flat=True)[0]
+        if upload:
+            vault.secret_destroy(secret_id=upload, reason="cancelled")
         # A row whose write may have reached Graph is not cancelled: it is still resolved.
         cancelling = Row.objects.filter(
             job=job, status=Row.Status.PENDING, write_sent_at__isnull=True

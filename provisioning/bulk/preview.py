@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -53,6 +53,16 @@ PHONE_COLUMNS = (
 UPN_SHAPE = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _TRUE = {"true", "yes", "y", "1", "x", "$true"}
 _FALSE = {"false", "no", "n", "0", "", "$false"}
+# How many unknown users a progress report stands for: five $batch reads of 20.
+LOOKUP_PROGRESS_STEP = 100
+
+# progress(users looked up so far, users to look up): optional, for a preview run as a task.
+Progress = Callable[[int, int], None]
+
+
+class PreviewSuperseded(Exception):
+    """The job given to bulk_job_preview is no longer previewing (discarded, or another run of
+    its task filled it first): nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +152,13 @@ def current_policy() -> Policy:
 # -- users ----------------------------------------------------------------------------------
 
 
-def people_lookup(upns: Iterable[str], *, client: GraphClient | None = None) -> dict[str, Person]:
-    """UPN (lower-case) → Person: the directory cache first, then Graph ($batch reads)."""
+def people_lookup(
+    upns: Iterable[str], *, client: GraphClient | None = None, progress: Progress | None = None
+) -> dict[str, Person]:
+    """UPN (lower-case) → Person: the directory cache first, then Graph ($batch reads).
+
+    `progress(done, total)`, if given, is called after the cache and after every
+    LOOKUP_PROGRESS_STEP users read from Graph (the upload page's progress bar)."""
     # Only things shaped like a UPN are looked up; the rest is reported "no such user".
     wanted = {u.strip().lower() for u in upns if UPN_SHAPE.fullmatch((u or "").strip())}
     found: dict[str, Person] = {}
@@ -153,6 +168,8 @@ def people_lookup(upns: Iterable[str], *, client: GraphClient | None = None) -> 
     for user in cached:
         found[user.user_principal_name.lower()] = Person.from_directory(user)
     missing = sorted(wanted - found.keys())
+    if progress:
+        progress(len(wanted) - len(missing), len(wanted))
     if missing:
         client = client or get_app_client()
         # UPNs with reserved characters (a guest's "#EXT#") are read one by one: $batch item
@@ -165,18 +182,24 @@ def people_lookup(upns: Iterable[str], *, client: GraphClient | None = None) -> 
                 if not exc.permanent:
                     raise
                 logger.info("User lookup refused for a bulk row: %s", exc)
-        requests_ = [
-            GraphRequest(
-                "GET", operations.url(f"/users/{quote(upn, safe='@')}", select=USER_SELECT)
-            )
-            for upn in missing
-        ]
-        for upn, result in zip(missing, client.batch(requests_), strict=True):
-            if result.ok and isinstance(result.body, dict) and result.body.get("id"):
-                found[upn] = Person.from_graph(GraphUser.from_graph(result.body))
-            elif result.error is not None and not result.error.permanent:
-                # Not "no such user": Graph could not answer. Say so rather than guess.
-                raise result.error
+        # Sent a step at a time only to report progress: each step is whole $batch requests.
+        step = LOOKUP_PROGRESS_STEP if progress else max(1, len(missing))
+        for start in range(0, len(missing), step):
+            chunk = missing[start : start + step]
+            requests_ = [
+                GraphRequest(
+                    "GET", operations.url(f"/users/{quote(upn, safe='@')}", select=USER_SELECT)
+                )
+                for upn in chunk
+            ]
+            for upn, result in zip(chunk, client.batch(requests_), strict=True):
+                if result.ok and isinstance(result.body, dict) and result.body.get("id"):
+                    found[upn] = Person.from_graph(GraphUser.from_graph(result.body))
+                elif result.error is not None and not result.error.permanent:
+                    # Not "no such user": Graph could not answer. Say so rather than guess.
+                    raise result.error
+            if progress:
+                progress(len(wanted) - len(missing) + start + len(chunk), len(wanted))
     return found
 
 
@@ -531,6 +554,27 @@ def preview_hash(*, kind: str, policy: dict[str, Any], rows: Iterable[BulkJobRow
 # -- the service ----------------------------------------------------------------------------
 
 
+def _previewing_job_take(job: BulkJob, *, policy: Policy, source_label: str) -> BulkJob:
+    """Lock a previewing job and turn it into the draft these rows go into (inside the caller's
+    transaction). A second run of its task finds it a draft already, so rows are never created
+    twice; rows of an earlier, interrupted run cannot exist (rows are written in one
+    transaction), but any are replaced all the same."""
+    taken = (
+        BulkJob.objects.select_for_update()
+        .filter(pk=job.pk, status=BulkJob.Status.PREVIEWING)
+        .first()
+    )
+    if taken is None:
+        raise PreviewSuperseded(f"Bulk job {job.pk} is no longer previewing.")
+    taken.rows.all().delete()
+    taken.status = BulkJob.Status.DRAFT
+    taken.policy = policy.as_dict()
+    taken.source_label = source_label[:300]
+    taken.preview_done = taken.preview_total
+    taken.save(update_fields=["status", "policy", "source_label", "preview_done"])
+    return taken
+
+
 def bulk_job_preview(
     *,
     kind: str,
@@ -541,15 +585,21 @@ def bulk_job_preview(
     source_ref: str = "",
     people: dict[str, Person] | None = None,
     client: GraphClient | None = None,
+    job: BulkJob | None = None,
+    progress: Progress | None = None,
 ) -> BulkJob:
-    """Check every row and store the plan as a draft job; nothing is written to Entra."""
+    """Check every row and store the plan as a draft job; nothing is written to Entra.
+
+    With `job` (a job in status "previewing", made by previewing.py), that job receives the
+    rows and becomes the draft, only if it is still previewing (else PreviewSuperseded, nothing
+    written); `progress` reports the user lookups (people_lookup)."""
     if kind not in BulkJob.Kind.values:
         raise ValueError(f"unknown kind {kind!r}")
     if source == BulkJob.Source.RENEW and kind != BulkJob.Kind.QR:
         raise ValueError("a renewal is a QR job")
     policy = current_policy()
     if people is None:
-        people = people_lookup([i.upn for i in inputs], client=client)
+        people = people_lookup([i.upn for i in inputs], client=client, progress=progress)
     # Only frontline workers: never an administrator or a user outside the synced stores
     # (docs/architecture.md §5).
     privileged_accounts_ensure_fresh(client=client)
@@ -582,7 +632,9 @@ def bulk_job_preview(
     if kind == BulkJob.Kind.QR:
         _policy_refusals(plans, client=client)
     with transaction.atomic():
-        job = BulkJob.objects.create(
+        if job is not None:
+            job = _previewing_job_take(job, policy=policy, source_label=source_label)
+        job = job or BulkJob.objects.create(
             kind=kind,
             source=source,
             # A renewal (the insights page) replaces standard QR codes, as a manager's "Renew" does.

@@ -41,6 +41,9 @@ class BulkJob(models.Model):
         RENEW = "renew", "Renew QR codes"
 
     class Status(models.TextChoices):
+        # An upload (or a group/store) whose rows a task is checking against Entra; it becomes
+        # a draft when the preview is ready (provisioning/bulk/previewing.py).
+        PREVIEWING = "previewing", "checking the rows against Entra"
         DRAFT = "draft", "previewed, waiting for confirmation"
         RUNNING = "running"
         FINISHED = "finished"
@@ -81,12 +84,21 @@ class BulkJob(models.Model):
     preview_hash = models.CharField(max_length=64)
     policy = models.JSONField(default=dict, blank=True)  # pin_length, lifetime_days, region
     summary = models.JSONField(default=dict, blank=True)  # counts at preview time
+    # While previewing: users looked up so far / to look up (the page's progress bar), the
+    # uploaded rows, encrypted in the vault until the preview has vaulted their PINs, and why a
+    # preview failed (the job then ends cancelled, with no rows).
+    preview_done = models.PositiveIntegerField(default=0)
+    preview_total = models.PositiveIntegerField(default=0)
+    upload_secret_id = models.BigIntegerField(null=True, blank=True)
+    preview_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(status__in=["draft", "running", "finished", "cancelled"]),
+                condition=models.Q(
+                    status__in=["previewing", "draft", "running", "finished", "cancelled"]
+                ),
                 name="bulkjob_status_valid",
             )
         ]

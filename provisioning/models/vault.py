@@ -12,6 +12,9 @@ class VaultSecret(models.Model):
     class Kind(models.TextChoices):
         PIN = "pin"
         QR_PAYLOAD = "qr_payload"
+        # The rows of an uploaded bulk CSV (they may hold custom PINs) until its preview task
+        # has read them; owner "bulkjob:<id>" (provisioning/bulk/previewing.py).
+        UPLOAD = "bulk_upload"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     owner_id = models.CharField(max_length=36, db_index=True)  # the worker's Entra object id
