@@ -7,8 +7,9 @@ members of a synced store who hold no directory role (tenant-wide or AU-scoped, 
 through a role-assignable group, PIM activations included) and are not IT admins.
 
 `privileged_accounts_refresh` reads, with the app identity:
-- the active role assignments, tenant-wide (`directoryScopeId eq '/'`) and over every
-  administrative unit (`directoryScopeId eq '/administrativeUnits/{id}'`), with their principal
+- the active role assignments, tenant-wide (`directoryScopeId '/'`) and over every
+  administrative unit (`'/administrativeUnits/{id}'`), 15 scopes to a `directoryScopeId in (…)`
+  filter and 20 such reads to a `$batch`, with their principal
   expanded to tell users from groups ([G1] api/rbacapplication-list-roleassignments.md,
   `RoleManagement.Read.Directory`; docs/graph-contract.md §4.4) — eligible PIM assignments are
   not listed until activated;
@@ -68,12 +69,8 @@ def privileged_accounts_read(
     if unit_ids is None:
         unit_ids = [unit.id for unit in operations.administrative_unit_list(client)]
     scopes = ["/", *(f"/administrativeUnits/{unit_id}" for unit_id in unit_ids)]
-    for scope in scopes:
-        found.assignments.extend(
-            operations.role_assignments_list(
-                client, filter=f"directoryScopeId eq '{scope}'", expand_principal=True
-            )
-        )
+    # 15 scopes a filter, 20 filters a $batch: 2,000 stores cost 7 requests, not 2,001.
+    found.assignments.extend(operations.role_assignments_for_scopes(client, scopes))
     for assignment in found.assignments:
         group_id = assignment.principal_id
         if assignment.principal_type == GROUP_TYPE and group_id not in found.group_members:
