@@ -117,11 +117,11 @@ def privileged_accounts_store(found: PrivilegedAccounts) -> dict[str, int]:
     with transaction.atomic():
         # One refresh at a time: the snapshot row is the lock (parallel bulk tasks may refresh).
         PrivilegedAccountsSnapshot.objects.select_for_update().filter(pk=1).first()
-        DirectoryRoleHolder.objects.all().delete()
-        DirectoryRoleHolder.objects.bulk_create(holders, batch_size=500)
-        AdminGroupMember.objects.all().delete()
+        _holders_replace(holders)
+        admins_now = set(AdminGroupMember.objects.values_list("user_id", flat=True))
+        AdminGroupMember.objects.exclude(user_id__in=found.admin_members).delete()
         AdminGroupMember.objects.bulk_create(
-            [AdminGroupMember(user_id=user_id) for user_id in sorted(found.admin_members)],
+            [AdminGroupMember(user_id=u) for u in sorted(found.admin_members - admins_now)],
             batch_size=500,
         )
         PrivilegedAccountsSnapshot.objects.update_or_create(
@@ -137,6 +137,22 @@ def privileged_accounts_store(found: PrivilegedAccounts) -> dict[str, int]:
         "role_holders": len({h.user_id for h in holders}),
         "it_admins": len(found.admin_members),
     }
+
+
+_HOLDER_FIELDS = ("user_id", "role_definition_id", "directory_scope_id", "via_group_id",
+                  "via_group_name")  # fmt: skip
+
+
+def _holders_replace(holders: list[DirectoryRoleHolder]) -> None:
+    """Make the recorded holders equal `holders`, writing only the rows that differ (an hourly
+    sync of an unchanged tenant writes nothing here)."""
+    wanted = {tuple(getattr(h, name) for name in _HOLDER_FIELDS): h for h in holders}
+    stale = []
+    for row_id, *values in DirectoryRoleHolder.objects.values_list("id", *_HOLDER_FIELDS):
+        if wanted.pop(tuple(values), None) is None:
+            stale.append(row_id)  # no longer held, or a duplicate
+    DirectoryRoleHolder.objects.filter(id__in=stale).delete()
+    DirectoryRoleHolder.objects.bulk_create(list(wanted.values()), batch_size=500)
 
 
 def privileged_accounts_refresh(

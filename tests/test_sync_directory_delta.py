@@ -25,6 +25,7 @@ from provisioning.graph import get_app_client
 from provisioning.models import (
     AdministrativeUnit,
     AUMembership,
+    DirectoryRoleHolder,
     DirectorySync,
     DirectorySyncState,
     DirectoryUser,
@@ -75,11 +76,18 @@ def test_a_warm_run_reads_only_the_delta_rounds(portal_graph):
     sync()
     full = requests_made(portal_graph)
     before = requests_made(portal_graph)
+    holders = sorted(DirectoryRoleHolder.objects.values_list("id", flat=True))
+    roles = synced_at(ScopedRoleAssignment)
     output = sync()
     warm = requests_made(portal_graph) - before
     assert "Warm sync" in output
+    assert "users delta: page 1, 0 changed users" in output  # progress, a line per page
+    assert "stores delta: page 1, 0 changed stores" in output
     assert DirectorySync.objects.latest().mode == "delta"
     assert DirectorySync.objects.latest().summary == {}
+    # Nothing changed in Entra: no role row was rewritten.
+    assert sorted(DirectoryRoleHolder.objects.values_list("id", flat=True)) == holders
+    assert synced_at(ScopedRoleAssignment) == roles
     # Two delta rounds, the role listing in one $batch and the IT admin group — not every store.
     stores = len(portal_graph.tenant.administrative_units)
     assert warm < full
