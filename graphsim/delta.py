@@ -36,6 +36,7 @@ annotation out for such a caller, as the members list refuses them (§4.3).
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import secrets
@@ -310,16 +311,23 @@ def _removed(object_id: str) -> dict:
     return {"id": object_id, "@removed": {"reason": "changed"}}
 
 
-def _initial_items(req: SimRequest, kind: str, state: dict[str, Any]) -> list[dict]:
+def _initial_items(
+    req: SimRequest, kind: str, state: dict[str, Any], offset: int, size: int
+) -> tuple[list[dict], int]:
+    """One page of the initial round (every object), and how many objects the round has. Only
+    the page is rendered: a 100,000-user round costs the same per page as a small one."""
     tenant = req.tenant
     wanted = state.get("f")
     select = state.get("sel")
+    table = tenant.users if kind == USERS else tenant.administrative_units
+    if wanted:
+        objects = [table[i] for i in wanted if i in table]
+        total, chosen = len(objects), objects[offset : offset + size]
+    else:
+        total, chosen = len(table), list(itertools.islice(table.values(), offset, offset + size))
     if kind == USERS:
-        users = [tenant.users[i] for i in wanted if i in tenant.users] if wanted else None
-        return [_render_user(u, select, None) for u in users or tenant.users.values()]
+        return [_render_user(u, select, None) for u in chosen], total
     tracks_members = select is None or "members" in select
-    units = tenant.administrative_units
-    chosen = [units[i] for i in wanted if i in units] if wanted else list(units.values())
     items = []
     for unit in chosen:
         members = None
@@ -329,7 +337,7 @@ def _initial_items(req: SimRequest, kind: str, state: dict[str, Any]) -> list[di
                 for member_id, odata_type in _unit_members(tenant, unit).items()
             ]
         items.append(_render_unit(req, unit, select, members))
-    return items
+    return items, total
 
 
 def _round_items(req: SimRequest, kind: str, state: dict[str, Any], tracker) -> list[dict]:
@@ -430,17 +438,18 @@ def _delta(req: SimRequest, kind: str) -> SimResponse:
                 }
             state["i"] = time.time()
         latest = (deltatoken or "").lower() == "latest"
+        offset = int(state.get("o", 0))
         if latest:
-            items: list[dict] = []
+            page: list[dict] = []
+            total = 0
         elif state["m"] == "initial":
-            items = _initial_items(req, kind, state)
+            page, total = _initial_items(req, kind, state, offset, page_size)
         else:
             items = _round_items(req, kind, state, tracker)
-        offset = int(state.get("o", 0))
-        page = items[offset : offset + page_size]
+            page, total = items[offset : offset + page_size], len(items)
         body: dict[str, Any] = {"@odata.context": context_url(req, kind)}
         base = req.version_url(req.path)
-        if offset + page_size < len(items):
+        if offset + page_size < total:
             following = _encode({**state, "o": offset + page_size})
             body["@odata.nextLink"] = f"{base}?$skiptoken={following}"
         else:
