@@ -24,9 +24,10 @@ What Graph documents, and graphsim serves:
 How graphsim knows what changed: tests and the control API change the tenant's dataclasses
 directly, so the `DeltaTracker` keeps a compact copy of what delta reports (per user the tracked
 property values, per AU its properties and member ids) and, when a round starts, compares the
-tenant with it and appends what differs to a change log. The copy is proportional to the tenant
-(tens of MB at 100,000 users); the log is bounded (`LOG_LIMIT` entries): a token older than the
-oldest entry kept is answered as expired, as Graph does for a token it can no longer serve.
+tenant with it and appends what differs to a change log. The copy is proportional to the tenant (28
+MB at 100,000 users in 2,000 stores; a scan takes about a second); the log is bounded (`LOG_LIMIT`
+entries): a token older than the oldest entry kept is answered as expired, as Graph does for a
+token it can no longer serve.
 
 DOC-GAP (docs/graph-contract.md §4.6): the AU page does not say whether `members@delta` lists
 the members of a hidden-membership AU to a caller without Member.Read.Hidden; graphsim leaves the

@@ -2,9 +2,12 @@
 
 `directory_sync` mirrors Entra into the cache with the app identity; it is incremental (only rows
 that changed are written) and idempotent (a second run with nothing changed in Entra writes
-nothing). `manager_scope_refresh` re-reads one manager's scoped roles with their own delegated token
-at sign-in, so a role granted or revoked in Entra counts from the next sign-in. Roles held through
-a role-assignable group count for each member of the group (docs/graph-contract.md §4.4).
+nothing). The first run reads every store (a full sync) and saves Graph's delta links; later runs
+follow them and read only what changed (a warm sync), falling back to a full sync when Graph no
+longer has the delta state (docs/graph-contract.md §4.6, docs/architecture.md §9).
+`manager_scope_refresh` re-reads one manager's scoped roles with their own delegated token at
+sign-in, so a role granted or revoked in Entra counts from the next sign-in. Roles held through a
+role-assignable group count for each member of the group (docs/graph-contract.md §4.4).
 """
 
 from __future__ import annotations
@@ -166,7 +169,8 @@ def directory_sync_run(
             mode = "resync"
     if summary is None:
         if mode == "full":
-            say("Full sync: reading every store (no saved delta links yet).")
+            why = "asked for" if full else "no saved delta links yet"
+            say(f"Full sync: reading every store ({why}).")
         summary = _full_sync_with_links(client=client, progress=progress)
     summary += it_admins_sync(client=client)
     directory_synced.send(sender=directory_sync)
