@@ -23,7 +23,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from provisioning.graph import GraphClient, GraphError, GraphForbidden, operations
+from provisioning.graph import GraphClient, GraphError, GraphForbidden, GraphNotFound, operations
 from provisioning.graph import models as graph_models
 from provisioning.graph.models import RoleAssignment, User
 from provisioning.models import (
@@ -256,11 +256,14 @@ def _delta_sync(*, client: GraphClient, links: dict[str, str], say: SyncNotice) 
     }
     units_link, rereads = _units_delta_apply(client, links[UNITS_COLLECTION], summary, say, now)
     new_links[UNITS_COLLECTION] = units_link
-    # Stores Entra hid from the last read are asked again, as a full sync would.
+    # Stores Entra hid from the last read are asked again, as a full sync would (with their
+    # current visibility, which decides how a refusal is read, §4.3).
     for row in AdministrativeUnit.objects.filter(members_unreadable_since__isnull=False):
-        rereads.setdefault(
-            row.id, graph_models.AdministrativeUnit(row.id, row.display_name, row.description)
-        )
+        if row.id not in rereads:
+            try:
+                rereads[row.id] = operations.administrative_unit_get(client, row.id)
+            except GraphNotFound:
+                continue  # deleted since the stores round: the next round reports it
     unit_ids = set(AdministrativeUnit.objects.values_list("id", flat=True)) | set(rereads)
     found = privileged_accounts_refresh(client=client, unit_ids=sorted(unit_ids))
     roles = RoleTemplateResolver(client)

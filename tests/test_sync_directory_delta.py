@@ -298,7 +298,9 @@ def test_a_sync_stopped_between_pages_keeps_the_saved_links(portal_graph):
         assert AdministrativeUnit.objects.get(id=unit.id).display_name == unit.display_name
 
 
-def test_a_hidden_store_stays_skipped_in_a_warm_sync(portal_graph):
+@pytest.mark.parametrize("status", [403, 400, 404])
+def test_a_hidden_store_stays_skipped_in_a_warm_sync(portal_graph, status):
+    portal_graph.sim.config.hidden_membership_status = status
     sync()
     hidden = [u for u in portal_graph.tenant.administrative_units.values() if u.visibility]
     assert hidden
