@@ -36,7 +36,17 @@ from urllib.parse import parse_qsl, urlencode
 
 from werkzeug.wrappers import Request, Response
 
-from graphsim import directory, identity, permissions, phone, policy, qrmethods, rbac, reports
+from graphsim import (
+    delta,
+    directory,
+    identity,
+    permissions,
+    phone,
+    policy,
+    qrmethods,
+    rbac,
+    reports,
+)
 from graphsim.errors import GraphError
 from graphsim.faults import FaultInjector, SimConfig
 from graphsim.http import Principal, Router, SimRequest, SimResponse
@@ -146,6 +156,7 @@ def build_router() -> Router:
     """All Graph routes: the directory first (its literal `$count`/`$ref` paths win), then the
     authentication-method, policy and report modules."""
     router = Router()
+    delta.register(router)  # before the directory: `delta` is not an object id
     directory.register(router)
     for module in (qrmethods, phone, policy, reports, rbac):
         module.register(router)

@@ -83,6 +83,17 @@ class SimConfig:
     pin_reset_requires_code: bool = False
     pin_reset_uses_code: bool = False
 
+    # Delta queries (docs/graph-contract.md §4.6, graphsim/delta.py). A state token dies when it is
+    # older than `delta_token_max_age_s` (seven days for directory objects), when the bounded
+    # change log no longer reaches back to it, or when `delta_epoch` changes (the switch tests and
+    # benchmarks flip to expire every token at once). Graph then answers `delta_expired_status`
+    # with code syncStateNotFound (410 Gone carries a Location header with the initial query).
+    # `delta_page_size`: objects per delta page (DOC-GAP: Graph says only that it varies).
+    delta_token_max_age_s: int = 7 * 24 * 3600
+    delta_epoch: int = 0
+    delta_expired_status: int = 410
+    delta_page_size: int = 200
+
     # Seed of the fault generator (re-seeded on reset).
     fault_seed: int = 1
 

@@ -11,6 +11,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Any
 
 # Role template ids (docs/graph-contract.md §4.4).
 AUTHENTICATION_ADMINISTRATOR = "c4e39bd9-1100-46d3-8c65-fb160da0071f"
@@ -230,6 +231,9 @@ class Tenant:
     # and the userRegistrationDetails throttle's request log, (tenant, app id) → request times.
     report_requests: dict[str, list[datetime]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    # The delta queries' change tracker (graphsim/delta.py), made at the first delta request; a
+    # copy of the tenant starts without one, so state tokens of a reset tenant are unknown.
+    delta_tracker: Any = field(default=None, repr=False, compare=False)
 
     # Lookup index by lower-cased id and UPN, rebuilt when the user set changes (10,000-user
     # tenants are looked up on every request). Not part of the tenant's data.
@@ -243,7 +247,7 @@ class Tenant:
         values = {
             f.name: copy.deepcopy(getattr(self, f.name), memo)
             for f in fields(self)
-            if f.name not in ("lock", "_index", "_index_size")
+            if f.name not in ("lock", "_index", "_index_size", "delta_tracker")
         }
         return Tenant(**values)
 

@@ -127,6 +127,20 @@ SUPPLEMENT: dict[str, dict[str, dict]] = {
             "Directory.ReadWrite.All",
         ),
     ),
+    # source: [G1] api/administrativeunit-delta.md (the map lacks it: its "not_in_map"). Delta
+    # needs the permissions that read the collection ([G] concepts/delta-query-overview.md
+    # "Prerequisites"); the page lists AdministrativeUnit.Read.All first (docs/graph-contract.md
+    # §4.6). Called by Lanyard's directory sync.
+    "GET /directory/administrativeunits/delta": _entry(
+        (
+            "AdministrativeUnit.Read.All",
+            "AdministrativeUnit.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+            "Directory.AccessAsUser.All",
+        ),
+        _AU_READ,
+    ),  # fmt: skip
     # source: [G1] api/directoryrole-list-members.md; same reads as GET /directoryroles/{id}.
     "GET /directoryroles/{id}/members": _entry(_ROLE_READ, _ROLE_READ),
     # source: [G1] api/unifiedroleassignment-get.md; the same least-privileged read as the list
@@ -174,7 +188,8 @@ def endpoint_key(method: str, path: str) -> str:
     """
     segments: list[str] = []
     previous = ""
-    for raw in path.strip("/").split("/"):
+    raws = path.strip("/").split("/")
+    for position, raw in enumerate(raws):
         segment = raw.lower()
         if not segment or segment in _SAME_ENDPOINT or segment.startswith("microsoft.graph."):
             continue
@@ -183,7 +198,10 @@ def endpoint_key(method: str, path: str) -> str:
             segments += [alternate.group(1), "{id}"]
             previous = "{id}"
             continue
-        segments.append("{id}" if previous in _KEYED else segment)
+        # `/users/delta`, `/directory/administrativeUnits/delta`: the delta function, not a key.
+        is_delta = segment == "delta" and position == len(raws) - 1
+        keyed = previous in _KEYED and not is_delta
+        segments.append("{id}" if keyed else segment)
         previous = segments[-1]
     if segments[:1] == ["administrativeunits"]:
         segments.insert(0, "directory")

@@ -24,7 +24,7 @@ from graphsim.model import Tenant
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_SKIP = {"lock", "_index", "_index_size"}
+_SKIP = {"lock", "_index", "_index_size", "delta_tracker"}  # not tenant data
 
 
 @functools.cache

@@ -2,9 +2,12 @@
 
 `directory_sync` mirrors Entra into the cache with the app identity; it is incremental (only rows
 that changed are written) and idempotent (a second run with nothing changed in Entra writes
-nothing). `manager_scope_refresh` re-reads one manager's scoped roles with their own delegated token
-at sign-in, so a role granted or revoked in Entra counts from the next sign-in. Roles held through
-a role-assignable group count for each member of the group (docs/graph-contract.md §4.4).
+nothing). The first run reads every store (a full sync) and saves Graph's delta links; later runs
+follow them and read only what changed (a warm sync), falling back to a full sync when Graph no
+longer has the delta state (docs/graph-contract.md §4.6, docs/architecture.md §9).
+`manager_scope_refresh` re-reads one manager's scoped roles with their own delegated token at
+sign-in, so a role granted or revoked in Entra counts from the next sign-in. Roles held through a
+role-assignable group count for each member of the group (docs/graph-contract.md §4.4).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from provisioning.graph import GraphClient, GraphError, GraphForbidden, operations
+from provisioning.graph import GraphClient, GraphError, GraphForbidden, GraphNotFound, operations
 from provisioning.graph import models as graph_models
-from provisioning.graph.models import User
+from provisioning.graph.models import RoleAssignment, User
 from provisioning.models import (
     AdministrativeUnit,
     AUMembership,
     DirectorySync,
+    DirectorySyncState,
     DirectoryUser,
     ScopedRoleAssignment,
 )
@@ -99,12 +103,110 @@ MEMBER_BATCH = 999
 SyncProgress = Callable[[int, int, int], None]
 
 
-def directory_sync(*, client: GraphClient, progress: SyncProgress | None = None) -> Counter[str]:
+# notice(line): a line for the person running the sync (the command prints it).
+SyncNotice = Callable[[str], None]
+
+USERS_COLLECTION = "users"
+UNITS_COLLECTION = "administrativeUnits"
+USER_TYPE = "#microsoft.graph.user"
+# Graph's answers to a delta link it can no longer serve (docs/graph-contract.md §4.6): 410 Gone
+# (with a Location to start over), or a 4xx with one of these codes. Either means a full sync.
+DELTA_GONE_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+
+
+def _delta_state_gone(exc: GraphError) -> bool:
+    return exc.status == 410 or (
+        exc.status is not None
+        and 400 <= exc.status < 500
+        and (exc.code or "").lower() in DELTA_GONE_CODES
+    )
+
+
+def directory_sync(
+    *,
+    client: GraphClient,
+    progress: SyncProgress | None = None,
+    notice: SyncNotice | None = None,
+    full: bool = False,
+) -> Counter[str]:
     """Mirror every AU, its user members and its scoped roles; remove what Entra no longer has.
 
-    `progress`, if given, is told after each store how many stores are done and how many members
-    were read so far (the `sync_directory` command prints it).
+    With saved delta links (docs/graph-contract.md §4.6) only what Graph's delta rounds report
+    is read and written (a warm sync); without them, with `full`, or when Graph says the delta
+    state is gone, every store is read (a full sync) and new links are saved. `progress` is told
+    after each store of a full sync; `notice` gets a line per delta page and says which kind of
+    sync ran.
     """
+    return directory_sync_run(client=client, progress=progress, notice=notice, full=full)[0]
+
+
+def directory_sync_run(
+    *,
+    client: GraphClient,
+    progress: SyncProgress | None = None,
+    notice: SyncNotice | None = None,
+    full: bool = False,
+) -> tuple[Counter[str], str]:
+    """directory_sync, and which kind ran: "delta", "full" or "resync" (full after Graph refused
+    a saved delta link)."""
+    say = notice or (lambda _line: None)
+    links = dict(DirectorySyncState.objects.values_list("collection", "delta_link"))
+    mode = "full"
+    summary: Counter[str] | None = None
+    if not full and USERS_COLLECTION in links and UNITS_COLLECTION in links:
+        say("Warm sync: following the saved delta links (only what changed in Entra).")
+        try:
+            summary = _delta_sync(client=client, links=links, say=say)
+            mode = "delta"
+        except GraphError as exc:
+            if not _delta_state_gone(exc):
+                raise
+            logger.warning("Directory sync: Graph refused the saved delta link (%s)", exc)
+            say(
+                f"Graph no longer has this sync's delta state (HTTP {exc.status} "
+                f"{exc.code or ''}): running a full sync, then saving new delta links."
+            )
+            mode = "resync"
+    if summary is None:
+        if mode == "full":
+            why = "asked for" if full else "no saved delta links yet"
+            say(f"Full sync: reading every store ({why}).")
+        summary = _full_sync_with_links(client=client, progress=progress)
+    summary += it_admins_sync(client=client)
+    directory_synced.send(sender=directory_sync)
+    return +summary, mode  # unary + drops the zero counts
+
+
+def _links_store(links: dict[str, str]) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for collection, link in links.items():
+            DirectorySyncState.objects.update_or_create(
+                collection=collection, defaults={"delta_link": link, "updated_at": now}
+            )
+
+
+def _full_sync_with_links(*, client: GraphClient, progress: SyncProgress | None) -> Counter[str]:
+    """A full sync bracketed by "sync from now" delta links (`$deltatoken=latest`, docs/
+    graph-contract.md §4.6): the links are taken *before* the stores are read, so a change made
+    while they are read is reported (again) by the next warm sync instead of being lost; they are
+    saved only after everything is written."""
+    DirectorySyncState.objects.all().delete()  # a sync stopped half-way starts over in full
+    links = {
+        USERS_COLLECTION: operations.delta_latest_link(
+            client, operations.user_delta_request(latest=True)
+        ),
+        UNITS_COLLECTION: operations.delta_latest_link(
+            client, operations.administrative_unit_delta_request(latest=True)
+        ),
+    }
+    summary = _full_sync(client=client, progress=progress)
+    _links_store(links)
+    return summary
+
+
+def _full_sync(*, client: GraphClient, progress: SyncProgress | None) -> Counter[str]:
+    """Read every store's row, members and scoped roles (docs/architecture.md §9)."""
     roles = RoleTemplateResolver(client)
     summary: Counter[str] = Counter()
     seen_units: set[str] = set()
@@ -122,12 +224,259 @@ def directory_sync(*, client: GraphClient, progress: SyncProgress | None = None)
     departed = AdministrativeUnit.objects.exclude(id__in=seen_units)
     summary["units_removed"] += departed.count()
     departed.delete()  # cascades to memberships and scoped roles
+    summary += _orphans_remove()
+    return summary
+
+
+def _orphans_remove() -> Counter[str]:
+    """Users in no store any more are dropped from the cache."""
     orphans = DirectoryUser.objects.filter(memberships__isnull=True)
-    summary["users_removed"] += orphans.count()
-    orphans.delete()
-    summary += it_admins_sync(client=client)
-    directory_synced.send(sender=directory_sync)
-    return +summary  # unary + drops the zero counts
+    removed = orphans.count()
+    if removed:
+        orphans.delete()
+    return Counter(users_removed=removed)
+
+
+# -- the warm sync: Graph's delta rounds (docs/graph-contract.md §4.6) ------------------------
+
+
+def _delta_sync(*, client: GraphClient, links: dict[str, str], say: SyncNotice) -> Counter[str]:
+    """Apply what the users and stores delta rounds report, then the scoped roles (which have no
+    delta: one listing of the stores' role assignments, docs/graph-contract.md §4.6).
+
+    Each page is written as it arrives, so memory holds one page; the new delta links are saved
+    only at the end, after every change is written. A sync stopped half-way therefore starts again
+    from the previous links, and the changes it replays are written as no-ops (writes compare
+    first), which is also how Graph's documented replays are absorbed.
+    """
+    now = timezone.now()
+    summary: Counter[str] = Counter()
+    new_links = {
+        USERS_COLLECTION: _users_delta_apply(client, links[USERS_COLLECTION], summary, say, now),
+    }
+    units_link, rereads = _units_delta_apply(client, links[UNITS_COLLECTION], summary, say, now)
+    new_links[UNITS_COLLECTION] = units_link
+    # Stores Entra hid from the last read are asked again, as a full sync would (with their
+    # current visibility, which decides how a refusal is read, §4.3).
+    for row in AdministrativeUnit.objects.filter(members_unreadable_since__isnull=False):
+        if row.id not in rereads:
+            try:
+                rereads[row.id] = operations.administrative_unit_get(client, row.id)
+            except GraphNotFound:
+                continue  # deleted since the stores round: the next round reports it
+    unit_ids = set(AdministrativeUnit.objects.values_list("id", flat=True)) | set(rereads)
+    found = privileged_accounts_refresh(client=client, unit_ids=sorted(unit_ids))
+    roles = RoleTemplateResolver(client)
+    for unit in rereads.values():
+        # A new store, or one whose membership is hidden: read in full (its members, its roles,
+        # and whether Entra lets Lanyard list them, as administrative_unit_sync always does).
+        summary += administrative_unit_sync(client=client, unit=unit, roles=roles)
+    summary.pop("members_read", None)
+    summary += _scoped_roles_apply(found.assignments, found.group_members, now=now)
+    summary += _orphans_remove()
+    _links_store(new_links)
+    return summary
+
+
+def _users_delta_apply(
+    client: GraphClient, link: str, summary: Counter[str], say: SyncNotice, now
+) -> str:
+    """Changed and deleted users, page by page; only users already cached (members of a store)
+    are written — a user who joins a store is read when the stores round reports it."""
+    next_link = ""
+    for number, page in enumerate(operations.delta_pages(client, link), start=1):
+        items = page.get("value") or []
+        removed = [item["id"] for item in items if "@removed" in item]
+        changed = [item for item in items if "@removed" not in item]
+        if removed:
+            gone = DirectoryUser.objects.filter(id__in=removed)
+            summary["users_removed"] += gone.count()
+            gone.delete()  # cascades to their memberships
+        cached = set(
+            DirectoryUser.objects.filter(id__in=[item["id"] for item in changed]).values_list(
+                "id", flat=True
+            )
+        )
+        summary += _users_upsert(
+            [User.from_graph(item) for item in changed if item["id"] in cached], now=now
+        )
+        next_link = page.get("@odata.deltaLink") or next_link
+        say(f"users delta: page {number}, {len(items)} changed users")
+    return _delta_link_required(next_link)
+
+
+def _delta_link_required(link: str) -> str:
+    if not link:
+        raise GraphError("Microsoft Graph ended a delta round without a deltaLink", status=200)
+    return link
+
+
+def _units_delta_apply(
+    client: GraphClient, link: str, summary: Counter[str], say: SyncNotice, now
+) -> tuple[str, dict[str, graph_models.AdministrativeUnit]]:
+    """Stores added, renamed, removed, and their members added or removed, page by page.
+
+    Returns the next deltaLink and the stores to read in full: new ones, and those whose
+    membership is hidden (whether Lanyard may list them is decided as in a full sync, §4.3).
+    """
+    next_link = ""
+    rereads: dict[str, graph_models.AdministrativeUnit] = {}
+    for number, page in enumerate(operations.delta_pages(client, link), start=1):
+        items = page.get("value") or []
+        rows = AdministrativeUnit.objects.in_bulk([item["id"] for item in items])
+        adds: list[tuple[str, str]] = []
+        removes: list[tuple[str, str]] = []
+        for item in items:
+            unit_id = item["id"]
+            if "@removed" in item:
+                rereads.pop(unit_id, None)
+                if unit_id in rows:
+                    rows.pop(unit_id).delete()  # cascades to memberships and scoped roles
+                    summary["units_removed"] += 1
+                continue
+            unit = graph_models.AdministrativeUnit.from_graph(item)
+            row = rows.get(unit_id)
+            if row is None or unit.membership_hidden or row.members_unreadable_since:
+                rereads[unit_id] = unit
+                continue
+            summary += _unit_row_update(row, unit, now=now)
+            for member in item.get("members@delta") or []:
+                if member.get("@odata.type", USER_TYPE) != USER_TYPE:
+                    continue  # groups in a store are not workers (the full sync casts to users)
+                (removes if "@removed" in member else adds).append((unit_id, member["id"]))
+        summary += _memberships_apply(client, adds=adds, removes=removes, now=now)
+        next_link = page.get("@odata.deltaLink") or next_link
+        say(f"stores delta: page {number}, {len(items)} changed stores")
+    return _delta_link_required(next_link), rereads
+
+
+def _unit_row_update(
+    row: AdministrativeUnit, unit: graph_models.AdministrativeUnit, *, now
+) -> Counter[str]:
+    values = (unit.display_name or "", unit.description or "")
+    if (row.display_name, row.description) == values:
+        return Counter()
+    row.display_name, row.description = values
+    row.synced_at = now
+    row.save(update_fields=["display_name", "description", "synced_at"])
+    return Counter(units_updated=1)
+
+
+def _memberships_apply(
+    client: GraphClient, *, adds: list[tuple[str, str]], removes: list[tuple[str, str]], now
+) -> Counter[str]:
+    """Write one page's membership changes; users not cached yet are read first (20 a $batch)."""
+    summary: Counter[str] = Counter()
+    for unit_id, user_ids in _by_unit(removes).items():
+        deleted, _ = AUMembership.objects.filter(
+            administrative_unit_id=unit_id, user_id__in=user_ids
+        ).delete()
+        summary["members_removed"] += deleted
+    if not adds:
+        return summary
+    wanted = {user_id for _, user_id in adds}
+    cached = set(DirectoryUser.objects.filter(id__in=wanted).values_list("id", flat=True))
+    fetched = _users_read(client, sorted(wanted - cached))
+    summary += _users_upsert(fetched, now=now)
+    known = cached | {user.id for user in fetched}
+    for unit_id, user_ids in _by_unit(adds).items():
+        present = set(
+            AUMembership.objects.filter(
+                administrative_unit_id=unit_id, user_id__in=user_ids
+            ).values_list("user_id", flat=True)
+        )
+        new = [user_id for user_id in user_ids if user_id in known and user_id not in present]
+        AUMembership.objects.bulk_create(
+            [AUMembership(administrative_unit_id=unit_id, user_id=user_id) for user_id in new],
+            batch_size=500,
+        )
+        summary["members_added"] += len(new)
+    return summary
+
+
+def _by_unit(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for unit_id, user_id in pairs:
+        if user_id not in grouped.setdefault(unit_id, []):
+            grouped[unit_id].append(user_id)
+    return grouped
+
+
+def _users_read(client: GraphClient, user_ids: list[str]) -> list[User]:
+    """Users by id through $batch (20 a request; docs/graph-contract.md §6); a user deleted
+    meanwhile (404) is left out."""
+    users = []
+    for result in client.batch([operations.user_get_request(user_id) for user_id in user_ids]):
+        if result.ok:
+            users.append(User.from_graph(result.body))
+        elif result.status != 404:
+            raise result.error or GraphError("Microsoft Graph did not answer a user read",
+                                             status=result.status)  # fmt: skip
+    return users
+
+
+def _scoped_roles_apply(
+    assignments: Iterable[RoleAssignment], group_members: dict[str, list[str]], *, now
+) -> Counter[str]:
+    """Bring ScopedRoleAssignment in line with the stores' active role assignments, writing only
+    the rows that differ. Rows are keyed as the full sync keys them (`scoped_role_key`), so both
+    agree; a role held through a group counts for each member of the group, as in
+    `_role_holders`."""
+    unit_ids = set(AdministrativeUnit.objects.values_list("id", flat=True))
+    units_by_lower = {unit_id.lower(): unit_id for unit_id in unit_ids}
+    wanted: dict[str, dict] = {}
+    pending_names: dict[str, list[str]] = {}
+    for assignment in assignments:
+        unit_id = units_by_lower.get((assignment.administrative_unit_id or "").lower())
+        if unit_id is None:
+            continue
+        members = (
+            group_members.get(assignment.principal_id)
+            if assignment.principal_type == GROUP_TYPE
+            else None
+        )
+        holders = members or [assignment.principal_id]
+        for user_id in holders:
+            key = scoped_role_key(unit_id, assignment.role_definition_id, user_id)
+            if key in wanted:
+                continue
+            wanted[key] = {
+                "administrative_unit_id": unit_id,
+                "principal_id": user_id,
+                "principal_upn": "" if members else assignment.principal_user_principal_name or "",
+                "principal_display_name": ""
+                if members
+                else assignment.principal_display_name or "",
+                "role_template_id": assignment.role_definition_id,
+            }
+            if members:
+                pending_names.setdefault(user_id, []).append(key)
+    for user in DirectoryUser.objects.filter(id__in=list(pending_names)):
+        for key in pending_names[user.id]:
+            wanted[key]["principal_upn"] = user.user_principal_name
+            wanted[key]["principal_display_name"] = user.display_name
+    summary: Counter[str] = Counter()
+    existing = {row.id: row for row in ScopedRoleAssignment.objects.all()}
+    fields = ["administrative_unit_id", "principal_id", "principal_upn",
+              "principal_display_name", "role_template_id"]  # fmt: skip
+    to_create, to_update = [], []
+    for key, values in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            to_create.append(ScopedRoleAssignment(id=key, synced_at=now, **values))
+        elif any(getattr(row, name) != values[name] for name in fields):
+            for name in fields:
+                setattr(row, name, values[name])
+            row.synced_at = now
+            to_update.append(row)
+    stale = [key for key in existing if key not in wanted]
+    ScopedRoleAssignment.objects.bulk_create(to_create, batch_size=500)
+    ScopedRoleAssignment.objects.bulk_update(to_update, [*fields, "synced_at"], batch_size=500)
+    ScopedRoleAssignment.objects.filter(id__in=stale).delete()
+    summary["roles_created"] += len(to_create)
+    summary["roles_updated"] += len(to_update)
+    summary["roles_removed"] += len(stale)
+    return summary
 
 
 def _it_admin_ids(client: GraphClient) -> set[str]:
@@ -484,17 +833,24 @@ def manager_scope_refresh(*, user: AbstractUser, client: GraphClient) -> list[st
 
 
 def directory_sync_recorded(
-    *, client: GraphClient, progress: SyncProgress | None = None
+    *,
+    client: GraphClient,
+    progress: SyncProgress | None = None,
+    notice: SyncNotice | None = None,
+    full: bool = False,
 ) -> Counter[str]:
     """directory_sync, with a DirectorySync row saying when it ran and what it changed."""
     run = DirectorySync.objects.create()
     try:
-        summary = directory_sync(client=client, progress=progress)
+        summary, mode = directory_sync_run(
+            client=client, progress=progress, notice=notice, full=full
+        )
     except Exception as exc:
         run.outcome, run.error, run.finished_at = "failed", str(exc)[:2000], timezone.now()
         run.save(update_fields=["outcome", "error", "finished_at"])
         raise
     run.outcome, run.summary, run.finished_at = "succeeded", dict(summary), timezone.now()
-    run.save(update_fields=["outcome", "summary", "finished_at"])
+    run.mode = mode
+    run.save(update_fields=["outcome", "summary", "finished_at", "mode"])
     logger.info("Directory sync: %s", dict(summary))
     return summary

@@ -173,6 +173,7 @@ class RoleAssignment:
     directory_scope_id: str
     principal_type: str | None = None  # "#microsoft.graph.user" | "…group" when expanded
     principal_display_name: str | None = None  # when expanded
+    principal_user_principal_name: str | None = None  # when expanded, for a user
 
     @classmethod
     def from_graph(cls, data: dict[str, Any]) -> RoleAssignment:
@@ -184,6 +185,7 @@ class RoleAssignment:
             directory_scope_id=data.get("directoryScopeId") or "/",
             principal_type=principal.get("@odata.type"),
             principal_display_name=principal.get("displayName"),
+            principal_user_principal_name=principal.get("userPrincipalName"),
         )
 
     @property

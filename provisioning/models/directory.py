@@ -106,6 +106,9 @@ class DirectorySync(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, default="running")  # running|succeeded|failed
+    # "full" (every store read) or "delta" (only what Graph's delta rounds reported);
+    # docs/architecture.md §9.
+    mode = models.CharField(max_length=16, blank=True)
     summary = models.JSONField(default=dict)
     error = models.TextField(blank=True)
 
@@ -114,6 +117,20 @@ class DirectorySync(models.Model):
 
     def __str__(self) -> str:
         return f"Directory sync {self.started_at:%Y-%m-%d %H:%M} ({self.outcome})"
+
+
+class DirectorySyncState(models.Model):
+    """The saved `@odata.deltaLink` of one delta-tracked collection (docs/graph-contract.md
+    §4.6): where the next warm sync starts. Replaced only after the round that produced it has
+    been written, so a sync stopped half-way starts again from the previous link.
+    """
+
+    collection = models.CharField(primary_key=True, max_length=40)  # "users", "administrativeUnits"
+    delta_link = models.TextField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.collection} delta link of {self.updated_at:%Y-%m-%d %H:%M}"
 
 
 class DirectoryRoleHolder(models.Model):

@@ -13,7 +13,8 @@ from provisioning.models import AdministrativeUnit
 class Command(BaseCommand):
     help = (
         "Mirror Entra administrative units, their user members and scoped admin roles into "
-        "Lanyard's directory cache. Incremental and idempotent: safe to run at any time."
+        "Lanyard's directory cache. Incremental and idempotent: safe to run at any time. After "
+        "the first (full) run, Graph's delta queries bring only what changed."
     )
 
     def add_arguments(self, parser) -> None:
@@ -22,6 +23,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Also read every worker's QR code and phone methods now (the store pages' "
             "status columns); otherwise the hourly scheduled sync does it in the background.",
+        )
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="Read every store even when saved delta links would allow a warm sync of only "
+            "what changed (new delta links are saved afterwards).",
         )
 
     def _progress(self, done: int, total: int, members: int) -> None:
@@ -32,7 +39,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         client = get_app_client()
         try:
-            summary = directory.directory_sync_recorded(client=client, progress=self._progress)
+            summary = directory.directory_sync_recorded(
+                client=client,
+                progress=self._progress,
+                notice=self.stdout.write,
+                full=options["full"],
+            )
             if options["with_method_state"]:
                 for unit in AdministrativeUnit.objects.all():
                     worker_state.worker_states_refresh_for_unit(client=client, unit=unit)
