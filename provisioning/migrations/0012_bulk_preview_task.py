@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0008_mfa_coverage_and_renewal'),
+        ('provisioning', '0009_directory_sync_state'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
