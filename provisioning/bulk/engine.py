@@ -70,15 +70,19 @@ from django.db.models import Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from provisioning import audit
 from provisioning.bulk.leases import (
     PENDING,
     RUNNING,
+    LeaseKeeper,
     Row,
+    job_alive_note,
     row_finish,
     row_requeue,
     rows_claim,
+    rows_release,
     rows_still_held,
 )
 from provisioning.bulk.phone_rows import phone_chunk
@@ -88,6 +92,9 @@ from provisioning.graph import GraphClient, GraphError, InteractionRequired, get
 from provisioning.models import AuditEvent, BulkJob
 from provisioning.privileged import bulk_targets_recheck
 from provisioning.token_cache import delegated_client_for
+
+# Seconds before rows put back because the rate limiter was unreachable are tried again.
+LIMITER_RETRY_S = 2.0
 
 SIGN_IN_AGAIN = (
     "Sign in again: Entra asks you to sign in again before Lanyard may act for you. Nothing was "
@@ -114,8 +121,12 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
     other tasks), else the seconds until rows are due again (0: right away).
     """
     budget_s = settings.BULK_TASK_SECONDS if budget_s is None else budget_s
-    deadline = time.monotonic() + budget_s
     token = _token()
+    with LeaseKeeper(job_id=job_id, token=token):
+        return _work(job_id, token, time.monotonic() + budget_s, client)
+
+
+def _work(job_id: int, token: str, deadline: float, client: GraphClient | None):
     while True:
         job = BulkJob.objects.filter(pk=job_id).select_related("created_by", "requested_by").first()
         if job is None or job.status not in (BulkJob.Status.RUNNING, BulkJob.Status.CANCELLED):
@@ -154,12 +165,21 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
             # Raised before anything was sent (a token problem, a malformed batch): retry later.
             for row in rows_still_held(rows, token):
                 row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
+        except RedisError as exc:
+            # The shared rate limiter is unreachable (Redis restarting): nothing more was sent.
+            # Not the rows' fault, so the attempt is not counted; rows whose write may have
+            # reached Graph are re-checked as always. Try again shortly.
+            logger.warning("Bulk job %s: the rate limiter is unavailable: %r", job_id, exc)
+            rows_release(rows, token, "the rate limiter is unavailable.", delay=LIMITER_RETRY_S)
+            _audit_rows(job, [r.pk for r in rows], since=chunk_started)
+            return LIMITER_RETRY_S
         _audit_rows(job, [r.pk for r in rows], since=chunk_started)
         if delegated:
             from provisioning.bulk.manager_jobs import manager_job_states_note
 
             manager_job_states_note(job=job, since=chunk_started)
         BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
+        job_alive_note(job_id=job_id)
         if time.monotonic() >= deadline:
             job_finish_if_done(job_id=job_id)
             return 0.0
@@ -241,14 +261,15 @@ def _audit_rows(job: BulkJob, ids: list[int], *, since: datetime) -> None:
     )
 
 
-def _next_due_in(job_id: int) -> float | None:
+def _next_due_in(job_id: int, *, now: datetime | None = None) -> float | None:
     """Seconds until a pending row of the job is due; None if none is pending."""
+    now = now or timezone.now()
     first = Row.objects.filter(job_id=job_id, status=PENDING).aggregate(
-        at=Min(Coalesce("not_before", Value(timezone.now())))
+        at=Min(Coalesce("not_before", Value(now)))
     )["at"]
     if first is None:
         return None
-    return max(0.0, (first - timezone.now()).total_seconds())
+    return max(0.0, (first - now).total_seconds())
 
 
 def job_finish_if_done(*, job_id: int) -> bool:
@@ -285,13 +306,13 @@ def job_finish_if_done(*, job_id: int) -> bool:
     return bool(finished)
 
 
-def jobs_sweep(*, enqueue=None) -> dict[str, int]:
-    """Return expired leases to pending; restart jobs whose tasks all died; finish done jobs."""
-    now = timezone.now()
+def jobs_sweep(*, enqueue=None, now: datetime | None = None) -> dict[str, int]:
+    """Return expired leases to pending; give new tasks to jobs with due rows and no live task
+    (their tasks died, or their queued messages were lost with Redis); finish done jobs."""
+    now = now or timezone.now()
     released = Row.objects.filter(status=RUNNING, lease_until__lt=now).update(
         status=PENDING, claim_token="", lease_until=None, outcome="Retrying: the worker was lost."
     )
-    stall = now - timedelta(seconds=settings.BULK_STALL_SECONDS)
     restarted = 0
     active = BulkJob.objects.filter(
         Q(status=BulkJob.Status.RUNNING) | Q(status=BulkJob.Status.CANCELLED, finished_at=None)
@@ -299,11 +320,23 @@ def jobs_sweep(*, enqueue=None) -> dict[str, int]:
     for job in active:
         if job_finish_if_done(job_id=job.pk):
             continue
-        if job.last_progress_at is None or job.last_progress_at < stall:
-            touched = BulkJob.objects.filter(pk=job.pk, last_progress_at=job.last_progress_at)
-            if touched.update(last_progress_at=now):
-                (enqueue or _enqueue)(job.pk)
-                restarted += 1
+        if job.alive_until is not None and job.alive_until >= now:
+            continue  # a task is alive (or queued moments ago)
+        if _next_due_in(job.pk, now=now) != 0.0:
+            continue  # nothing due yet: a handed-over task will start when it is
+        # Conditional on the record read above, so two sweeps restart a job once. The new tasks
+        # get a lease's time to start and report before the next restart.
+        grace = now + timedelta(seconds=settings.BULK_LEASE_SECONDS)
+        touched = BulkJob.objects.filter(pk=job.pk, alive_until=job.alive_until)
+        if not touched.update(alive_until=grace):
+            continue
+        try:
+            (enqueue or _enqueue)(job.pk)
+        except Exception as exc:  # noqa: BLE001 - the broker is down: the next sweep tries again
+            logger.warning("Bulk sweep: could not queue tasks for job %s: %r", job.pk, exc)
+            BulkJob.objects.filter(pk=job.pk, alive_until=grace).update(alive_until=job.alive_until)
+            continue
+        restarted += 1
     if released or restarted:
         logger.info("Bulk sweep: %d rows released, %d jobs restarted", released, restarted)
     return {"released": released, "restarted": restarted}
@@ -326,8 +359,19 @@ def _enqueue(job_id: int) -> None:
 
 def job_start_tasks(job_id: int) -> None:
     """Start the job's tasks (called on commit of a confirmation or a re-run)."""
-    BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
+    now = timezone.now()
+    BulkJob.objects.filter(pk=job_id).update(last_progress_at=now)
+    job_alive_note(job_id=job_id, seconds=settings.BULK_LEASE_SECONDS, now=now)
     _enqueue(job_id)
+
+
+def job_hand_over(job_id: int, *, countdown: float) -> None:
+    """Queue the task that continues this one in `countdown` seconds; the job counts as alive
+    until then (and a lease more), so the sweeper does not start others meanwhile."""
+    from provisioning.tasks.bulk import bulk_job_work
+
+    job_alive_note(job_id=job_id, seconds=countdown + settings.BULK_LEASE_SECONDS)
+    bulk_job_work.apply_async((job_id,), countdown=countdown, **job_queue_options(job_id))
 
 
 def job_follow(*, job: BulkJob, poll_seconds: float, report) -> dict:
