@@ -64,7 +64,8 @@ def test_a_job_whose_tasks_all_died_gets_new_tasks_once_its_heartbeat_is_missed(
 ):
     job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 3)])
     t0 = timezone.now()
-    leases.job_alive_note(job_id=job.pk, now=t0)  # a task's last heartbeat
+    leases.job_alive_note(job_id=job.pk, now=t0)  # a task's last heartbeat and chunk
+    BulkJob.objects.filter(pk=job.pk).update(last_progress_at=t0)
     leases.rows_claim(job_id=job.pk, token="dead", limit=20, now=t0)
     missed = timedelta(seconds=settings.BULK_HEARTBEAT_SECONDS * leases.HEARTBEATS_MISSED)
     queued: list[int] = []
@@ -79,12 +80,18 @@ def test_a_job_whose_tasks_all_died_gets_new_tasks_once_its_heartbeat_is_missed(
         "restarted": 1,
     }
     assert queued == [job.pk]
-    # The new tasks get a lease's time to start: the next sweeps do not queue more.
-    assert engine.jobs_sweep(enqueue=queued.append, now=after_lease + timedelta(seconds=2)) == {
+    # The new tasks get time to start, as long as the job had been stalled (about a lease)...
+    stalled = after_lease - t0
+    assert engine.jobs_sweep(enqueue=queued.append, now=after_lease + stalled * 0.9) == {
         "released": 0,
         "restarted": 0,
     }
     assert queued == [job.pk]
+    # ... and if they never report (the workers are busy elsewhere), restarts back off.
+    again = after_lease + stalled * 1.1
+    assert engine.jobs_sweep(enqueue=queued.append, now=again)["restarted"] == 1
+    assert engine.jobs_sweep(enqueue=queued.append, now=again + stalled * 1.5)["restarted"] == 0
+    assert queued == [job.pk, job.pk]
 
 
 def test_a_lost_queue_is_noticed_from_the_heartbeat_and_a_broker_outage_is_retried(
