@@ -126,13 +126,22 @@ class Worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_TENANT")}
         env["PYTHONUNBUFFERED"] = "1"
         self.starts += 1
-        log = (self.log_dir / f"worker-{self.starts}.log").open("wb")
+        self.started_at = time.monotonic()
+        self.ready_after: float | None = None
+        self.log_path = self.log_dir / f"worker-{self.starts}.log"
+        log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=WARNING",
+            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=INFO",
              "--concurrency=4", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-n", f"crash{self.starts}@%h"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+
+    def boot_seconds(self) -> float | None:
+        """Seconds from starting the process to Celery's "ready" (None while it boots)."""
+        if self.ready_after is None and b" ready." in self.log_path.read_bytes():
+            self.ready_after = time.monotonic() - self.started_at
+        return self.ready_after
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -217,7 +226,11 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
             if not counts["pending"] and not counts["running"]:
                 break
             if resumed is not None and counts["done"] > resumed[1]:
-                events.append(f"progress again {time.monotonic() - resumed[0]:.1f} s later")
+                boot = worker.boot_seconds() if kind == "kill4" else None
+                events.append(
+                    f"progress again {time.monotonic() - resumed[0]:.1f} s later"
+                    + (f" (the new worker booted in {boot:.1f} s)" if boot else "")
+                )
                 resumed = None
             if kills and counts["done"] >= kills[0] * len(fresh):
                 kills.pop(0)
