@@ -17,7 +17,12 @@ Runs, in one invocation so the ratios share the machine's load:
 - `kill4`: the worker process group is SIGKILLed at 15 %, 35 %, 55 % and 75 % of the rows done,
   and started again at once each time;
 - `redis`: at 40 % of the rows done Redis is SIGKILLed and started again, empty, 5 s later (every
-  queued message and every unacknowledged task is gone, and so is the rate limiter's bucket).
+  queued message and every unacknowledged task is gone, and so is the rate limiter's bucket);
+- `kill4of2`: as `kill4` with two worker processes, one of them killed (and restarted) each time,
+  as when a deployment runs more than one worker: what the engine's recovery costs without a
+  worker's boot in the way.
+
+Each crash's line says when rows were done again, and how long the new worker took to boot.
 
 Per run: total time (confirmation to the job's end), its ratio to the undisturbed run (target
 ≤ 1.20, docs/architecture.md §9), rows lost (no method) and duplicated (two creates) by graphsim's
@@ -117,8 +122,9 @@ def _django(graphsim_url: str, ca_bundle: str, var_dir: str) -> None:
 class Worker:
     """One `celery -A portal worker` process (group), killed with SIGKILL like a crash."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, name: str = "crash") -> None:
         self.log_dir = log_dir
+        self.name = name
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -128,12 +134,12 @@ class Worker:
         self.starts += 1
         self.started_at = time.monotonic()
         self.ready_after: float | None = None
-        self.log_path = self.log_dir / f"worker-{self.starts}.log"
+        self.log_path = self.log_dir / f"worker-{self.name}-{self.starts}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=INFO",
              "--concurrency=4", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"crash{self.starts}@%h"],
+             "-n", f"{self.name}{self.starts}@%h"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -210,11 +216,12 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
               enumerate(fresh)]  # fmt: skip
     job = preview.bulk_job_preview(kind="qr", source="csv", source_label="crash.csv",
                                    inputs=inputs, created_by=None)  # fmt: skip
-    worker = Worker(log_dir)
-    worker.start()
+    workers = [Worker(log_dir, f"{kind}w{i}") for i in range(2 if kind == "kill4of2" else 1)]
+    for worker in workers:
+        worker.start()
     time.sleep(8)  # start-up (system checks, Django) before the job is enqueued
     before = gs.stats
-    kills = {"kill4": [0.15, 0.35, 0.55, 0.75], "redis": [0.40]}.get(kind, [])
+    kills = {"redis": [0.40]}.get(kind, [0.15, 0.35, 0.55, 0.75] if "kill4" in kind else [])
     events: list[str] = []
     resumed: tuple[float, int] | None = None  # since when, and from how many rows done
     try:
@@ -226,7 +233,7 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
             if not counts["pending"] and not counts["running"]:
                 break
             if resumed is not None and counts["done"] > resumed[1]:
-                boot = worker.boot_seconds() if kind == "kill4" else None
+                boot = worker.boot_seconds() if "kill4" in kind else None
                 events.append(
                     f"progress again {time.monotonic() - resumed[0]:.1f} s later"
                     + (f" (the new worker booted in {boot:.1f} s)" if boot else "")
@@ -235,7 +242,8 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
             if kills and counts["done"] >= kills[0] * len(fresh):
                 kills.pop(0)
                 at = round(time.monotonic() - started, 1)
-                if kind == "kill4":
+                if "kill4" in kind:
+                    worker = workers[len(kills) % len(workers)]
                     worker.kill()
                     worker.start()
                     events.append(f"worker SIGKILLed and restarted at {at} s ({counts['done']})")
@@ -249,7 +257,8 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
             time.sleep(0.5)
         elapsed = time.monotonic() - started
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
     job.refresh_from_db()
     stats = gs.stats
     created = stats["qr_method_creations"]
@@ -273,7 +282,7 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--runs", default="undisturbed,kill4,redis")
+    parser.add_argument("--runs", default="undisturbed,kill4,redis,kill4of2")
     parser.add_argument("--latency", default="80-250", help="ms, min-max")
     args = parser.parse_args()
     low, high = (int(x) for x in args.latency.split("-"))

@@ -224,3 +224,38 @@ def test_the_lease_keeper_renews_from_its_own_thread(portal_graph, settings):
     assert not keeper._thread.is_alive()
     job.refresh_from_db()
     assert job.alive_until is not None and job.alive_until > soon
+
+
+def test_an_unreachable_rate_limiter_puts_rows_back_without_counting_the_attempt(
+    bulk_graph, make_qr_job, settings
+):
+    # Redis (the shared limiter) is restarting: a real Redis client to a port nobody listens on.
+    import socket
+
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from provisioning.graph.ratelimit import RedisRateLimiter
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = RedisRateLimiter(
+        redis.Redis(port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)),
+        "lanyard:test",
+        rate=20.0,
+    )
+    settings.BULK_MAX_ATTEMPTS = 2
+    job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 5)])
+    client = copy.copy(get_app_client())
+    client.rate_limiter = down
+    for _ in range(settings.BULK_MAX_ATTEMPTS + 1):  # more outages than attempts allowed
+        assert engine.job_work(job_id=job.pk, budget_s=0, client=client) == engine.LIMITER_RETRY_S
+        BulkJobRow.objects.filter(job=job).update(not_before=None)
+    rows = list(job.rows.all())
+    assert {r.status for r in rows} == {"pending"}
+    assert {r.attempts for r in rows} == {0}
+    assert all("rate limiter" in r.outcome for r in rows)
+    run_job(job.pk)  # Redis is back
+    assert assert_qr_exactly_once(bulk_graph, job)["succeeded"] == 5
