@@ -285,6 +285,8 @@ def main() -> int:
     parser.add_argument("--runs", default="undisturbed,kill4,redis,kill4of2")
     parser.add_argument("--latency", default="80-250", help="ms, min-max")
     args = parser.parse_args()
+    # Stopped early (SIGTERM): still stop the workers and the private Redis (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     low, high = (int(x) for x in args.latency.split("-"))
     budget = float(os.environ.get("GRAPH_WRITES_PER_SECOND", "20"))
 

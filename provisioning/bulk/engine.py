@@ -197,7 +197,7 @@ def _work(job_id: int, token: str, deadline: float, client: GraphClient | None):
 
             manager_job_states_note(job=job, since=chunk_started)
         BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
-        job_alive_note(job_id=job_id)
+        job_alive_note(job_id=job_id, beat=True)
         if time.monotonic() >= deadline:
             job_finish_if_done(job_id=job_id)
             return 0.0
@@ -392,7 +392,7 @@ def _liveness_s() -> float:
 
 def job_hand_over(job_id: int, *, countdown: float) -> None:
     """Queue the task that continues this one in `countdown` seconds; the job counts as alive
-    until then (and a lease more), so the sweeper does not start others meanwhile."""
+    until then (and three heartbeats more), so the sweeper does not start others meanwhile."""
     from provisioning.tasks.bulk import bulk_job_work
 
     job_alive_note(job_id=job_id, seconds=countdown + _liveness_s())

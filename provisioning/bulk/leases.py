@@ -173,15 +173,23 @@ def heartbeat_seconds() -> float:
     return float(settings.BULK_HEARTBEAT_SECONDS)
 
 
-def job_alive_note(*, job_id: int, seconds: float | None = None, now: datetime | None = None):
-    """Record that a task of the job is alive (or will start within `seconds`): the sweeper gives a
-    job new tasks only when this record has run out (engine.jobs_sweep)."""
+def job_alive_note(
+    *, job_id: int, seconds: float | None = None, now: datetime | None = None, beat: bool = False
+) -> None:
+    """Record that a task of the job is alive (or that one will start within `seconds`): the
+    sweeper gives a job new tasks only when this record has run out (engine.jobs_sweep).
+
+    A running task's heartbeat (`beat`) sets the record to three heartbeats from now, replacing
+    any longer grace given to queued tasks, so that its own death is noticed in seconds; a note
+    for queued tasks only ever extends the record.
+    """
     now = now or timezone.now()
     seconds = heartbeat_seconds() * HEARTBEATS_MISSED if seconds is None else seconds
     until = now + timedelta(seconds=seconds)
-    BulkJob.objects.filter(pk=job_id).update(
-        alive_until=Greatest(Coalesce(F("alive_until"), Value(until)), Value(until))
-    )
+    value = Value(until)
+    if not beat:
+        value = Greatest(Coalesce(F("alive_until"), Value(until)), Value(until))
+    BulkJob.objects.filter(pk=job_id).update(alive_until=value)
 
 
 class LeaseKeeper:
@@ -201,7 +209,7 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> LeaseKeeper:
-        job_alive_note(job_id=self.job_id)
+        job_alive_note(job_id=self.job_id, beat=True)
         if not connection.in_atomic_block:
             self._thread = threading.Thread(
                 target=self._run, name=f"lease-keeper-{self.job_id}", daemon=True
@@ -221,7 +229,7 @@ class LeaseKeeper:
             while not self._stop.wait(heartbeat_seconds()):
                 try:
                     rows_lease_renew(token=self.token)
-                    job_alive_note(job_id=self.job_id)
+                    job_alive_note(job_id=self.job_id, beat=True)
                 except DatabaseError as exc:
                     # The next beat tries again; a lease that runs out meanwhile is taken over
                     # and this task's records for it are refused (ClaimLost).
