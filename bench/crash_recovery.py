@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,8 +133,7 @@ class Worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_TENANT")}
         env["PYTHONUNBUFFERED"] = "1"
         self.starts += 1
-        self.started_at = time.monotonic()
-        self.ready_after: float | None = None
+        self.started_wall = time.time()
         self.log_path = self.log_dir / f"worker-{self.name}-{self.starts}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -144,10 +144,12 @@ class Worker:
         )  # fmt: skip
 
     def boot_seconds(self) -> float | None:
-        """Seconds from starting the process to Celery's "ready" (None while it boots)."""
-        if self.ready_after is None and b" ready." in self.log_path.read_bytes():
-            self.ready_after = time.monotonic() - self.started_at
-        return self.ready_after
+        """Seconds from starting the process to Celery's "ready" log line (None while it boots)."""
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.endswith(" ready.") and line.startswith("["):
+                stamp = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+                return stamp.timestamp() - self.started_wall
+        return None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -301,7 +301,7 @@ def check_bulk_engine(app_configs, **kwargs) -> list[Error]:
     return [
         Error(
             f"BULK_LEASE_SECONDS ({lease}) is shorter than three BULK_HEARTBEAT_SECONDS ({beat}).",
-            hint="Raise BULK_LEASE_SECONDS to at least three heartbeats (defaults: 15 and 2).",
+            hint="Raise BULK_LEASE_SECONDS to at least three heartbeats (defaults: 15 and 1).",
             id="lanyard.E030",
         )
     ]

@@ -37,14 +37,14 @@ rows from the database, works them, and records the outcome; any number may run 
    vault, referenced from the row, committed in the same transaction as the row's success.
    Phone rows are declarative ("mobile = X"), so a retry simply re-reads the phone methods and
    computes the remaining changes again.
-4. **Sweeper.** `jobs_sweep()` (celery beat every BULK_HEARTBEAT_SECONDS, and in `bulk_import
-   --wait` as it polls) puts rows whose lease expired back to pending and, when a job with due rows
-   has no live task — its liveness record ran out: three heartbeats missed, because its tasks died
-   or Redis lost their queued messages — enqueues new tasks for it. The record is pushed forward
-   when tasks are queued (and by a hand-over's countdown); a job whose queued tasks do not start
-   (workers busy with other jobs) is restarted with a growing grace, never a flood of messages. A
-   broker that is down is tried again at the next sweep. A killed worker's rows are thus back
-   within a lease, and its job has new tasks within seconds.
+4. **Sweeper.** `jobs_sweep()` (celery beat every two BULK_HEARTBEAT_SECONDS, and in
+   `bulk_import --wait` as it polls) puts rows whose lease expired back to pending and, when a job
+   with due rows has no live task — its liveness record ran out: three heartbeats missed, because
+   its tasks died or Redis lost their queued messages — enqueues new tasks for it. The record is
+   pushed forward when tasks are queued (and by a hand-over's countdown); a job whose queued tasks
+   do not start (workers busy with other jobs) is restarted with a growing grace, never a flood of
+   messages. A broker that is down is tried again at the next sweep. A killed worker's rows are
+   thus back within a lease, and its job has new tasks within seconds.
 5. **Retries.** Transient outcomes (429 after the client's own retries, 5xx, no answer) put the row
    back to pending with exponential backoff and jitter (`not_before`, honouring Retry-After);
    permanent ones fail the row with Graph's reason and request-id. A row nothing of which can have
