@@ -291,6 +291,22 @@ def check_tenant(app_configs, **kwargs) -> list[Error]:
     return []
 
 
+@register(Tags.security)
+def check_bulk_engine(app_configs, **kwargs) -> list[Error]:
+    """A live task renews its rows' leases every heartbeat: a lease shorter than three heartbeats
+    would run out under a live task on a busy machine (provisioning/bulk/engine.py step 1)."""
+    lease, beat = settings.BULK_LEASE_SECONDS, settings.BULK_HEARTBEAT_SECONDS
+    if lease >= 3 * beat:
+        return []
+    return [
+        Error(
+            f"BULK_LEASE_SECONDS ({lease}) is shorter than three BULK_HEARTBEAT_SECONDS ({beat}).",
+            hint="Raise BULK_LEASE_SECONDS to at least three heartbeats (defaults: 15 and 1).",
+            id="lanyard.E030",
+        )
+    ]
+
+
 @register(Tags.security, deploy=True)
 def check_not_demo(app_configs, **kwargs) -> list[Warning]:
     if not settings.DEMO_MODE:

@@ -389,8 +389,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Bulk jobs ---
 # Limits of an upload, and how the engine works rows (provisioning/bulk/engine.py): chunk = one
-# $batch; a claimed row's lease, after which the sweeper gives it to another task; a job with no
-# progress for BULK_STALL_SECONDS gets new tasks.
+# $batch; a claimed row's lease, renewed by its live task every BULK_HEARTBEAT_SECONDS, after which
+# another task takes the row over (its holder died); a job whose tasks have not reported for three
+# heartbeats gets new tasks (the sweep runs every two heartbeats).
 BULK_MAX_UPLOAD_BYTES = env_int("BULK_MAX_UPLOAD_BYTES", 5 * 1024 * 1024, minimum=1024)
 # Request bodies: form fields (not files) at most Django's default 2.5 MB; an accepted upload is
 # kept in memory (never spooled to disk). The upload view caps the body before reading it
@@ -400,14 +401,19 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = BULK_MAX_UPLOAD_BYTES
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 50_000, minimum=1)
 BULK_CHUNK_ROWS = env_int("BULK_CHUNK_ROWS", 20, minimum=1)
 BULK_PARALLEL_TASKS = env_int("BULK_PARALLEL_TASKS", 4, minimum=1)
-BULK_LEASE_SECONDS = env_int("BULK_LEASE_SECONDS", 180, minimum=5)
-BULK_STALL_SECONDS = env_int("BULK_STALL_SECONDS", 240, minimum=5)
+BULK_LEASE_SECONDS = env_int("BULK_LEASE_SECONDS", 15, minimum=5)
+BULK_HEARTBEAT_SECONDS = env_int("BULK_HEARTBEAT_SECONDS", 1, minimum=1)
 BULK_TASK_SECONDS = env_int("BULK_TASK_SECONDS", 60, minimum=1)
 BULK_MAX_ATTEMPTS = env_int("BULK_MAX_ATTEMPTS", 12, minimum=1)
 BULK_BACKOFF_MAX_SECONDS = env_int("BULK_BACKOFF_MAX_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
-    "bulk-jobs-sweep": {"task": "provisioning.bulk_jobs_sweep", "schedule": 30.0},
+    "bulk-jobs-sweep": {
+        "task": "provisioning.bulk_jobs_sweep",
+        "schedule": 2.0 * BULK_HEARTBEAT_SECONDS,
+        # A sweep not run in time is replaced by the next one: never let them pile up.
+        "options": {"expires": 2.0 * BULK_HEARTBEAT_SECONDS},
+    },
     # Phone pre-population: the task checks the schedule an IT admin sets (off by default) and
     # runs once a day at its hour (provisioning/bulk/prepopulation.py).
     "prepopulation-scheduled": {"task": "provisioning.prepopulation_scheduled", "schedule": 3600.0},

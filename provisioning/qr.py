@@ -24,7 +24,7 @@ from enum import StrEnum
 from django.contrib.auth.models import AbstractUser
 
 from provisioning import vault
-from provisioning.graph import GraphClient, GraphNotFound, operations
+from provisioning.graph import GraphClient, GraphNotFound, GraphRequest, operations
 from provisioning.graph.models import QrCode, QrMethod, QrPin
 from provisioning.models import VaultSecret
 from provisioning.qr_policy import qr_policy_current
@@ -149,9 +149,18 @@ def qr_pin_reset(*, client: GraphClient, user_id: str) -> QrPin:
     satisfies any policy). Graph's pages describe the reset as generating the PIN, so the caller
     must keep the PIN the ANSWER carries (returned here), not the one sent. Neither is logged.
     """
+    return operations.qr_pin_reset(client, user_id, pin=_compliant_pin())
+
+
+def qr_pin_reset_request(*, user_id: str) -> GraphRequest:
+    """The request of `qr_pin_reset`, for a $batch of re-issues (bulk/qr_rows.py)."""
+    return operations.qr_pin_reset_request(user_id, pin=_compliant_pin())
+
+
+def _compliant_pin() -> str:
     policy = qr_policy_current()
     min_length = policy.pin_length if policy.pin_length else PIN_MAX_LENGTH
-    return operations.qr_pin_reset(client, user_id, pin=pin_generate(min_length=min_length))
+    return pin_generate(min_length=min_length)
 
 
 def qr_method_present(*, client: GraphClient, user_id: str) -> bool:

@@ -215,14 +215,14 @@ def test_an_upload_no_task_read_expires_with_the_vault(charlie_client, bulk_grap
 
 
 def test_a_stalled_preview_is_restarted_once_and_never_makes_rows_twice(
-    charlie_client, bulk_graph, settings, run_tasks
+    charlie_client, bulk_graph, run_tasks
 ):
     upns = [w.user_principal_name for w in fresh_workers(bulk_graph, 4)]
     _upload(charlie_client, _csv_with_pins(upns))  # its task never ran: a worker died
     job = BulkJob.objects.get()
     restarted: list[int] = []
     assert previewing.previews_sweep(enqueue=restarted.append) == 0  # not stalled yet
-    later = timezone.now() + timedelta(seconds=settings.BULK_STALL_SECONDS + 1)
+    later = timezone.now() + timedelta(seconds=previewing.PREVIEW_STALL_SECONDS + 1)
     with time_machine.travel(later):
         assert previewing.previews_sweep(enqueue=restarted.append) == 1
         assert previewing.previews_sweep(enqueue=restarted.append) == 0  # claimed: not twice

@@ -223,3 +223,8 @@ def test_error_reports_hide_connection_urls_and_secrets():
     for name in ("DATABASE_URL", "DATABASES", "CELERY_BROKER_URL", "VAULT_KEYS", "SECRET_KEY"):
         assert name in shown
     assert shown["DEBUG"] is False  # ordinary settings stay readable
+
+
+def test_a_bulk_lease_shorter_than_three_heartbeats_is_refused():
+    assert "lanyard.E030" in error_ids(BULK_LEASE_SECONDS=5, BULK_HEARTBEAT_SECONDS=2)
+    assert "lanyard.E030" not in error_ids(BULK_LEASE_SECONDS=6, BULK_HEARTBEAT_SECONDS=2)

@@ -7,31 +7,44 @@ visibility timeout (an hour), and a task may also run twice. So no row's fate de
 message. Tasks (`provisioning.bulk_job_work(job_id)`) are interchangeable helpers: each one claims
 rows from the database, works them, and records the outcome; any number may run at once.
 
-1. **Claim with a lease.** A conditional UPDATE (pending → running, with `FOR UPDATE SKIP LOCKED`
-   on PostgreSQL) gives a chunk of ≤ 20 rows a fresh `claim_token` and `lease_until`. Only the
-   holder of the token may record an outcome (every finishing UPDATE is conditional on it), so a
-   row whose lease was taken over by another task cannot be finished twice; the loser's vault
-   writes are rolled back in the same transaction.
+1. **Claim with a lease, renewed while alive.** A conditional UPDATE (with `FOR UPDATE SKIP
+   LOCKED` on PostgreSQL) gives a chunk of ≤ 20 due rows — pending, or running under a lease that
+   ran out — a fresh `claim_token` and a short `lease_until` (BULK_LEASE_SECONDS). While the task
+   runs, a heartbeat thread (`leases.LeaseKeeper`) renews the leases of the rows it holds and the
+   job's liveness record (`BulkJob.alive_until`) every BULK_HEARTBEAT_SECONDS, so a lease runs out
+   only when its holder is dead (or frozen). Only the holder of the token may record an outcome
+   (every finishing UPDATE is conditional on it), so a row whose lease was taken over by another
+   task cannot be finished twice; the loser's vault writes are rolled back in the same
+   transaction. Before each Graph write for a row — each step of a re-issue too — the task renews
+   the leases of the rows it still holds and drops the others (`rows_hold`): a task that lost a
+   row sends nothing more for it, so it cannot replace the QR code whose payload the new holder
+   recorded.
 2. **Intent before effect.** Before the first write for a row is sent, `write_sent_at` is set and
    committed. A row with `write_sent_at` may have been performed by Graph even if nothing was
    recorded (kill -9, lost response, 5xx, connection reset, a lease that ran out).
 3. **Re-check before re-writing.** Such a row is never written blindly again. Its next attempt
-   first GETs the QR method from Graph:
+   first GETs the QR method from Graph (one $batch of GETs for the chunk):
    - absent → create it (the earlier write never took effect);
    - present and ours (its standard code has exactly the start and expiry this row sends, or the
      row had already started re-issuing) → the create succeeded but its secrets were lost: re-issue
-     them (`qr.qr_credentials_reissue`: replace the standard code, reset the PIN; every step may be
-     repeated). `phase="reissue"` is committed first, so an interrupted re-issue is resumed, never
-     mistaken for someone else's method;
+     them (the steps of `qr.qr_credentials_reissue` — delete the standard code, set a new one,
+     reset the PIN — each one $batch for the chunk; every step may be repeated).
+     `phase="reissue"` is committed first, so an interrupted re-issue is resumed, never mistaken
+     for someone else's method;
    - present and not ours → the worker already had a method: skipped, with the reason.
    A method is therefore never created twice (Graph refuses a second PUT with 409 and Lanyard
    never deletes the method), and every method Lanyard created ends with its payload and PIN in the
    vault, referenced from the row, committed in the same transaction as the row's success.
    Phone rows are declarative ("mobile = X"), so a retry simply re-reads the phone methods and
    computes the remaining changes again.
-4. **Sweeper.** `jobs_sweep()` (celery beat every 30 s, on job start and resume, and in
-   `bulk_import --wait`) puts rows whose lease expired back to pending and, when a running job has
-   made no progress for `BULK_STALL_SECONDS` (all its tasks died), enqueues new tasks for it.
+4. **Sweeper.** `jobs_sweep()` (celery beat every two BULK_HEARTBEAT_SECONDS, and in
+   `bulk_import --wait` as it polls) puts rows whose lease expired back to pending and, when a job
+   with due rows has no live task — its liveness record ran out: three heartbeats missed, because
+   its tasks died or Redis lost their queued messages — enqueues new tasks for it. The record is
+   pushed forward when tasks are queued (and by a hand-over's countdown); a job whose queued tasks
+   do not start (workers busy with other jobs) is restarted with a growing grace, never a flood of
+   messages. A broker that is down is tried again at the next sweep. A killed worker's rows are
+   thus back within a lease, and its job has new tasks within seconds.
 5. **Retries.** Transient outcomes (429 after the client's own retries, 5xx, no answer) put the row
    back to pending with exponential backoff and jitter (`not_before`, honouring Retry-After);
    permanent ones fail the row with Graph's reason and request-id. A row nothing of which can have
@@ -48,7 +61,9 @@ rows from the database, works them, and records the outcome; any number may run 
    (the PIN stays): every step may be repeated (`qr.qr_credentials_reissue`).
 
 Throughput: every write goes through `GraphClient.batch` (20 per $batch), which charges the shared
-rate limiter once per write item, so all workers together stay within GRAPH_WRITES_PER_SECOND.
+rate limiter once per write item, so all workers together stay within GRAPH_WRITES_PER_SECOND. A
+limiter that cannot be reached (Redis restarting) puts the chunk back without counting the
+attempt, and the task tries again shortly; an emptied limiter starts with a full bucket.
 Secrets: only vault ids reach rows, task arguments and logs.
 
 Where each step lives: claims, intent, outcomes and backoff in bulk/leases.py; the QR and phone
@@ -70,15 +85,20 @@ from django.db.models import Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from provisioning import audit
 from provisioning.bulk.leases import (
+    HEARTBEATS_MISSED,
     PENDING,
     RUNNING,
+    LeaseKeeper,
     Row,
+    job_alive_note,
     row_finish,
     row_requeue,
     rows_claim,
+    rows_release,
     rows_still_held,
 )
 from provisioning.bulk.phone_rows import phone_chunk
@@ -88,6 +108,11 @@ from provisioning.graph import GraphClient, GraphError, InteractionRequired, get
 from provisioning.models import AuditEvent, BulkJob
 from provisioning.privileged import bulk_targets_recheck
 from provisioning.token_cache import delegated_client_for
+
+# Seconds before rows put back because the rate limiter was unreachable are tried again.
+LIMITER_RETRY_S = 2.0
+# The longest a job waits for the tasks a sweep queued before it is given new ones.
+RESTART_GRACE_MAX_S = 300.0
 
 SIGN_IN_AGAIN = (
     "Sign in again: Entra asks you to sign in again before Lanyard may act for you. Nothing was "
@@ -114,8 +139,12 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
     other tasks), else the seconds until rows are due again (0: right away).
     """
     budget_s = settings.BULK_TASK_SECONDS if budget_s is None else budget_s
-    deadline = time.monotonic() + budget_s
     token = _token()
+    with LeaseKeeper(job_id=job_id, token=token):
+        return _work(job_id, token, time.monotonic() + budget_s, client)
+
+
+def _work(job_id: int, token: str, deadline: float, client: GraphClient | None):
     while True:
         job = BulkJob.objects.filter(pk=job_id).select_related("created_by", "requested_by").first()
         if job is None or job.status not in (BulkJob.Status.RUNNING, BulkJob.Status.CANCELLED):
@@ -154,12 +183,21 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
             # Raised before anything was sent (a token problem, a malformed batch): retry later.
             for row in rows_still_held(rows, token):
                 row_requeue(row, token, str(exc), retry_after=getattr(exc, "retry_after", None))
+        except RedisError as exc:
+            # The shared rate limiter is unreachable (Redis restarting): nothing more was sent.
+            # Not the rows' fault, so the attempt is not counted; rows whose write may have
+            # reached Graph are re-checked as always. Try again shortly.
+            logger.warning("Bulk job %s: the rate limiter is unavailable: %r", job_id, exc)
+            rows_release(rows, token, "the rate limiter is unavailable.", delay=LIMITER_RETRY_S)
+            _audit_rows(job, [r.pk for r in rows], since=chunk_started)
+            return LIMITER_RETRY_S
         _audit_rows(job, [r.pk for r in rows], since=chunk_started)
         if delegated:
             from provisioning.bulk.manager_jobs import manager_job_states_note
 
             manager_job_states_note(job=job, since=chunk_started)
         BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
+        job_alive_note(job_id=job_id, beat=True)
         if time.monotonic() >= deadline:
             job_finish_if_done(job_id=job_id)
             return 0.0
@@ -241,14 +279,15 @@ def _audit_rows(job: BulkJob, ids: list[int], *, since: datetime) -> None:
     )
 
 
-def _next_due_in(job_id: int) -> float | None:
+def _next_due_in(job_id: int, *, now: datetime | None = None) -> float | None:
     """Seconds until a pending row of the job is due; None if none is pending."""
+    now = now or timezone.now()
     first = Row.objects.filter(job_id=job_id, status=PENDING).aggregate(
-        at=Min(Coalesce("not_before", Value(timezone.now())))
+        at=Min(Coalesce("not_before", Value(now)))
     )["at"]
     if first is None:
         return None
-    return max(0.0, (first - timezone.now()).total_seconds())
+    return max(0.0, (first - now).total_seconds())
 
 
 def job_finish_if_done(*, job_id: int) -> bool:
@@ -285,13 +324,13 @@ def job_finish_if_done(*, job_id: int) -> bool:
     return bool(finished)
 
 
-def jobs_sweep(*, enqueue=None) -> dict[str, int]:
-    """Return expired leases to pending; restart jobs whose tasks all died; finish done jobs."""
-    now = timezone.now()
+def jobs_sweep(*, enqueue=None, now: datetime | None = None) -> dict[str, int]:
+    """Return expired leases to pending; give new tasks to jobs with due rows and no live task
+    (their tasks died, or their queued messages were lost with Redis); finish done jobs."""
+    now = now or timezone.now()
     released = Row.objects.filter(status=RUNNING, lease_until__lt=now).update(
         status=PENDING, claim_token="", lease_until=None, outcome="Retrying: the worker was lost."
     )
-    stall = now - timedelta(seconds=settings.BULK_STALL_SECONDS)
     restarted = 0
     active = BulkJob.objects.filter(
         Q(status=BulkJob.Status.RUNNING) | Q(status=BulkJob.Status.CANCELLED, finished_at=None)
@@ -299,11 +338,26 @@ def jobs_sweep(*, enqueue=None) -> dict[str, int]:
     for job in active:
         if job_finish_if_done(job_id=job.pk):
             continue
-        if job.last_progress_at is None or job.last_progress_at < stall:
-            touched = BulkJob.objects.filter(pk=job.pk, last_progress_at=job.last_progress_at)
-            if touched.update(last_progress_at=now):
-                (enqueue or _enqueue)(job.pk)
-                restarted += 1
+        if job.alive_until is not None and job.alive_until >= now:
+            continue  # a task is alive (or queued moments ago)
+        if _next_due_in(job.pk, now=now) != 0.0:
+            continue  # nothing due yet: a handed-over task will start when it is
+        # Conditional on the record read above, so two sweeps restart a job once. The new tasks
+        # get three heartbeats to start and report, or as long as the job has been stalled (up
+        # to RESTART_GRACE_MAX_S): when the workers are merely busy with other jobs, restarts
+        # back off instead of flooding the queue.
+        stalled = (now - (job.last_progress_at or now)).total_seconds()
+        grace = now + timedelta(seconds=max(_liveness_s(), min(stalled, RESTART_GRACE_MAX_S)))
+        touched = BulkJob.objects.filter(pk=job.pk, alive_until=job.alive_until)
+        if not touched.update(alive_until=grace):
+            continue
+        try:
+            (enqueue or _enqueue)(job.pk)
+        except Exception as exc:  # noqa: BLE001 - the broker is down: the next sweep tries again
+            logger.warning("Bulk sweep: could not queue tasks for job %s: %r", job.pk, exc)
+            BulkJob.objects.filter(pk=job.pk, alive_until=grace).update(alive_until=job.alive_until)
+            continue
+        restarted += 1
     if released or restarted:
         logger.info("Bulk sweep: %d rows released, %d jobs restarted", released, restarted)
     return {"released": released, "restarted": restarted}
@@ -326,8 +380,23 @@ def _enqueue(job_id: int) -> None:
 
 def job_start_tasks(job_id: int) -> None:
     """Start the job's tasks (called on commit of a confirmation or a re-run)."""
-    BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
+    now = timezone.now()
+    BulkJob.objects.filter(pk=job_id).update(last_progress_at=now)
+    job_alive_note(job_id=job_id, now=now)  # its tasks have three heartbeats to start
     _enqueue(job_id)
+
+
+def _liveness_s() -> float:
+    return settings.BULK_HEARTBEAT_SECONDS * HEARTBEATS_MISSED
+
+
+def job_hand_over(job_id: int, *, countdown: float) -> None:
+    """Queue the task that continues this one in `countdown` seconds; the job counts as alive
+    until then (and three heartbeats more), so the sweeper does not start others meanwhile."""
+    from provisioning.tasks.bulk import bulk_job_work
+
+    job_alive_note(job_id=job_id, seconds=countdown + _liveness_s())
+    bulk_job_work.apply_async((job_id,), countdown=countdown, **job_queue_options(job_id))
 
 
 def job_follow(*, job: BulkJob, poll_seconds: float, report) -> dict:

@@ -34,7 +34,6 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
@@ -47,6 +46,11 @@ from provisioning.graph import GraphError
 from provisioning.models import BulkJob, VaultSecret
 
 logger = logging.getLogger(__name__)
+
+# A preview task records progress after every 100 users it reads (five $batch requests), so four
+# minutes without any means its worker died, even under heavy read throttling. Bulk rows use the
+# liveness record instead (engine.py step 4); a preview has no rows to lease.
+PREVIEW_STALL_SECONDS = 240
 
 # A sealed upload no task has read by then is destroyed by the vault purge; its job then ends
 # with "upload again" when a task finally runs.
@@ -225,10 +229,10 @@ def bulk_preview_run(*, job_id: int) -> None:
 
 def previews_sweep(*, enqueue: Callable[[int], None] | None = None) -> int:
     """Start a new task for every preview that has reported no progress for
-    BULK_STALL_SECONDS (its worker died); returns how many. A conditional update claims each one,
+    PREVIEW_STALL_SECONDS (its worker died); returns how many. A conditional update claims each one,
     so two sweepers never both restart it."""
     now = timezone.now()
-    stall = now - timedelta(seconds=settings.BULK_STALL_SECONDS)
+    stall = now - timedelta(seconds=PREVIEW_STALL_SECONDS)
     restarted = 0
     stalled = BulkJob.objects.filter(status=BulkJob.Status.PREVIEWING, last_progress_at__lt=stall)
     for job_id, seen in stalled.values_list("pk", "last_progress_at"):

@@ -17,19 +17,19 @@ from provisioning.bulk.leases import (
     outcome_reason,
     row_finish,
     row_requeue,
+    rows_hold,
     rows_mark_write_intent,
 )
 from provisioning.graph import (
     BatchResult,
     GraphClient,
     GraphError,
-    GraphNotFound,
     GraphRequest,
     InteractionRequired,
     is_undocumented_refusal,
     operations,
 )
-from provisioning.graph.models import QrMethod, parse_datetime
+from provisioning.graph.models import QrCode, QrMethod, QrPin, parse_datetime
 from provisioning.models import BulkJob, VaultSecret
 
 logger = logging.getLogger(__name__)
@@ -193,9 +193,8 @@ def qr_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) -> 
         if refused:
             reissues.extend(_classify_refused(refused, token, client, rechecked))
 
-    # Re-issue what a lost answer left without secrets (rare: one row at a time).
-    for row in rows_mark_write_intent(reissues, token, phase="reissue"):
-        _reissue(job, row, token, client)
+    # Re-issue what a lost answer left without secrets (after a killed worker: many rows).
+    _reissue_rows(job, reissues, token, client, phase="reissue")
 
 
 def _classify_refused(
@@ -232,36 +231,97 @@ def _classify_refused(
     return reissue
 
 
-def _reissue(job: BulkJob, row: Row, token: str, client: GraphClient) -> None:
-    try:
-        issued = qr.qr_credentials_reissue(
-            client=client,
-            user_id=row.user_id,
-            start=parse_datetime(row.params["start"]),
-            expire=parse_datetime(row.params["expire"]),
-            created_by=job.created_by,
+def _reissue_rows(
+    job: BulkJob, rows: list[Row], token: str, client: GraphClient, *, phase: str
+) -> None:
+    """Replace the standard QR code of each row's method, and for a recovered create reset its
+    PIN too (`qr.qr_credentials_reissue`, one $batch per step for the whole chunk instead of
+    three requests per row), then record the new secrets.
+
+    `phase` is "reissue" (a create whose answer was lost: new code and PIN) or "replace" (a
+    renewal: the PIN stays). Every step may be repeated, so a row stopped anywhere is simply
+    re-issued again by its next attempt. Before each step the rows' leases are renewed and the
+    rows another task took over are dropped (`rows_hold`): a task that lost a row sends no more
+    writes for it, so it cannot replace the code whose payload the new holder recorded. The
+    vault writes and the row's success are one transaction, rolled back if the row was lost.
+    """
+    reset_pin = phase == "reissue"
+    rows = rows_mark_write_intent(rows, token, phase=phase)
+    # 1. Delete the standard code; already gone is fine (an earlier attempt deleted it).
+    deletes = [operations.qr_code_delete_request(r.user_id, qr.STANDARD) for r in rows]
+    deleted = client.batch(deletes)
+    rows = _step_survivors(rows, deleted, token, phase=phase, missing_ok=True)
+    # 2. Create a new standard code: its answer carries the payload.
+    rows = rows_hold(rows, token)
+    start_expire = {
+        r.pk: (parse_datetime(r.params["start"]), parse_datetime(r.params["expire"])) for r in rows
+    }
+    created = client.batch([
+        operations.qr_code_set_request(
+            r.user_id, qr.STANDARD, start=start_expire[r.pk][0], expire=start_expire[r.pk][1]
         )
-    except GraphNotFound:
-        # The method itself is gone (deleted meanwhile): start over with a re-check.
-        Row.objects.filter(pk=row.pk, claim_token=token).update(phase="")
-        row_requeue(row, token, "The QR method disappeared while re-issuing; checking again.")
-        return
-    except InteractionRequired:
-        raise  # the engine ends the job's remaining rows with "sign in again"
-    except GraphError as exc:
-        _row_graph_error(row, token, exc)
-        return
-    try:
-        with transaction.atomic():
-            _record_credentials(
-                row, token, payload_id=issued.payload_secret_id,
-                pin_id=issued.pin_secret_id, expires_at=issued.expires_at, issue=issued.issue,
-                request_id="",
-            )  # fmt: skip
-    except ClaimLost:
-        for secret_id in (issued.payload_secret_id, issued.pin_secret_id):
-            if secret_id:
-                vault.secret_destroy(secret_id=secret_id, reason="superseded")
+        for r in rows
+    ])  # fmt: skip
+    codes = {r.pk: QrCode.from_graph(item.body) for r, item in zip(rows, created, strict=True)}
+    rows = _step_survivors(rows, created, token, phase=phase)
+    # 3. Reset the PIN (a recovered create only): its answer carries the PIN in force.
+    pins: dict[int, QrPin | None] = {}
+    if reset_pin:
+        rows = rows_hold(rows, token)
+        resets = client.batch([qr.qr_pin_reset_request(user_id=r.user_id) for r in rows])
+        pins = {r.pk: QrPin.from_graph(item.body) for r, item in zip(rows, resets, strict=True)}
+        rows = _step_survivors(rows, resets, token, phase=phase)
+    for row in rows:
+        payload = qr.payload_from_code(codes.get(row.pk))
+        pin = pins.get(row.pk)
+        if payload is None or (reset_pin and (pin is None or pin.secret_code is None)):
+            row_requeue(row, token, "Entra answered without the QR code or PIN; re-issuing again.")
+            continue
+        code = codes[row.pk]
+        try:
+            with transaction.atomic():
+                payload_id = vault.secret_store(
+                    kind=VaultSecret.Kind.QR_PAYLOAD, owner_id=row.user_id, value=payload,
+                    created_by=job.created_by,
+                ).pk  # fmt: skip
+                pin_id = None
+                if reset_pin:
+                    pin_id = vault.secret_store(
+                        kind=VaultSecret.Kind.PIN, owner_id=row.user_id,
+                        value=pin.secret_code.reveal(), created_by=job.created_by,
+                    ).pk  # fmt: skip
+                _record_credentials(
+                    row, token, payload_id=payload_id, pin_id=pin_id,
+                    expires_at=(code.expire_date_time if code else None) or start_expire[row.pk][1],
+                    issue=qr.Issue.RECOVERED if reset_pin else qr.Issue.REPLACED, request_id="",
+                )  # fmt: skip
+        except ClaimLost:
+            logger.warning("Bulk row %s was taken over by another task; result dropped", row.pk)
+
+
+def _step_survivors(
+    rows: list[Row], results: list[BatchResult], token: str, *, phase: str,
+    missing_ok: bool = False,
+) -> list[Row]:  # fmt: skip
+    """The rows whose step succeeded; the others are finished or put back by what Graph said."""
+    keep = []
+    for row, item in zip(rows, results, strict=True):
+        if item.ok or (missing_ok and item.status == 404):
+            keep.append(row)
+            continue
+        error = item.error or GraphError("No answer from Microsoft Graph.")
+        if isinstance(error, InteractionRequired):
+            raise error  # the engine ends the job's remaining rows with "sign in again"
+        if item.status == 404 and phase == "replace":
+            why = f"{NO_METHOD_TO_RENEW} {outcome_reason(error)}"
+            row_finish(row, token, Row.Status.FAILED, why, graph_request_id=item.request_id or "")
+        elif item.status == 404:
+            # The method itself is gone (deleted meanwhile): start over with a re-check.
+            Row.objects.filter(pk=row.pk, claim_token=token).update(phase="")
+            row_requeue(row, token, "The QR method disappeared while re-issuing; checking again.")
+        else:
+            _row_graph_error(row, token, error)
+    return keep
 
 
 NO_METHOD_TO_RENEW = "No QR code + PIN method to renew: add one instead."
@@ -269,38 +329,10 @@ NO_METHOD_TO_RENEW = "No QR code + PIN method to renew: add one instead."
 
 def renew_chunk(job: BulkJob, rows: list[Row], token: str, client: GraphClient) -> None:
     """Work a chunk of "Renew" rows (a manager's job): replace each worker's standard QR code with
-    one valid from the row's start to its expiry; the PIN stays. Every step may be repeated
-    (`qr.qr_credentials_reissue` deletes whatever standard code is there, then sets a new one), so
-    a row whose answer was lost is simply renewed again; the payload kept is the last one Graph
-    returned. One row at a time: a renewal is two dependent writes."""
-    for row in rows_mark_write_intent(rows, token, phase="replace"):
-        try:
-            issued = qr.qr_credentials_reissue(
-                client=client,
-                user_id=row.user_id,
-                start=parse_datetime(row.params["start"]),
-                expire=parse_datetime(row.params["expire"]),
-                created_by=job.created_by,
-                reset_pin=False,
-            )
-        except InteractionRequired:
-            raise  # the engine ends the job's remaining rows with "sign in again"
-        except GraphNotFound as exc:
-            row_finish(row, token, Row.Status.FAILED, f"{NO_METHOD_TO_RENEW} {outcome_reason(exc)}",
-                       graph_request_id=exc.request_id or "")  # fmt: skip
-            continue
-        except GraphError as exc:
-            _row_graph_error(row, token, exc)
-            continue
-        try:
-            with transaction.atomic():
-                _record_credentials(
-                    row, token, payload_id=issued.payload_secret_id, pin_id=None,
-                    expires_at=issued.expires_at, issue=issued.issue, request_id="",
-                )  # fmt: skip
-        except ClaimLost:
-            if issued.payload_secret_id:
-                vault.secret_destroy(secret_id=issued.payload_secret_id, reason="superseded")
+    one valid from the row's start to its expiry; the PIN stays. Every step may be repeated, so a
+    row whose answer was lost is simply renewed again; the payload kept is the last one Graph
+    returned. One $batch per step for the chunk (`_reissue_rows`)."""
+    _reissue_rows(job, rows, token, client, phase="replace")
 
 
 def _row_graph_error(row: Row, token: str, exc: GraphError) -> None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0009_directory_sync_state'),
+        ('provisioning', '0010_bulkjob_alive_until'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

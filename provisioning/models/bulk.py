@@ -78,8 +78,12 @@ class BulkJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Updated after every chunk: the sweeper restarts a job whose workers all died.
+    # Updated after every chunk.
     last_progress_at = models.DateTimeField(null=True, blank=True)
+    # The job's liveness record: pushed forward by every live task's heartbeat (and when tasks
+    # are queued); a running job with due rows past this time has no live task, so the sweeper
+    # gives it new ones (provisioning/bulk/engine.py step 4).
+    alive_until = models.DateTimeField(null=True, blank=True)
     # What the IT admin saw: a hash of the previewed rows and of the policy values used.
     preview_hash = models.CharField(max_length=64)
     policy = models.JSONField(default=dict, blank=True)  # pin_length, lifetime_days, region

@@ -31,7 +31,7 @@ def bulk_job_work(self, job_id: int) -> None:
                 time.sleep(min(wait, 5.0))
             wait = engine.job_work(job_id=job_id)
         return
-    bulk_job_work.apply_async((job_id,), countdown=wait, **engine.job_queue_options(job_id))
+    engine.job_hand_over(job_id, countdown=wait)
 
 
 @shared_task(

@@ -1,0 +1,261 @@
+"""Crash recovery of bulk jobs (provisioning/bulk/engine.py steps 1 and 4): a live task's leases
+are renewed, a dead holder's rows come back after the lease, a task that lost its rows writes and
+records nothing, and rows whose answers were lost are re-checked and re-issued through $batch."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from datetime import timedelta
+
+import pytest
+import requests
+import time_machine
+from django.conf import settings
+from django.utils import timezone
+
+from provisioning.bulk import engine, leases
+from provisioning.graph import get_app_client
+from provisioning.models import BulkJob, BulkJobRow, VaultSecret
+from tests.fixtures_bulk import assert_qr_exactly_once, fresh_workers, run_job
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.BULK_LEASE_SECONDS)
+
+
+def test_renewal_keeps_a_live_tasks_rows(bulk_graph, make_qr_job):
+    job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 3)])
+    t0 = timezone.now()
+    rows = leases.rows_claim(job_id=job.pk, token="alive", limit=20, now=t0)
+    assert len(rows) == 3
+    beat = timedelta(seconds=settings.BULK_HEARTBEAT_SECONDS)
+    # The holder's heartbeat, long past the first lease.
+    at = t0
+    while at < t0 + 3 * _lease():
+        at += beat
+        assert leases.rows_lease_renew(token="alive", now=at) == 3
+    assert at - t0 >= 3 * _lease()
+    assert leases.rows_claim(job_id=job.pk, token="other", limit=20, now=at + beat) == []
+    assert engine.jobs_sweep(enqueue=lambda job_id: None, now=at + beat)["released"] == 0
+    assert leases.row_finish(rows[0], "alive", BulkJobRow.Status.SUCCEEDED, "done")
+
+
+def test_a_dead_holders_rows_are_taken_over_after_the_lease_without_a_sweep(
+    bulk_graph, make_qr_job
+):
+    job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 3)])
+    t0 = timezone.now()
+    dead = leases.rows_claim(job_id=job.pk, token="dead", limit=20, now=t0)
+    assert leases.rows_claim(job_id=job.pk, token="new", limit=20, now=t0 + _lease()) == []
+    taken = leases.rows_claim(
+        job_id=job.pk, token="new", limit=20, now=t0 + _lease() + timedelta(seconds=1)
+    )
+    assert sorted(r.pk for r in taken) == sorted(r.pk for r in dead)
+    assert all(r.attempts == 2 for r in taken)
+    # The dead holder can record nothing any more, and its heartbeat renews nothing.
+    assert not leases.row_finish(dead[0], "dead", BulkJobRow.Status.SUCCEEDED, "late")
+    assert leases.rows_lease_renew(token="dead") == 0
+    assert leases.rows_hold(dead, "dead") == []
+
+
+def test_a_job_whose_tasks_all_died_gets_new_tasks_once_its_heartbeat_is_missed(
+    bulk_graph, make_qr_job
+):
+    job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 3)])
+    t0 = timezone.now()
+    leases.job_alive_note(job_id=job.pk, now=t0)  # a task's last heartbeat and chunk
+    BulkJob.objects.filter(pk=job.pk).update(last_progress_at=t0)
+    leases.rows_claim(job_id=job.pk, token="dead", limit=20, now=t0)
+    missed = timedelta(seconds=settings.BULK_HEARTBEAT_SECONDS * leases.HEARTBEATS_MISSED)
+    queued: list[int] = []
+    # Heartbeats missed, but the dead task's rows are leased and none is pending: nothing to do.
+    assert engine.jobs_sweep(enqueue=queued.append, now=t0 + missed + timedelta(seconds=1)) == {
+        "released": 0,
+        "restarted": 0,
+    }
+    after_lease = t0 + _lease() + timedelta(seconds=1)
+    assert engine.jobs_sweep(enqueue=queued.append, now=after_lease) == {
+        "released": 3,
+        "restarted": 1,
+    }
+    assert queued == [job.pk]
+    # The new tasks get time to start, as long as the job had been stalled (about a lease)...
+    stalled = after_lease - t0
+    assert engine.jobs_sweep(enqueue=queued.append, now=after_lease + stalled * 0.9) == {
+        "released": 0,
+        "restarted": 0,
+    }
+    assert queued == [job.pk]
+    # ... and if they never report (the workers are busy elsewhere), restarts back off.
+    again = after_lease + stalled * 1.1
+    assert engine.jobs_sweep(enqueue=queued.append, now=again)["restarted"] == 1
+    assert engine.jobs_sweep(enqueue=queued.append, now=again + stalled * 1.5)["restarted"] == 0
+    assert queued == [job.pk, job.pk]
+
+
+def test_a_lost_queue_is_noticed_from_the_heartbeat_and_a_broker_outage_is_retried(
+    bulk_graph, make_qr_job
+):
+    # Redis restarted empty: the job's queued tasks are gone and no task is alive. Its rows are
+    # pending and due, so the first sweep after the missed heartbeats queues new tasks; while the
+    # broker is still down the sweep does not fail, and the next one tries again.
+    job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 2)])
+    t0 = timezone.now()
+    leases.job_alive_note(job_id=job.pk, now=t0)
+    BulkJob.objects.filter(pk=job.pk).update(alive_until=t0)
+
+    def broker_down(job_id: int) -> None:
+        raise ConnectionError("Redis is restarting")
+
+    later = t0 + timedelta(seconds=1)
+    assert engine.jobs_sweep(enqueue=broker_down, now=later)["restarted"] == 0
+    queued: list[int] = []
+    assert engine.jobs_sweep(enqueue=queued.append, now=later)["restarted"] == 1
+    assert queued == [job.pk]
+
+
+class _TakeoverSession(requests.Session):
+    """A stale task's HTTP session: right after its first re-issue delete is answered, another task
+    takes its rows over (their leases ran out) and finishes them."""
+
+    def __init__(self, takeover) -> None:
+        super().__init__()
+        self.takeover = takeover
+        self.done = False
+
+    def request(self, method, url, *args, **kwargs):
+        response = super().request(method, url, *args, **kwargs)
+        body = kwargs.get("data") or ""
+        deletes = method == "DELETE" or url.endswith("/$batch") and '"DELETE"' in body
+        if not self.done and deletes:
+            self.done = True
+            self.takeover()
+        return response
+
+
+def test_a_task_that_lost_its_rows_mid_reissue_writes_and_records_nothing(
+    bulk_graph, make_qr_job, pin_reset_reading
+):
+    workers = fresh_workers(bulk_graph, 4)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    # Task A's creates reached Graph but every answer was lost: its rows need a re-issue.
+    bulk_graph.sim.config.update({"lost_response_rate": 1.0})
+    engine.job_work(job_id=job.pk, budget_s=0)
+    bulk_graph.sim.config.update({"lost_response_rate": 0.0})
+    BulkJobRow.objects.filter(job=job).update(not_before=None)  # due now, not after a backoff
+    stale_rows = leases.rows_claim(job_id=job.pk, token="A", limit=20)
+    assert len(stale_rows) == 4 and all(r.write_sent_at for r in stale_rows)
+
+    after_b: dict[str, int] = {}
+
+    def takeover() -> None:
+        # A's leases run out (it was frozen); task B takes the rows over and re-issues them.
+        with time_machine.travel(timezone.now() + _lease() + timedelta(seconds=1), tick=False):
+            engine.job_work(job_id=job.pk, budget_s=0)
+        after_b["secrets"] = VaultSecret.objects.count()
+        after_b["writes"] = _writes(bulk_graph)
+
+    session = _TakeoverSession(takeover)
+    client_a = copy.copy(get_app_client())
+    client_a.session = session
+    from provisioning.bulk.qr_rows import qr_chunk
+
+    qr_chunk(job, stale_rows, "A", client_a)
+    assert session.done, "task A never reached its re-issue"
+    # A went on after its deletes, but sent no more writes (B's codes and PINs stand) and put
+    # nothing in the vault; B's payloads and PINs are the ones Graph holds.
+    assert _writes(bulk_graph) == after_b["writes"]
+    assert VaultSecret.objects.count() == after_b["secrets"]
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 4
+    assert all(r.result["issued"] == "recovered" for r in job.rows.all())
+
+
+def _writes(graphsim) -> int:
+    return sum(
+        n
+        for key, n in graphsim.stats["requests"].items()
+        if key.split(" ")[0] in ("PUT", "PATCH", "DELETE", "POST") and "$batch" not in key
+    )
+
+
+def test_lost_answers_are_rechecked_and_reissued_through_batch(
+    bulk_graph, make_qr_job, pin_reset_reading
+):
+    workers = fresh_workers(bulk_graph, 20)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    bulk_graph.sim.config.update({"lost_response_rate": 1.0})
+    engine.job_work(job_id=job.pk, budget_s=0)  # one chunk; every answer is lost
+    bulk_graph.sim.config.update({"lost_response_rate": 0.0})
+    import provisioning.graph
+
+    provisioning.graph._singletons.clear()  # a fresh client: its own request counts
+    run_job(job.pk)
+    counts = assert_qr_exactly_once(bulk_graph, job)
+    assert counts["succeeded"] == 20
+    assert all(r.result["issued"] == "recovered" for r in job.rows.all())
+    # 20 rows: the frontline re-check's batches, then the QR re-check, delete, set and PIN reset
+    # one $batch each (and the policy read for the PIN length): about ten requests, where a
+    # row-at-a-time re-issue sends three per row.
+    stats = get_app_client().stats
+    assert stats["requests"] <= 10
+    assert stats["batch_item_204"] == 20  # the deletes, inside batches
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_keeper_renews_from_its_own_thread(portal_graph, settings):
+    settings.BULK_HEARTBEAT_SECONDS = 1
+    job = BulkJob.objects.create(
+        kind="qr", source="csv", source_label="t.csv", status="running", preview_hash="x"
+    )
+    soon = timezone.now() + timedelta(seconds=1)
+    BulkJobRow.objects.create(job=job, line=2, upn="a@x", action="create", status="running",
+                              claim_token="T", lease_until=soon)  # fmt: skip
+    renewed = threading.Event()
+    with leases.LeaseKeeper(job_id=job.pk, token="T") as keeper:
+        assert keeper._thread is not None and keeper._thread.is_alive()
+        for _ in range(100):
+            if BulkJobRow.objects.get(job=job).lease_until > soon:
+                renewed.set()
+                break
+            renewed.wait(0.1)
+    assert renewed.is_set(), "the heartbeat never renewed the lease"
+    assert not keeper._thread.is_alive()
+    job.refresh_from_db()
+    assert job.alive_until is not None and job.alive_until > soon
+
+
+def test_an_unreachable_rate_limiter_puts_rows_back_without_counting_the_attempt(
+    bulk_graph, make_qr_job, settings
+):
+    # Redis (the shared limiter) is restarting: a real Redis client to a port nobody listens on.
+    import socket
+
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from provisioning.graph.ratelimit import RedisRateLimiter
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = RedisRateLimiter(
+        redis.Redis(port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)),
+        "lanyard:test",
+        rate=20.0,
+    )
+    settings.BULK_MAX_ATTEMPTS = 2
+    job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 5)])
+    client = copy.copy(get_app_client())
+    client.rate_limiter = down
+    for _ in range(settings.BULK_MAX_ATTEMPTS + 1):  # more outages than attempts allowed
+        assert engine.job_work(job_id=job.pk, budget_s=0, client=client) == engine.LIMITER_RETRY_S
+        BulkJobRow.objects.filter(job=job).update(not_before=None)
+    rows = list(job.rows.all())
+    assert {r.status for r in rows} == {"pending"}
+    assert {r.attempts for r in rows} == {0}
+    assert all("rate limiter" in r.outcome for r in rows)
+    run_job(job.pk)  # Redis is back
+    assert assert_qr_exactly_once(bulk_graph, job)["succeeded"] == 5
