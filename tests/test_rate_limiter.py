@@ -368,3 +368,10 @@ def test_the_products_cost_function_agrees_with_graphsim(method, url, sim_path, 
     query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
     assert resource_units(method, url) == units
     assert graphsim_units(method, sim_path, query) == units
+
+
+def test_a_cost_above_the_room_queues_like_bulk_work():
+    state = _backlogged(rate=10, queued=20)
+    granted, wait = _step(state, 0.0, rate=10, capacity=10, cost=5, max_wait=-1, room=3)
+    assert granted
+    assert wait == pytest.approx(2.5)  # nothing to borrow: its turn at the back of the queue

@@ -152,22 +152,26 @@ def build_client(
     )
 
 
-def get_app_client() -> GraphClient:
-    """The per-process client acting as Lanyard's app identity (client credentials); bulk
-    priority (IT admins' jobs, syncs, refreshes)."""
+def get_app_client(*, interactive: bool = False) -> GraphClient:
+    """The per-process client acting as Lanyard's app identity (client credentials): bulk
+    priority (IT admins' jobs, syncs, refreshes), or `interactive` for a call a web request waits
+    on. Both share the process's tokens and connections."""
 
     def build() -> GraphClient:
         config = get_config()
         session = _per_process("session", requests.Session)
+        tokens = _per_process("app_tokens", lambda: AppTokenProvider(config))
         return GraphClient(
             config,
-            AppTokenProvider(config),
+            tokens,  # type: ignore[arg-type]
             get_rate_limiter(config),
             read_limiter=get_read_limiter(config),
+            priority=INTERACTIVE if interactive else BULK,
             session=session,
         )
 
-    return _per_process("app_client", build)  # type: ignore[return-value]
+    name = "app_client:interactive" if interactive else "app_client"
+    return _per_process(name, build)  # type: ignore[return-value]
 
 
 def delegated_token_provider(

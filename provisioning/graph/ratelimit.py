@@ -22,9 +22,10 @@ sharing it, not only the one that was throttled.
 behind bulk reservations: when the bucket is empty it borrows up to `room` tokens from the future
 and is granted at once. The borrowed tokens push the bulk queue back by as much, so bulk work
 earns the room back, and over any interval the grants stay within `capacity + rate × interval +
-room`: with the defaults (one second's budget each) about 40 writes above the steady rate, well
-inside Graph's window of 3,000 writes per 150 s. When the room is used up, interactive work waits
-for whichever comes first: room to borrow again, or its turn in the queue.
+room`. With the defaults (capacity one second's budget, room two, so a manager's 20-row job fits)
+that is at most about 58 writes above the steady rate: 2,910 + 58 < 3,000 writes in any 150 s,
+Graph's window. When the room is used up, interactive work waits for whichever comes first: room
+to borrow again, or its turn in the queue. The same applies to reads, in resource units.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _step(
             state["u2"] = max(state.get("u2", 0.0), now + (cost - tokens) / rate)
             return True, 0.0
         repaid = (state["u1"] if b1 else state["u2"]) - now
-        if repaid < wait:  # room comes back before its turn in the queue would
+        if b1 + b2 > 0 and repaid < wait:  # room comes back before its turn in the queue would
             return False, repaid
     if max_wait >= 0 and wait > max_wait:
         return False, wait
@@ -143,7 +144,7 @@ def _penalize(state: dict[str, float], now: float, rate: float, retry_after: flo
 class _BucketLimiter:
     rate: float
     capacity: float
-    room: float  # what interactive work may borrow ahead of the bulk queue
+    room: float  # what interactive work may borrow ahead of the bulk queue: 2 s of budget
 
     def __init__(
         self,
@@ -158,7 +159,7 @@ class _BucketLimiter:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
         self.capacity = float(capacity if capacity is not None else max(1.0, rate))
-        self.room = float(room if room is not None else max(1.0, rate))
+        self.room = float(room if room is not None else max(1.0, 2 * rate))
         self._sleep: Callable[[float], None] = sleep
         # Wall-clock seconds shared by every process on this machine (the file limiter's "now";
         # the Redis limiter uses Redis's time). Tests inject a simulated clock with `sleep`.
@@ -276,7 +277,7 @@ if wait > 0 and room > 0 then
   end
   local repaid = u2 - now
   if b1 > 0 then repaid = u1 - now end
-  if repaid < wait then
+  if b1 + b2 > 0 and repaid < wait then
     return {0, tostring(repaid)}
   end
 end
