@@ -67,7 +67,7 @@ class SessionLifetimeMiddleware:
     @staticmethod
     def _it_admin_recheck(user) -> None:
         try:
-            still_admin = user_it_admin_refresh(user=user, client=get_app_client())
+            still_admin = user_it_admin_refresh(user=user, client=get_app_client(interactive=True))
         except GraphError as exc:
             # Fail closed for this request: admin pages wait until Entra answers again.
             logger.warning("IT-admin membership of user %s not re-checked: %s", user.pk, exc)

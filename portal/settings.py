@@ -138,6 +138,10 @@ LANYARD_ADMIN_GROUP_ID = env_str(
     "LANYARD_ADMIN_GROUP_ID", demo.DEMO_ADMIN_GROUP_ID if DEMO_MODE else ""
 )
 GRAPH_WRITES_PER_SECOND = env_int("GRAPH_WRITES_PER_SECOND", 20, minimum=1)
+# Graph's resource units per 10 s for this app and tenant (docs/graph-contract.md §7.3): 3,500 for
+# a tenant under 50 users, 5,000 up to 500, 8,000 above. Graph does not say which tier a tenant is
+# in, so the default is the smallest (never throttled); set 8,000 for a large tenant.
+GRAPH_READ_UNITS_PER_10S = env_int("GRAPH_READ_UNITS_PER_10S", 3500, minimum=1000)
 GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 30, minimum=1)
 # The Graph resource of this cloud: the audience of Lanyard's tokens and the prefix of every scope,
 # app and delegated (docs/graph-contract.md §8.4). Unset, it is derived from ENTRA_AUTHORITY_HOST
@@ -184,12 +188,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Store managers' jobs (many workers at once) have their own queue, so a long IT admin bulk job
-# queued first does not make a manager wait. A worker started without -Q consumes both queues;
-# `-Q manager` starts one reserved for managers.
+# Store managers' work — single actions (operation_run) and their jobs — has its own queue, so a
+# long IT admin bulk job queued first does not make a manager wait. A worker started without -Q
+# consumes both queues; `-Q manager` starts one reserved for managers (docker-compose.yml's
+# `worker-manager`), so a manager is not kept waiting while every other process works on bulk.
 MANAGER_JOBS_QUEUE = env_str("MANAGER_JOBS_QUEUE", "manager")
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery"), Queue(MANAGER_JOBS_QUEUE))
+CELERY_TASK_ROUTES = {"provisioning.operation_run": {"queue": MANAGER_JOBS_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "sync-directory": {"task": "provisioning.sync_directory", "schedule": 3600.0},
     "vault-purge-expired": {"task": "provisioning.vault_purge_expired", "schedule": 600.0},
@@ -404,6 +410,9 @@ BULK_PARALLEL_TASKS = env_int("BULK_PARALLEL_TASKS", 4, minimum=1)
 BULK_LEASE_SECONDS = env_int("BULK_LEASE_SECONDS", 15, minimum=5)
 BULK_HEARTBEAT_SECONDS = env_int("BULK_HEARTBEAT_SECONDS", 1, minimum=1)
 BULK_TASK_SECONDS = env_int("BULK_TASK_SECONDS", 60, minimum=1)
+# A task hands over early when another job's rows have waited this long for a worker process, so
+# jobs started together take turns (provisioning/bulk/engine.py `_another_job_waits`).
+BULK_SHARE_SECONDS = env_int("BULK_SHARE_SECONDS", 5, minimum=1)
 BULK_MAX_ATTEMPTS = env_int("BULK_MAX_ATTEMPTS", 12, minimum=1)
 BULK_BACKOFF_MAX_SECONDS = env_int("BULK_BACKOFF_MAX_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {

@@ -235,3 +235,34 @@ def test_every_finished_row_is_audited_without_secrets(bulk_graph, make_qr_job):
     for row in job.rows.all():
         pin = vault.secret_read(secret_id=row.pin_secret_id, kind="pin", owner_id=row.user_id)
         assert pin not in text
+
+
+def test_a_task_hands_over_when_another_job_waits_for_a_worker(bulk_graph, make_qr_job, settings):
+    """Two IT admin jobs, more tasks than worker processes: the job holding the processes hands
+    over after a chunk once the other has waited BULK_SHARE_SECONDS (issue 12, item 6)."""
+    settings.BULK_SHARE_SECONDS = 5
+    workers = fresh_workers(bulk_graph, 65)
+    first = make_qr_job([w.user_principal_name for w in workers[:45]])
+    waiting = make_qr_job([w.user_principal_name for w in workers[45:]])
+    BulkJob.objects.filter(pk=waiting.pk).update(
+        last_progress_at=timezone.now() - timedelta(seconds=6)
+    )
+    assert engine.job_work(job_id=first.pk, budget_s=120) == 0.0  # handed over
+    assert selectors.job_counts(first)["succeeded"] == 20  # after one chunk, not all three
+    # The waiting job works (its progress is fresh again), then the first finishes undisturbed.
+    run_job(waiting.pk)
+    assert engine.job_work(job_id=first.pk, budget_s=120) is None
+    assert selectors.job_counts(first)["succeeded"] == 45
+
+
+def test_a_job_alone_does_not_hand_over(bulk_graph, make_qr_job, settings):
+    settings.BULK_SHARE_SECONDS = 5
+    workers = fresh_workers(bulk_graph, 45)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    finished = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 50)[45:]])
+    run_job(finished.pk)  # a finished job with old progress is not waiting for anything
+    BulkJob.objects.filter(pk=finished.pk).update(
+        last_progress_at=timezone.now() - timedelta(seconds=60)
+    )
+    assert engine.job_work(job_id=job.pk, budget_s=120) is None
+    assert selectors.job_counts(job)["succeeded"] == 45

@@ -232,3 +232,12 @@ def test_compose_never_chooses_demo_mode() -> None:
     """Demo mode is explicit and never the production deployment's (issue 10, finding 7)."""
     assert "LANYARD_DEMO" not in (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert "LANYARD_DEMO" not in (ROOT / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_it_reserves_worker_processes_for_managers(services: dict) -> None:
+    """Managers' actions and jobs (the `manager` queue) never wait for a process that a bulk task
+    holds: a worker consumes only that queue (docs/architecture.md §6)."""
+    command = services["worker-manager"]["command"]
+    assert command[:4] == ["celery", "-A", "portal", "worker"]
+    assert command[command.index("-Q") + 1] == "manager"
+    assert "manager@" in services["worker-manager"]["healthcheck"]["test"][1]

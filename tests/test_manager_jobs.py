@@ -340,3 +340,18 @@ def _it_workers(graphsim, taken: list[str]):
     from tests.fixtures_bulk import fresh_workers
 
     return [w for w in fresh_workers(graphsim, 5) if w.id not in taken][:1]
+
+
+def test_single_manager_actions_go_to_the_managers_queue(settings):
+    """A manager's single action is not queued behind IT admins' bulk tasks (issue 12, item 6)."""
+    from celery.app.routes import prepare
+
+    from portal.celery import app
+    from provisioning.tasks.actions import operation_run
+    from provisioning.tasks.bulk import bulk_job_work
+
+    routes = prepare(app.conf.task_routes)
+    queue = next(r(operation_run.name) for r in routes)
+    assert queue == {"queue": settings.MANAGER_JOBS_QUEUE}
+    assert settings.MANAGER_JOBS_QUEUE in {q.name for q in settings.CELERY_TASK_QUEUES}
+    assert all(r(bulk_job_work.name) is None for r in routes)  # default queue

@@ -195,3 +195,183 @@ def test_a_penalty_during_a_reservations_wait_delays_the_send(tmp_path):
     assert limiter.acquire()  # a reservation: ~0.1 s, then the 0.5 s pause
     assert time.monotonic() - started >= 0.5
     assert len(slept) >= 2
+
+
+# -- priority: interactive work ahead of bulk reservations --------------------------------------
+
+
+def _backlogged(rate: float = 10, queued: int = 20) -> dict[str, float]:
+    """A bucket emptied by a burst and then `queued` bulk reservations, at time 0."""
+    state: dict[str, float] = {}
+    for _ in range(int(rate) + queued):
+        assert _step(state, 0.0, rate=rate, capacity=rate, cost=1, max_wait=-1)[0]
+    return state
+
+
+def test_interactive_work_is_granted_ahead_of_the_bulk_queue():
+    state = _backlogged(rate=10, queued=20)  # the next bulk write is 2.1 s away
+    assert _step(state, 0.0, rate=10, capacity=10, cost=1, max_wait=-1) == (
+        True,
+        pytest.approx(2.1),
+    )
+    granted, wait = _step(state, 0.0, rate=10, capacity=10, cost=1, max_wait=-1, room=10)
+    assert granted
+    assert wait == 0.0  # not behind the 21 reservations
+    # Bulk earns the borrowed token back: the next reservation is pushed back by one token.
+    assert _step(state, 0.0, rate=10, capacity=10, cost=1, max_wait=-1) == (
+        True,
+        pytest.approx(2.3),
+    )
+
+
+def test_interactive_borrowing_is_bounded_by_the_room_and_comes_back():
+    state = _backlogged(rate=10, queued=20)  # tokens -20
+    for _ in range(3):
+        assert _step(state, 0.0, rate=10, capacity=10, cost=1, max_wait=-1, room=3) == (True, 0.0)
+    # The room is used up: the fourth waits until the first borrowed slot is reached (2.1 s), which
+    # is sooner than its turn at the back of the queue (2.4 s); nothing is reserved meanwhile.
+    granted, wait = _step(state, 0.0, rate=10, capacity=10, cost=1, max_wait=-1, room=3)
+    assert not granted
+    assert wait == pytest.approx(2.1)
+    assert state["tokens"] == pytest.approx(-23.0)
+    granted, wait = _step(state, 2.1, rate=10, capacity=10, cost=1, max_wait=-1, room=3)
+    assert granted
+    assert wait == 0.0
+    # The other slots borrowed at 0 s are reached at 2.3 s at the latest: room again then.
+    granted, wait = _step(state, 2.1, rate=10, capacity=10, cost=1, max_wait=-1, room=3)
+    assert not granted
+    assert wait == pytest.approx(0.2)
+
+
+def test_bulk_work_never_borrows():
+    state = _backlogged(rate=10, queued=0)
+    granted, wait = _step(state, 0.0, rate=10, capacity=10, cost=1, max_wait=-1)
+    assert granted
+    assert wait == pytest.approx(0.1)
+    assert not state.get("b2")
+
+
+def test_interactive_work_without_a_queue_takes_tokens_like_anyone():
+    state: dict[str, float] = {}
+    assert _step(state, 0.0, rate=10, capacity=10, cost=1, max_wait=-1, room=10) == (True, 0.0)
+    assert not state.get("b2")  # a full bucket: nothing borrowed
+
+
+def test_a_penalty_holds_interactive_work_too():
+    state: dict[str, float] = {}
+    _penalize(state, 100.0, rate=10, retry_after=2.0)
+    granted, wait = _step(state, 100.5, rate=10, capacity=10, cost=1, max_wait=-1, room=10)
+    assert not granted
+    assert wait == pytest.approx(1.5)
+
+
+def test_bulk_and_interactive_together_stay_within_capacity_rate_and_room():
+    """Eight bulk workers sending flat out and a manager clicking every 0.37 s, on one simulated
+    time line: the combined sends never exceed capacity + rate × window + room, and the manager's
+    writes wait far less than the bulk ones."""
+    import heapq
+
+    rate, capacity, room = 20.0, 20.0, 20.0
+    state: dict[str, float] = {}
+    sends: list[float] = []
+    bulk_waits: list[float] = []
+    interactive_waits: list[float] = []
+    # (time, kind, arrived): bulk workers loop; the manager's writes arrive on a schedule.
+    events = [(0.0, "bulk", 0.0)] * 8 + [(0.37 * k, "interactive", 0.37 * k) for k in range(80)]
+    heapq.heapify(events)
+    while events:
+        now, kind, arrived = heapq.heappop(events)
+        if now > 30.0:
+            break
+        granted, wait = _step(state, now, rate, capacity, 1, -1, room if kind != "bulk" else 0.0)
+        if not granted:
+            heapq.heappush(events, (now + wait, kind, arrived))
+            continue
+        sends.append(now + wait)
+        if kind == "bulk":
+            bulk_waits.append(wait)
+            heapq.heappush(events, (now + wait, "bulk", now + wait))
+        else:
+            interactive_waits.append(now + wait - arrived)
+    sends.sort()
+    assert len(interactive_waits) == 80
+    horizon = 30.0
+    within = [t for t in sends if t <= horizon]
+    assert len(within) >= rate * horizon * 0.95  # the budget is used
+    _assert_within_budget(within, rate, capacity=capacity + room, slack=1e-6)
+    assert max(interactive_waits) == 0.0
+    assert sum(bulk_waits) / len(bulk_waits) > 0.3  # bulk queues (8 workers, 20/s)
+
+
+def test_the_file_limiter_lets_interactive_work_pass_the_queue(tmp_path):
+    slept: list[float] = []
+    path = tmp_path / "bucket.json"
+    bulk = FileRateLimiter(path, rate=10, sleep=slept.append, clock=_frozen_clock)
+    for _ in range(30):
+        bulk.acquire()
+    assert slept[-1] == pytest.approx(2.0)
+    slept.clear()
+    manager = FileRateLimiter(path, rate=10, sleep=slept.append, clock=_frozen_clock)
+    assert manager.acquire(priority="interactive")
+    assert slept == []
+    bulk.acquire()
+    assert slept == [pytest.approx(2.2)]
+
+
+# -- what a request costs in resource units ------------------------------------------------------
+
+# (method, url as the product sends it, the path graphsim sees after its /me rewrite, units)
+COSTS = [
+    ("GET", "/users", "/users", 2),
+    ("GET", "/users?$select=id,displayName&$top=999", "/users", 1),
+    ("GET", "/users?$top=5", "/users", 1),
+    ("GET", "/users?$filter=startswith(displayName,'a')&$expand=manager", "/users", 3),
+    ("GET", "/users/u1", "/users/u1", 1),
+    ("GET", "/users/u1?$select=id", "/users/u1", 1),
+    (
+        "GET",
+        "/users/u1/authentication/qrCodePinMethod",
+        "/users/u1/authentication/qrCodePinMethod",
+        1,
+    ),
+    ("GET", "/groups/g1/members?$select=id&$top=999", "/groups/g1/members", 2),
+    ("GET", "/groups/g1/members", "/groups/g1/members", 3),
+    ("GET", "/groups/g1/transitiveMembers", "/groups/g1/transitiveMembers", 5),
+    ("GET", "/groups/g1/transitiveMembers?$select=id&$top=10", "/groups/g1/transitiveMembers", 3),
+    ("GET", "/me/memberOf", "/users/u1/memberOf", 2),
+    ("GET", "/users/u1/transitiveMemberOf?$expand=x", "/users/u1/transitiveMemberOf", 3),
+    (
+        "GET",
+        "/directory/administrativeUnits/a1/members?$top=999",
+        "/directory/administrativeUnits/a1/members",
+        1,
+    ),
+    ("POST", "/directoryObjects/getByIds", "/directoryObjects/getByIds", 1),
+    (
+        "PUT",
+        "/users/u1/authentication/qrCodePinMethod",
+        "/users/u1/authentication/qrCodePinMethod",
+        1,
+    ),
+    ("GET", "https://graph.example/v1.0/users?$top=999&$skiptoken=abc", "/users", 2),
+    ("GET", "https://graph.example/beta/groups/g1/members?$top=5", "/groups/g1/members", 2),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "sim_path", "units"), COSTS)
+def test_the_products_cost_function_agrees_with_graphsim(method, url, sim_path, units):
+    from urllib.parse import parse_qsl, urlsplit
+
+    from graphsim.throttle import resource_units as graphsim_units
+    from provisioning.graph.ratelimit import resource_units
+
+    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    assert resource_units(method, url) == units
+    assert graphsim_units(method, sim_path, query) == units
+
+
+def test_a_cost_above_the_room_queues_like_bulk_work():
+    state = _backlogged(rate=10, queued=20)
+    granted, wait = _step(state, 0.0, rate=10, capacity=10, cost=5, max_wait=-1, room=3)
+    assert granted
+    assert wait == pytest.approx(2.5)  # nothing to borrow: its turn at the back of the queue

@@ -64,6 +64,9 @@ Throughput: every write goes through `GraphClient.batch` (20 per $batch), which 
 rate limiter once per write item, so all workers together stay within GRAPH_WRITES_PER_SECOND. A
 limiter that cannot be reached (Redis restarting) puts the chunk back without counting the
 attempt, and the task tries again shortly; an emptied limiter starts with a full bucket.
+Sharing: a task hands over after each chunk once another job on its queue has rows due and no
+progress for BULK_SHARE_SECONDS (`_another_job_waits`), so jobs started together take turns for
+the worker processes instead of one waiting for the other's tasks to use up BULK_TASK_SECONDS.
 Secrets: only vault ids reach rows, task arguments and logs.
 
 Where each step lives: claims, intent, outcomes and backoff in bulk/leases.py; the QR and phone
@@ -81,7 +84,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Min, Q, Value
+from django.db.models import Exists, Min, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
@@ -198,9 +201,31 @@ def _work(job_id: int, token: str, deadline: float, client: GraphClient | None):
             manager_job_states_note(job=job, since=chunk_started)
         BulkJob.objects.filter(pk=job_id).update(last_progress_at=timezone.now())
         job_alive_note(job_id=job_id, beat=True)
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or _another_job_waits(job):
             job_finish_if_done(job_id=job_id)
             return 0.0
+
+
+def _another_job_waits(job: BulkJob) -> bool:
+    """True when another job on this job's Celery queue has rows due but has made no progress for
+    BULK_SHARE_SECONDS: its tasks are waiting for a worker process that this job's tasks hold.
+    This task then hands over (its successor queues behind the waiting job's tasks), so two jobs
+    started together both progress, taking turns every few seconds (docs/architecture.md §11.2)."""
+    now = timezone.now()
+    manager = job.source == BulkJob.Source.MANAGER
+    others = BulkJob.objects.filter(
+        status=BulkJob.Status.RUNNING,
+        last_progress_at__lt=now - timedelta(seconds=settings.BULK_SHARE_SECONDS),
+    ).exclude(pk=job.pk)
+    others = (
+        others.filter(source=BulkJob.Source.MANAGER)
+        if manager
+        else others.exclude(source=BulkJob.Source.MANAGER)
+    )
+    due = Row.objects.filter(job_id=OuterRef("pk"), status=PENDING).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    return others.filter(Exists(due)).exists()
 
 
 def _frontline_rows(rows: list[Row], token: str, client: GraphClient) -> list[Row]:

@@ -3,11 +3,12 @@
 - `config.GraphConfig` — where Entra and Graph are and how to authenticate (no Django needed).
 - `tokens` — MSAL apps and token providers for the app identity and for a signed-in manager.
 - `client.GraphClient` — timeouts, request ids, retries, paging and $batch.
-- `ratelimit` — the write budget shared by all workers (Redis, or a file in demo mode).
+- `ratelimit` — the write and read budgets shared by all workers (Redis, or a file in demo mode).
 - `operations` — one function per Graph operation; `models` — typed results; `errors`.
 
 `get_app_client()` is the per-process client for the app identity, built from Django settings;
-`delegated_client(provider)` is a client acting as one manager.
+`delegated_client(provider)` is a client acting as one manager. A manager's work is interactive: its
+client takes its share of the budgets ahead of bulk work (`ratelimit.INTERACTIVE`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from provisioning.graph.errors import (
     TokenError,
     is_undocumented_refusal,
 )
-from provisioning.graph.ratelimit import RateLimiter, build_rate_limiter
+from provisioning.graph.ratelimit import BULK, INTERACTIVE, RateLimiter, build_rate_limiter
 from provisioning.graph.tokens import (
     APPLICATION_PERMISSIONS,
     DELEGATED_SCOPES,
@@ -75,6 +76,7 @@ __all__ = [
     "get_app_client",
     "get_config",
     "get_rate_limiter",
+    "get_read_limiter",
     "is_undocumented_refusal",
 ]
 
@@ -110,28 +112,66 @@ def get_rate_limiter(config: GraphConfig | None = None) -> RateLimiter:
     )
 
 
+def get_read_limiter(config: GraphConfig | None = None) -> RateLimiter:
+    """The read budget (resource units) shared by every worker for this tenant and app."""
+    config = config or get_config()
+    return _per_process(  # type: ignore[return-value]
+        f"limiter:{config.read_limiter_key}",
+        lambda: _read_limiter(config),
+    )
+
+
+def _read_limiter(config: GraphConfig) -> RateLimiter:
+    return build_rate_limiter(
+        config.rate_limiter_url,
+        config.read_limiter_key,
+        config.read_limiter_rate,
+        config.read_limiter_capacity,
+    )
+
+
 def build_client(
-    config: GraphConfig, token_provider=None, rate_limiter: RateLimiter | None = None
+    config: GraphConfig,
+    token_provider=None,
+    rate_limiter: RateLimiter | None = None,
+    *,
+    read_limiter: RateLimiter | None = None,
+    priority: str = BULK,
 ) -> GraphClient:
     """A client for `config` without Django (graphsim tests, benchmarks, scripts)."""
     if rate_limiter is None:
         rate_limiter = build_rate_limiter(
             config.rate_limiter_url, config.limiter_key, config.limiter_rate
         )
-    return GraphClient(config, token_provider or AppTokenProvider(config), rate_limiter)
+    return GraphClient(
+        config,
+        token_provider or AppTokenProvider(config),
+        rate_limiter,
+        read_limiter=read_limiter if read_limiter is not None else _read_limiter(config),
+        priority=priority,
+    )
 
 
-def get_app_client() -> GraphClient:
-    """The per-process client acting as Lanyard's app identity (client credentials)."""
+def get_app_client(*, interactive: bool = False) -> GraphClient:
+    """The per-process client acting as Lanyard's app identity (client credentials): bulk
+    priority (IT admins' jobs, syncs, refreshes), or `interactive` for a call a web request waits
+    on. Both share the process's tokens and connections."""
 
     def build() -> GraphClient:
         config = get_config()
         session = _per_process("session", requests.Session)
+        tokens = _per_process("app_tokens", lambda: AppTokenProvider(config))
         return GraphClient(
-            config, AppTokenProvider(config), get_rate_limiter(config), session=session
+            config,
+            tokens,  # type: ignore[arg-type]
+            get_rate_limiter(config),
+            read_limiter=get_read_limiter(config),
+            priority=INTERACTIVE if interactive else BULK,
+            session=session,
         )
 
-    return _per_process("app_client", build)  # type: ignore[return-value]
+    name = "app_client:interactive" if interactive else "app_client"
+    return _per_process(name, build)  # type: ignore[return-value]
 
 
 def delegated_token_provider(
@@ -156,9 +196,19 @@ def delegated_token_provider(
     )
 
 
-def delegated_client(token_provider: DelegatedTokenProvider) -> GraphClient:
-    """A client acting as one manager; it shares the app's write budget (same app and tenant)."""
+def delegated_client(
+    token_provider: DelegatedTokenProvider, *, priority: str = INTERACTIVE
+) -> GraphClient:
+    """A client acting as one manager; it shares the app's budgets (same app and tenant) and, as a
+    manager's action or job is waited for by a person, takes its tokens ahead of bulk work."""
     config = token_provider.config
     # Reuse the process's connection pool: a manager's action should not pay a TLS handshake.
     session = _per_process("session", requests.Session)
-    return GraphClient(config, token_provider, get_rate_limiter(config), session=session)
+    return GraphClient(
+        config,
+        token_provider,
+        get_rate_limiter(config),
+        read_limiter=get_read_limiter(config),
+        priority=priority,
+        session=session,
+    )

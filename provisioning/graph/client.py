@@ -8,6 +8,12 @@ Retries follow docs/architecture.md §6:
   Graph's state before trying again. Two cases are safe and retried here: a 429 (Graph did not
   perform the request) and a connection that was never established.
 - A 401 is answered by fetching a new token once (tokens may expire between fetch and use).
+
+Budgets (docs/architecture.md §6, docs/graph-contract.md §7.3): every write is charged one token
+to the shared write limiter, every GET its resource units to the shared read limiter, before it is
+sent (each item of a $batch too); a 429 penalises the limiter of the kind of request it answered.
+A client built with `priority=INTERACTIVE` (a manager's work) takes its tokens ahead of bulk
+reservations.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from provisioning.graph.errors import (
     parse_error_body,
     parse_retry_after,
 )
-from provisioning.graph.ratelimit import NoRateLimiter, RateLimiter
+from provisioning.graph.ratelimit import BULK, NoRateLimiter, RateLimiter, resource_units
 
 logger = logging.getLogger(__name__)
 
@@ -157,12 +163,16 @@ class GraphClient:
         token_provider: TokenProvider,
         rate_limiter: RateLimiter | None = None,
         *,
+        read_limiter: RateLimiter | None = None,
+        priority: str = BULK,
         session: requests.Session | None = None,
         sleep=time.sleep,
     ) -> None:
         self.config = config
         self.tokens = token_provider
-        self.rate_limiter = rate_limiter or NoRateLimiter()
+        self.rate_limiter = rate_limiter or NoRateLimiter()  # writes
+        self.read_limiter = read_limiter or NoRateLimiter()  # resource units of reads
+        self.priority = priority  # BULK or INTERACTIVE (ratelimit.py)
         self.session = session or requests.Session()
         self._sleep = sleep
         self._origin = urlsplit(config.graph_endpoint)
@@ -179,6 +189,7 @@ class GraphClient:
             body=req.body,
             headers=req.headers,
             charge=1 if req.is_write else 0,
+            read_units=_read_units(req),
             idempotent=not req.is_write,
         )
 
@@ -195,7 +206,14 @@ class GraphClient:
         """
         url = self._absolute(req)
         while url:
-            page = self._send("GET", url, headers=req.headers, charge=0, idempotent=True).body
+            page = self._send(
+                "GET",
+                url,
+                headers=req.headers,
+                charge=0,
+                read_units=resource_units("GET", url),
+                idempotent=True,
+            ).body
             if not isinstance(page, dict):
                 raise GraphError("Microsoft Graph returned an unreadable page", status=200)
             yield page
@@ -252,6 +270,7 @@ class GraphClient:
             raise ValueError("All requests of one $batch must use the same API version.")
         items = []
         writes = 0
+        read_units = 0
         for index in chunk:
             req = requests_[index]
             if req.url.startswith("https://"):
@@ -265,8 +284,11 @@ class GraphClient:
                 item["headers"] = headers
             items.append(item)
             writes += req.is_write
+            read_units += _read_units(req)
         for _ in range(writes):  # one write unit each (docs/graph-contract.md §7.3)
-            self.rate_limiter.acquire(1)
+            self.rate_limiter.acquire(1, priority=self.priority)
+        if read_units:  # the GET items' resource units, at once (≤ 20 × 6 RU)
+            self.read_limiter.acquire(read_units, priority=self.priority)
         url = f"{self.config.graph_endpoint}/{versions.pop()}/$batch"
         try:
             # A batch of reads may be resent whole; one holding writes may not: its items'
@@ -306,8 +328,9 @@ class GraphClient:
                     status, body, headers, fallback_request_id=response.request_id
                 )
             self._count(f"batch_item_{status}")
-            if status == 429 and requests_[index].is_write:
-                self.rate_limiter.penalize(
+            if status == 429:
+                limiter = self.rate_limiter if requests_[index].is_write else self.read_limiter
+                limiter.penalize(
                     parse_retry_after(_header(headers, "Retry-After")) or self._backoff(0)
                 )
             out.append(
@@ -368,6 +391,7 @@ class GraphClient:
         headers: Mapping[str, str] | None = None,
         charge: int,
         idempotent: bool,
+        read_units: int = 0,
         batch_writes: int = 0,
     ) -> GraphResponse:
         started = time.monotonic()
@@ -377,7 +401,9 @@ class GraphClient:
         data = json.dumps(body) if body is not None else None
         while True:
             if charge:
-                self.rate_limiter.acquire(charge)
+                self.rate_limiter.acquire(charge, priority=self.priority)
+            if read_units:
+                self.read_limiter.acquire(read_units, priority=self.priority)
             token = self.tokens.get_token()  # raises before sending: nothing to undo
             send_headers = {
                 "Authorization": f"Bearer {token}",
@@ -449,6 +475,8 @@ class GraphClient:
                     retry_after = error.retry_after  # type: ignore[attr-defined]
                     if charge or batch_writes:
                         self.rate_limiter.penalize(retry_after or self._backoff(attempt))
+                    else:  # reads are throttled apart from writes (docs/graph-contract.md §7.2)
+                        self.read_limiter.penalize(retry_after or self._backoff(attempt))
                 elif not idempotent:
                     raise error  # a write's 5xx: performed or not, only Graph's state tells
                 retry_after = getattr(error, "retry_after", None)
@@ -469,6 +497,11 @@ class GraphClient:
                 error,
             )
             self._sleep(delay)
+
+
+def _read_units(req: GraphRequest) -> int:
+    """The resource units a GET is charged to the read budget (0 for a write)."""
+    return 0 if req.is_write else resource_units(req.method, req.url)
 
 
 def _path(url: str) -> str:

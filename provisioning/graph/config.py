@@ -144,6 +144,10 @@ class GraphConfig:
     api_version: str = "v1.0"
     timeout: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, on every request
     writes_per_second: float = 20.0
+    # Graph's resource-unit budget per app and tenant (docs/graph-contract.md §7.3): 3,500 RU per
+    # 10 s for the smallest tenants, 5,000 for 50–500 users, 8,000 above. Lanyard cannot tell the
+    # tier from Graph, so the default is the smallest one; set the tenant's tier to read faster.
+    read_units_per_10s: float = 3500.0
     # redis://… / rediss://… for the shared limiter; a directory path (or file://) for the
     # embedded one; None → a directory under the system temp dir.
     rate_limiter_url: str | None = None
@@ -208,6 +212,25 @@ class GraphConfig:
         bucket."""
         return f"lanyard:graph-writes:{self.tenant_id}:{self.client_id}"
 
+    @property
+    def read_limiter_rate(self) -> float:
+        """The read bucket's rate in RU per second: 97 % of Graph's resource-unit budget, minus
+        what the writes take (each write costs 1 RU too, docs/graph-contract.md §7.3), never
+        below a tenth of the budget."""
+        per_second = self.read_units_per_10s / 10 * 0.97
+        return max(per_second - self.writes_per_second, per_second / 10)
+
+    @property
+    def read_limiter_capacity(self) -> float:
+        """The read bucket's burst: half of Graph's 10-second allowance, so a burst of reads never
+        empties Graph's own bucket (the writes draw on it as well)."""
+        return max(self.read_units_per_10s / 2, self.read_limiter_rate)
+
+    @property
+    def read_limiter_key(self) -> str:
+        """Graph's resource units are per app and tenant (docs/graph-contract.md §7.3)."""
+        return f"lanyard:graph-reads:{self.tenant_id}:{self.client_id}"
+
     @classmethod
     def from_django_settings(cls, settings: Any = None) -> GraphConfig:
         """The app identity's config from ENTRA_* / GRAPH_* settings (docs/architecture.md §4)."""
@@ -232,6 +255,7 @@ class GraphConfig:
             graph_endpoint=get("GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT),
             graph_resource=get("GRAPH_RESOURCE", ""),
             writes_per_second=float(get("GRAPH_WRITES_PER_SECOND", 20.0)),
+            read_units_per_10s=float(get("GRAPH_READ_UNITS_PER_10S", 3500.0)),
             rate_limiter_url=get("GRAPH_RATE_LIMITER_URL"),
             timeout=timeout,
         )

@@ -1,16 +1,31 @@
-"""The write budget shared by every worker process (docs/architecture.md §6, docs/graph-contract.md
+"""The Graph budgets shared by every worker process (docs/architecture.md §6, docs/graph-contract.md
 §7.3).
 
-Graph allows about 3,000 writes per 150 s per app and tenant. A token bucket refilled at
-`rate` writes per second, with room for one second's burst, is kept where every worker sees it:
-Redis in production (`RedisRateLimiter`, one atomic Lua script), a small fcntl-locked file in demo
-mode (`FileRateLimiter`). Only writes are charged: each POST/PATCH/PUT/DELETE, and each write inside
-a $batch.
+Two token buckets per app and tenant, kept where every worker sees them: Redis in production
+(`RedisRateLimiter`, one atomic Lua script), a small fcntl-locked file in demo mode
+(`FileRateLimiter`).
+
+- **Writes**: Graph allows about 3,000 writes per 150 s. The write bucket is refilled at `rate`
+  writes per second, with room for one second's burst, and charged one token per
+  POST/PATCH/PUT/DELETE, and per write inside a $batch.
+- **Reads**: every request costs resource units (RU) in a second Graph bucket (3,500 to 8,000 RU
+  per 10 s by tenant size). The read bucket is charged `resource_units()` per GET, and per GET
+  inside a $batch. A 429 on a read penalises only the read bucket, one on a write only the write
+  bucket: Graph throttles them separately (docs/graph-contract.md §7.2).
 
 `acquire()` reserves tokens and sleeps exactly as long as the reservation needs, so waiting workers
-are served in arrival order without polling. `penalize(retry_after)` is called when Graph answers a
-write with 429: it empties the bucket and holds it for `retry_after` seconds, pausing every worker
+are served in arrival order without polling. `penalize(retry_after)` is called when Graph answers
+with 429: it empties the bucket and holds it for `retry_after` seconds, pausing every worker
 sharing it, not only the one that was throttled.
+
+**Priority.** `acquire(cost, priority=INTERACTIVE)` (a manager's action or job) does not queue
+behind bulk reservations: when the bucket is empty it borrows up to `room` tokens from the future
+and is granted at once. The borrowed tokens push the bulk queue back by as much, so bulk work
+earns the room back, and over any interval the grants stay within `capacity + rate × interval +
+room`. With the defaults (capacity one second's budget, room two, so a manager's 20-row job fits)
+that is at most about 58 writes above the steady rate: 2,910 + 58 < 3,000 writes in any 150 s,
+Graph's window. When the room is used up, interactive work waits for whichever comes first: room
+to borrow again, or its turn in the queue. The same applies to reads, in resource units.
 """
 
 from __future__ import annotations
@@ -24,18 +39,69 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+BULK = "bulk"
+INTERACTIVE = "interactive"
 
 
 class RateLimiter(Protocol):
-    def acquire(self, cost: int = 1, timeout: float | None = None) -> bool: ...
+    def acquire(
+        self, cost: float = 1, timeout: float | None = None, priority: str = BULK
+    ) -> bool: ...
 
     def penalize(self, retry_after: float) -> None: ...
 
 
+# GET costs listed in docs/graph-contract.md §7.3; any other request costs 1 RU. `/me/…` costs what
+# `/users/{id}/…` costs (Graph rewrites one into the other).
+_READ_COSTS = (
+    (re.compile(r"^/users/?$", re.I), 2),
+    (re.compile(r"^/groups/[^/]+/members", re.I), 3),
+    (re.compile(r"^/groups/[^/]+/transitiveMembers", re.I), 5),
+    (re.compile(r"^/(?:me|users/[^/]+)/memberOf", re.I), 2),
+    (re.compile(r"^/(?:me|users/[^/]+)/transitiveMemberOf", re.I), 2),
+    (re.compile(r"^/directoryObjects/getByIds", re.I), 5),
+)
+_VERSION_ROOT = re.compile(r"^/(?:v1\.0|beta)(?=/|$)", re.I)
+
+
+def resource_units(method: str, url: str) -> int:
+    """What one request costs in Graph's resource units (docs/graph-contract.md §7.3).
+
+    `url` is relative to the version root (`/users/x?$select=id`, as in GraphRequest) or absolute
+    (an @odata.nextLink). Base cost 1, or the listed cost of a GET; `$select` −1, `$expand` +1,
+    `$top` below 20 −1; never below 1.
+    """
+    parts = urlsplit(url)
+    path = _VERSION_ROOT.sub("", parts.path) if parts.scheme else parts.path
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    cost = 1
+    if method.upper() == "GET":
+        cost = next((value for pattern, value in _READ_COSTS if pattern.search(path)), 1)
+    if "$select" in query:
+        cost -= 1
+    if "$expand" in query:
+        cost += 1
+    top = query.get("$top", "")
+    if top.isdigit() and int(top) < 20:
+        cost -= 1
+    return max(cost, 1)
+
+
 def _step(
-    state: dict[str, float], now: float, rate: float, capacity: float, cost: float, max_wait: float
+    state: dict[str, float],
+    now: float,
+    rate: float,
+    capacity: float,
+    cost: float,
+    max_wait: float,
+    room: float = 0.0,
 ) -> tuple[bool, float]:
-    """One bucket decision; mutates `state`. (granted, seconds to wait). Mirrors _LUA_ACQUIRE."""
+    """One bucket decision; mutates `state`. (granted, seconds to wait). Mirrors _LUA_ACQUIRE.
+
+    `room` > 0 for interactive work: the tokens it may borrow ahead of the bulk queue.
+    """
     blocked = state.get("blocked_until", 0.0)
     if now < blocked:
         return False, blocked - now
@@ -43,6 +109,24 @@ def _step(
     last = state.get("ts", now)
     tokens = min(capacity, tokens + max(0.0, now - last) * rate)
     wait = (cost - tokens) / rate if tokens < cost else 0.0
+    if wait > 0 and room > 0:
+        # Borrowed tokens are counted in two generations (b1 until u1, b2 until u2): a borrowed
+        # token is repaid when the queue reaches its slot, at the latest at its generation's end.
+        if now >= state.get("u1", 0.0):
+            state["b1"], state["u1"] = state.get("b2", 0.0), state.get("u2", 0.0)
+            state["b2"], state["u2"] = 0.0, 0.0
+        b1 = state.get("b1", 0.0) if now < state.get("u1", 0.0) else 0.0
+        b2 = state.get("b2", 0.0) if now < state.get("u2", 0.0) else 0.0
+        if b1 + b2 + cost <= room:
+            # Sent now; its slot is at the end of the queue, reached when the bucket is back at 0.
+            state["tokens"] = tokens - cost
+            state["ts"] = max(now, last)
+            state["b2"] = b2 + cost
+            state["u2"] = max(state.get("u2", 0.0), now + (cost - tokens) / rate)
+            return True, 0.0
+        repaid = (state["u1"] if b1 else state["u2"]) - now
+        if b1 + b2 > 0 and repaid < wait:  # room comes back before its turn in the queue would
+            return False, repaid
     if max_wait >= 0 and wait > max_wait:
         return False, wait
     state["tokens"] = tokens - cost  # may go negative: a reservation paid back by waiting
@@ -60,36 +144,48 @@ def _penalize(state: dict[str, float], now: float, rate: float, retry_after: flo
 class _BucketLimiter:
     rate: float
     capacity: float
+    room: float  # what interactive work may borrow ahead of the bulk queue: 2 s of budget
 
     def __init__(
-        self, rate: float, capacity: float | None = None, *, sleep=time.sleep, clock=time.time
+        self,
+        rate: float,
+        capacity: float | None = None,
+        *,
+        room: float | None = None,
+        sleep=time.sleep,
+        clock=time.time,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
         self.capacity = float(capacity if capacity is not None else max(1.0, rate))
+        self.room = float(room if room is not None else max(1.0, 2 * rate))
         self._sleep: Callable[[float], None] = sleep
         # Wall-clock seconds shared by every process on this machine (the file limiter's "now";
         # the Redis limiter uses Redis's time). Tests inject a simulated clock with `sleep`.
         self._clock: Callable[[], float] = clock
 
-    def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
+    def _try(self, cost: float, max_wait: float, room: float) -> tuple[bool, float]:
         raise NotImplementedError
 
     def _blocked_for(self) -> float:
         """Seconds left of a pause set by `penalize` (0 when none)."""
         raise NotImplementedError
 
-    def acquire(self, cost: int = 1, timeout: float | None = None) -> bool:
-        """Take `cost` write tokens, sleeping as needed; False if that would exceed `timeout`."""
+    def acquire(self, cost: float = 1, timeout: float | None = None, priority: str = BULK) -> bool:
+        """Take `cost` tokens, sleeping as needed; False if that would exceed `timeout`.
+
+        `priority=INTERACTIVE` may borrow up to `room` tokens ahead of bulk reservations.
+        """
         if cost <= 0:
             return True
         if cost > self.capacity:
             raise ValueError(f"cost {cost} exceeds the bucket capacity {self.capacity:g}")
+        room = self.room if priority == INTERACTIVE else 0.0
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            granted, wait = self._try(cost, remaining)
+            granted, wait = self._try(cost, remaining, room)
             if granted:
                 if wait > 0:
                     self._sleep(wait)
@@ -130,8 +226,10 @@ class FileRateLimiter(_BucketLimiter):
         finally:
             os.close(fd)  # releases the lock
 
-    def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
-        return self._locked(lambda s, now: _step(s, now, self.rate, self.capacity, cost, max_wait))
+    def _try(self, cost: float, max_wait: float, room: float) -> tuple[bool, float]:
+        return self._locked(
+            lambda s, now: _step(s, now, self.rate, self.capacity, cost, max_wait, room)
+        )
 
     def penalize(self, retry_after: float) -> None:
         self._locked(lambda s, now: _penalize(s, now, self.rate, retry_after))
@@ -140,7 +238,7 @@ class FileRateLimiter(_BucketLimiter):
         return self._locked(lambda s, now: max(0.0, s.get("blocked_until", 0.0) - now))
 
 
-# KEYS[1] bucket; ARGV rate, capacity, cost, max_wait (-1 = unbounded), ttl ms.
+# KEYS[1] bucket; ARGV rate, capacity, cost, max_wait (-1 = unbounded), ttl ms, room (0 = bulk).
 # Redis time, not the workers' clocks, so skewed hosts share one notion of "now". Floats are
 # returned as strings: Redis truncates Lua numbers to integers.
 _LUA_ACQUIRE = """
@@ -148,9 +246,10 @@ local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local max_wait = tonumber(ARGV[4])
+local room = tonumber(ARGV[6]) or 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'blocked_until')
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'blocked_until', 'b1', 'u1', 'b2', 'u2')
 local tokens = tonumber(s[1]) or capacity
 local last = tonumber(s[2]) or now
 local blocked = tonumber(s[3]) or 0
@@ -160,6 +259,28 @@ end
 tokens = math.min(capacity, tokens + math.max(0, now - last) * rate)
 local wait = 0
 if tokens < cost then wait = (cost - tokens) / rate end
+if wait > 0 and room > 0 then
+  local b1, u1 = tonumber(s[4]) or 0, tonumber(s[5]) or 0
+  local b2, u2 = tonumber(s[6]) or 0, tonumber(s[7]) or 0
+  if now >= u1 then
+    b1, u1, b2, u2 = b2, u2, 0, 0
+  end
+  if now >= u1 then b1 = 0 end
+  if now >= u2 then b2 = 0 end
+  if b1 + b2 + cost <= room then
+    redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - cost),
+               'ts', tostring(math.max(now, last)), 'b1', tostring(b1), 'u1', tostring(u1),
+               'b2', tostring(b2 + cost),
+               'u2', tostring(math.max(u2, now + (cost - tokens) / rate)))
+    redis.call('PEXPIRE', KEYS[1], ARGV[5])
+    return {1, '0'}
+  end
+  local repaid = u2 - now
+  if b1 > 0 then repaid = u1 - now end
+  if b1 + b2 > 0 and repaid < wait then
+    return {0, tostring(repaid)}
+  end
+end
 if max_wait >= 0 and wait > max_wait then
   return {0, tostring(wait)}
 end
@@ -205,9 +326,9 @@ class RedisRateLimiter(_BucketLimiter):
         # Long enough to remember debt and blocks; an idle bucket expires and starts full.
         return int((self.capacity / self.rate + extra + 60) * 1000)
 
-    def _try(self, cost: float, max_wait: float) -> tuple[bool, float]:
+    def _try(self, cost: float, max_wait: float, room: float) -> tuple[bool, float]:
         granted, wait = self._acquire(
-            keys=[self.key], args=[self.rate, self.capacity, cost, max_wait, self._ttl_ms()]
+            keys=[self.key], args=[self.rate, self.capacity, cost, max_wait, self._ttl_ms(), room]
         )
         return bool(int(granted)), float(wait)
 
@@ -221,21 +342,24 @@ class RedisRateLimiter(_BucketLimiter):
 class NoRateLimiter:
     """No shared budget (unit tests, one-off scripts)."""
 
-    def acquire(self, cost: int = 1, timeout: float | None = None) -> bool:
+    def acquire(self, cost: float = 1, timeout: float | None = None, priority: str = BULK) -> bool:
         return True
 
     def penalize(self, retry_after: float) -> None:
         return None
 
 
-def build_rate_limiter(url: str | None, key: str, rate: float) -> RateLimiter:
+def build_rate_limiter(
+    url: str | None, key: str, rate: float, capacity: float | None = None
+) -> RateLimiter:
     """A limiter from GRAPH_RATE_LIMITER_URL: redis[s]:// or unix:// → Redis; else a directory."""
     if url and url.startswith(("redis://", "rediss://", "unix://")):
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        return RedisRateLimiter(client, key, rate)
+        return RedisRateLimiter(client, key, rate, capacity)
     if url and url.startswith("file://"):
         url = url[len("file://") :]
     directory = Path(url) if url else Path(tempfile.gettempdir()) / "lanyard-ratelimit"
-    return FileRateLimiter(directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json"), rate)
+    path = directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json")
+    return FileRateLimiter(path, rate, capacity)

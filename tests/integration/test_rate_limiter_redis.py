@@ -76,3 +76,36 @@ def test_it_times_out_without_reserving(key):
     assert limiter.acquire(timeout=0.1) is False
     # Had the refused call reserved a token, the next would be 2 s away, beyond this timeout.
     assert limiter.acquire(timeout=1.5)
+
+
+def test_interactive_work_passes_the_bulk_queue(key):
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    bulk_waits: list[float] = []
+    bulk = RedisRateLimiter(client, key, 10, sleep=bulk_waits.append)
+    for _ in range(30):  # the bucket's 10 tokens, then 20 reservations (2 s of queue)
+        bulk.acquire()
+    assert bulk_waits[-1] > 1.5
+    manager_waits: list[float] = []
+    manager = RedisRateLimiter(client, key, 10, sleep=manager_waits.append)
+    for _ in range(5):
+        assert manager.acquire(priority="interactive")
+    assert manager_waits == []  # granted at once, ahead of the 20 reservations
+    bulk.acquire()
+    # The borrowed tokens push the bulk queue back: 20 reserved + 5 borrowed + this one.
+    assert bulk_waits[-1] > 2.0
+
+
+def test_interactive_borrowing_stops_at_the_room(key):
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    waits: list[float] = []
+    bulk = RedisRateLimiter(client, key, 10, sleep=waits.append)
+    for _ in range(30):
+        bulk.acquire()
+    manager = RedisRateLimiter(client, key, 10, room=3, sleep=lambda s: None)
+    for _ in range(3):
+        assert manager.acquire(timeout=0, priority="interactive")
+    assert manager.acquire(timeout=0.5, priority="interactive") is False
