@@ -146,6 +146,20 @@ def role_assignments_list(
     return (RoleAssignment.from_graph(item) for item in client.iter_values(req))
 
 
+def role_assignments_in_scope_request(scope: str) -> GraphRequest:
+    """The active role assignments over one directory scope (`/` or an administrative unit),
+    principals expanded, as a $batch item (its first page; follow `@odata.nextLink`) —
+    [G1] api/rbacapplication-list-roleassignments.md."""
+    return GraphRequest(
+        "GET",
+        url(
+            "/roleManagement/directory/roleAssignments",
+            filter=f"directoryScopeId eq '{scope}'",
+            expand="principal",
+        ),
+    )
+
+
 def role_assignments_list_request(principal_ids: list[str]) -> GraphRequest:
     """The active roles of up to 15 users or groups, as a $batch item (`principalId in (…)`;
     DOC-GAP: the page names no limit for `in`, Lanyard sends at most 15 values, the limit Graph

@@ -81,6 +81,9 @@ class BulkJob(models.Model):
     preview_hash = models.CharField(max_length=64)
     policy = models.JSONField(default=dict, blank=True)  # pin_length, lifetime_days, region
     summary = models.JSONField(default=dict, blank=True)  # counts at preview time
+    # False while `bulk_import` (without --dry-run) is still previewing the file and adding rows
+    # to the running job (bulk/streaming.py): the job is not finished before every row is in.
+    rows_complete = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
