@@ -1,7 +1,7 @@
 """Bulk import end to end: `manage.py bulk_import FILE --kind qr --wait` from start to summary line.
 
     .venv/bin/python bench/bulk_end_to_end.py [--rows 1000] [--workers 1x4] [--latency 80-250]
-                                              [--error-rate 0.01] [--poll 2.0]
+                                              [--error-rate 0.01] [--poll 2.0] [--baseline TREE]
 
 Needs PostgreSQL and Redis, like bench/bulk_provisioning.py (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/lanyard_bench, created if missing; BENCH_BROKER_URL, default
@@ -19,10 +19,14 @@ the real command runs as a subprocess:
 
     manage.py bulk_import FILE --kind qr --wait
 
-and the script reports the rows, the time from starting the process to its summary line, the ratio
-(rows ÷ write budget) ÷ elapsed (docs/architecture.md §9: ≥ 0.95), the requests answered 429 (count
-and share of all requests, $batch items included), lost and duplicated methods by graphsim's own
-counters, and the time from the start to graphsim's first QR method creation.
+With `--baseline TREE` the same sizes run first with the command and the workers of another
+checkout (the code before a change; its `.venv` may be a link to this one), against the same
+database (its migrations are a prefix of ours), graphsim and Redis: the old flow on the same
+machine, in the same run. For each flow the script reports the rows, the time from starting the
+process to its summary line, the ratio (rows ÷ write budget) ÷ elapsed (docs/architecture.md §9:
+≥ 0.95), the requests answered 429 (count and share of all requests, $batch items included), lost
+and duplicated methods by graphsim's own counters, and the time from the start to graphsim's first
+QR method creation.
 """
 
 from __future__ import annotations
@@ -89,16 +93,18 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _start_workers(processes: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen]:
+def _start_workers(
+    processes: int, concurrency: int, log_dir: Path, tree: Path
+) -> list[subprocess.Popen]:
     workers = []
     for index in range(processes):
-        log = (log_dir / f"worker-{index}.log").open("wb")
+        log = (log_dir / f"worker-{tree.name}-{index}.log").open("wb")
         workers.append(
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=WARNING",
                  f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
                  "-n", f"e2e{index}@%h"],
-                cwd=ROOT, env=_child_env(), stdout=log, stderr=subprocess.STDOUT,
+                cwd=tree, env=_child_env(), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         )  # fmt: skip
@@ -169,7 +175,7 @@ def _prepare_tenant(gs, rows: int) -> list[str]:
     return [u.user_principal_name for u in fresh]
 
 
-def _run(gs, *, rows: int, budget: float, poll: float, workdir: Path) -> dict:
+def _run(gs, *, rows: int, budget: float, poll: float, workdir: Path, tree: Path) -> dict:
     upns = _prepare_tenant(gs, rows)
     csv_path = workdir / f"workers-{rows}.csv"
     csv_path.write_text("userPrincipalName\n" + "\n".join(upns) + "\n", encoding="utf-8")
@@ -192,7 +198,7 @@ def _run(gs, *, rows: int, budget: float, poll: float, workdir: Path) -> dict:
     started = time.monotonic()
     watcher = threading.Thread(target=watch_first_write, args=(started,), daemon=True)
     watcher.start()
-    process = subprocess.Popen(command, cwd=ROOT, env=_child_env(), stdout=subprocess.PIPE,
+    process = subprocess.Popen(command, cwd=tree, env=_child_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     elapsed = None
     summary = ""
@@ -242,6 +248,9 @@ def main() -> int:
     parser.add_argument("--error-rate", type=float, default=0.01, help="share of 503/504 answers")
     parser.add_argument("--budget", type=float, default=20.0, help="writes per second")
     parser.add_argument("--window", type=float, default=150.0, help="graphsim's write window, s")
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="first run the command and workers of this checkout (e.g. a "
+                        "`git archive` of the code before a change), in the same run")  # fmt: skip
     parser.add_argument("--poll", type=float, default=0.0,
                         help="pass --poll to bulk_import (0: the command's default)")  # fmt: skip
     args = parser.parse_args()
@@ -259,27 +268,38 @@ def main() -> int:
         write_budget_per_s=args.budget,
         write_burst=args.budget * args.window,
     )
-    results = []
+    results: list[dict] = []
     load = os.getloadavg()
     with (
         tempfile.TemporaryDirectory() as workdir,
         running_graphsim(config=config, trust=True, browser=False) as gs,
     ):
         _django(gs.base_url, gs.ca_bundle, workdir, args.budget)
-        workers = _start_workers(processes, concurrency, Path(workdir))
-        try:
-            for size in (int(x) for x in args.rows.split(",")):
-                gs.sim.config.update(config.as_dict())
-                figures = _run(gs, rows=size, budget=args.budget, poll=args.poll,
-                               workdir=Path(workdir))  # fmt: skip
-                figures.update(latency_ms=args.latency, error_rate=args.error_rate,
-                               workers=args.workers,
-                               load_avg_1m_before=round(load[0], 2))  # fmt: skip
-                print(json.dumps(figures), flush=True)
-                results.append(figures)
-                load = os.getloadavg()
-        finally:
-            _stop(workers)
+        flows = [("baseline", Path(args.baseline).resolve())] if args.baseline else []
+        flows.append(("current", ROOT))
+        for flow, tree in flows:
+            # Each flow's own workers: the baseline's code runs the baseline's job.
+            workers = _start_workers(processes, concurrency, Path(workdir), tree)
+            try:
+                for size in (int(x) for x in args.rows.split(",")):
+                    gs.sim.config.update(config.as_dict())
+                    figures = _run(gs, rows=size, budget=args.budget, poll=args.poll,
+                                   workdir=Path(workdir), tree=tree)  # fmt: skip
+                    figures.update(flow=flow, latency_ms=args.latency,
+                                   error_rate=args.error_rate, workers=args.workers,
+                                   load_avg_1m_before=round(load[0], 2))  # fmt: skip
+                    print(json.dumps(figures), flush=True)
+                    results.append(figures)
+                    load = os.getloadavg()
+            finally:
+                _stop(workers)
+        for size in (int(x) for x in args.rows.split(",")):
+            runs = {r["flow"]: r for r in results if r["rows"] == size}
+            if "baseline" in runs:
+                speedup = runs["baseline"]["elapsed_s"] / runs["current"]["elapsed_s"]
+                print(
+                    json.dumps({"rows": size, "baseline_elapsed_over_current": round(speedup, 2)})
+                )
     ok = all(r["lost"] == 0 and r["duplicated"] == 0 and r["failed"] == 0 for r in results)
     return 0 if ok else 1
 

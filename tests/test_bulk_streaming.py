@@ -267,3 +267,14 @@ def test_following_a_job_notices_its_end_without_the_poll_interval(bulk_graph, m
     assert sleeps == [0.25] * 6  # ended 0.25 s after the last row, not at the next 1 s poll
     # Progress lines at most once per poll interval, and the last one at the end.
     assert [line.split(" —")[0].strip() for line in lines] == ["0% 0/6", "67% 4/6", "100% 6/6"]
+
+
+def test_chunks_grow_and_keep_each_users_rows_together():
+    upns = [f"w{i}@{DOMAIN}" for i in range(60)]
+    inputs = [preview.RowInput(i + 2, upn) for i, upn in enumerate(upns)]
+    inputs.append(preview.RowInput(62, f" W3@{DOMAIN.upper()} "))  # line 5's user again
+    inputs.append(preview.RowInput(63, ""))
+    chunks = list(streaming.input_chunks(inputs, first=4, size=30))
+    assert [len(c) for c in chunks] == [5, 20, 30, 7]
+    assert [r.line for r in chunks[0]] == [2, 3, 4, 5, 62]
+    assert sorted(r.line for c in chunks for r in c) == [r.line for r in inputs]
