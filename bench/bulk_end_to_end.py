@@ -152,7 +152,7 @@ def _prepare_tenant(gs, rows: int) -> list[str]:
         VaultSecret,
     )
 
-    gs.reset(large_tenant(users=int(rows * 1.05) + 100))
+    gs.reset(large_tenant(users=int(rows * 1.25) + 200))  # some have a method or no licence
     _singletons.clear()
     BulkJob.objects.all().delete()
     VaultSecret.objects.all().delete()

@@ -177,7 +177,12 @@ def job_work(*, job_id: int, budget_s: float | None = None, client: GraphClient 
 def _frontline_rows(rows: list[Row], token: str, client: GraphClient) -> list[Row]:
     """Ask Entra again whether each row's user is still a frontline worker (a role or the IT
     admin group may have been gained since the preview); finish the rows that are not, with why,
-    and put back those Graph could not answer for. Returns the rows to write."""
+    and put back those Graph could not answer for. Returns the rows to write.
+
+    Not cached within the job, unlike the QR policy and the record of privileged accounts the
+    preview reads once: this is the live answer that stops a write to someone who gained a role
+    after the preview (docs/architecture.md §5). It costs one $batch of reads per chunk of
+    BULK_CHUNK_ROWS rows and no write budget, and it overlaps other tasks' writes."""
     verdicts = bulk_targets_recheck(client=client, user_ids=[r.user_id for r in rows])
     keep = []
     for row in rows:

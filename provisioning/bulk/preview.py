@@ -591,7 +591,8 @@ def bulk_job_preview(
         raise ValueError(f"unknown kind {kind!r}")
     if source == BulkJob.Source.RENEW and kind != BulkJob.Kind.QR:
         raise ValueError("a renewal is a QR job")
-    policy = current_policy()
+    qr_policy = qr_policy_current()  # one read for the checks and the targets
+    policy = current_policy(qr_policy)
     if people is None:
         people = people_lookup([i.upn for i in inputs], client=client)
     # Only frontline workers: never an administrator or a user outside the synced stores
@@ -599,7 +600,7 @@ def bulk_job_preview(
     privileged_accounts_ensure_fresh(client=client)
     now = datetime.now(UTC).replace(microsecond=0)
     plans = plans_check(kind=kind, source=source, inputs=inputs, people=people, policy=policy,
-                        now=now, client=client)  # fmt: skip
+                        now=now, client=client, qr_policy=qr_policy)  # fmt: skip
     with transaction.atomic():
         job = BulkJob.objects.create(
             kind=kind,

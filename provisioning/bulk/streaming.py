@@ -10,11 +10,12 @@ cache means a $batch read for every 20 unknown UPNs. `bulk_job_stream` instead
    once: they wait for rows while the next steps run;
 2. reads the tenant's QR policy once and refreshes the record of privileged accounts if stale,
    both beside the look-up of the first chunk's users (all three are Graph reads);
-3. plans the file in chunks (`STREAM_FIRST_CHUNK_ROWS`, then `STREAM_CHUNK_ROWS`), exactly as the
-   preview plans a whole file (preview.plans_check). All rows of one UPN go into one chunk, so
-   duplicates are merged or refused as in a full preview, and a row that is written is never
-   later found to conflict with a row further down the file. The QR policy and the members of its
-   targeted groups are read once for the job, not once per chunk;
+3. plans the file in chunks (`STREAM_FIRST_CHUNK_ROWS`, growing fivefold up to
+   `STREAM_CHUNK_ROWS`), exactly as the preview plans a whole file (preview.plans_check). All
+   rows of one UPN go into one chunk, so duplicates are merged or refused as in a full preview,
+   and a row that is written is never later found to conflict with a row further down the file.
+   The QR policy and the members of its targeted groups are read once for the job, not once per
+   chunk;
 4. inserts each chunk's rows as the confirmation would leave them (missing dates made real,
    `jobs.rows_dates_fix`): the waiting tasks claim them at once;
 5. at the end records the preview hash and summary over the rows as planned, the confirmation's
