@@ -21,7 +21,6 @@ import re
 
 import phonenumbers
 from django.conf import settings
-from phonenumbers import geocoder
 
 
 class PhoneNumberInvalid(ValueError):
@@ -153,8 +152,17 @@ def phone_number_examples(*, region: str, mobile: bool = True) -> tuple[str, str
     )
 
 
+def _geocoder():
+    """phonenumbers' geocoder, imported when first needed: loading its data takes about a second,
+    which every `manage.py` command (bulk_import among them) would otherwise pay at start-up."""
+    from phonenumbers import geocoder
+
+    return geocoder
+
+
 def phone_region_name(region: str) -> str:
     """The region's English country name ("Germany" for DE), or the code itself."""
+    geocoder = _geocoder()
     example = phonenumbers.example_number(region)
     return (geocoder.country_name_for_number(example, "en") if example else "") or region
 
@@ -162,6 +170,7 @@ def phone_region_name(region: str) -> str:
 @functools.cache
 def _region_by_name() -> dict[str, str]:
     """English country names → region codes, for Entra's free-text `country` field (built once)."""
+    geocoder = _geocoder()
     names = {}
     for region in phonenumbers.SUPPORTED_REGIONS:
         example = phonenumbers.example_number(region)

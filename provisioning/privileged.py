@@ -32,7 +32,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from provisioning.graph import GraphClient, GraphNotFound, get_app_client, operations
+from provisioning.graph import (
+    GraphClient,
+    GraphNotFound,
+    get_app_client,
+    operations,
+)
 from provisioning.graph.models import RoleAssignment
 from provisioning.models import (
     AdminGroupMember,
@@ -164,14 +169,19 @@ def privileged_accounts_refresh(
     return found
 
 
+def privileged_accounts_stale(*, max_age_seconds: float = PREVIEW_MAX_AGE_SECONDS) -> bool:
+    """Is the record missing or older than `max_age_seconds`?"""
+    snapshot = PrivilegedAccountsSnapshot.objects.filter(pk=1).first()
+    return snapshot is None or snapshot.refreshed_at < timezone.now() - timedelta(
+        seconds=max_age_seconds
+    )
+
+
 def privileged_accounts_ensure_fresh(
     *, client: GraphClient | None = None, max_age_seconds: float = PREVIEW_MAX_AGE_SECONDS
 ) -> None:
     """Refresh the record when it is missing or older than `max_age_seconds`."""
-    snapshot = PrivilegedAccountsSnapshot.objects.filter(pk=1).first()
-    if snapshot is None or snapshot.refreshed_at < timezone.now() - timedelta(
-        seconds=max_age_seconds
-    ):
+    if privileged_accounts_stale(max_age_seconds=max_age_seconds):
         privileged_accounts_refresh(client=client or get_app_client())
 
 

@@ -124,6 +124,14 @@ SIGN_IN_AGAIN = (
 
 logger = logging.getLogger(__name__)
 
+# How often a task waiting for rows still being added (a streamed job) looks for them, and how
+# often `job_follow` checks whether the job has ended.
+ROWS_COMING_POLL_SECONDS = 0.2
+FOLLOW_CHECK_SECONDS = 0.2
+# A streamed job's rows stop arriving when its `bulk_import` died: a chunk of ≤ 500 rows is
+# planned in seconds, so four minutes without progress (rows added or written) means it is gone.
+ADDER_GONE_SECONDS = 240
+
 # Sent once when a running job becomes finished (`job_finish_if_done`), with `job`: what follows a
 # job lives with its owner, e.g. badges queues the sheets of a renewal (badges/apps.py), since
 # provisioning never imports badges (docs/architecture.md §10).
@@ -156,6 +164,10 @@ def _work(job_id: int, token: str, deadline: float, client: GraphClient | None):
         if not rows:
             job_finish_if_done(job_id=job_id)
             wait = _next_due_in(job_id)
+            if wait is None and not job.rows_complete:
+                # `bulk_import` is still adding rows (bulk/streaming.py): wait for them here
+                # rather than end the task and leave the next chunk to the sweeper.
+                wait = ROWS_COMING_POLL_SECONDS
             if wait is None:
                 return None
             if wait <= 2 and time.monotonic() + wait < deadline:
@@ -231,7 +243,12 @@ def _another_job_waits(job: BulkJob) -> bool:
 def _frontline_rows(rows: list[Row], token: str, client: GraphClient) -> list[Row]:
     """Ask Entra again whether each row's user is still a frontline worker (a role or the IT
     admin group may have been gained since the preview); finish the rows that are not, with why,
-    and put back those Graph could not answer for. Returns the rows to write."""
+    and put back those Graph could not answer for. Returns the rows to write.
+
+    Not cached within the job, unlike the QR policy and the record of privileged accounts the
+    preview reads once: this is the live answer that stops a write to someone who gained a role
+    after the preview (docs/architecture.md §5). It costs one $batch of reads per chunk of
+    BULK_CHUNK_ROWS rows and no write budget, and it overlaps other tasks' writes."""
     verdicts = bulk_targets_recheck(client=client, user_ids=[r.user_id for r in rows])
     keep = []
     for row in rows:
@@ -316,15 +333,16 @@ def _next_due_in(job_id: int, *, now: datetime | None = None) -> float | None:
 
 
 def job_finish_if_done(*, job_id: int) -> bool:
-    """Mark the job finished once no row is pending or running."""
+    """Mark the job finished once every row is in (`rows_complete`) and none is pending or
+    running."""
     if Row.objects.filter(job_id=job_id, status__in=[PENDING, RUNNING]).exists():
         return False
     now = timezone.now()
-    finished = BulkJob.objects.filter(pk=job_id, status=BulkJob.Status.RUNNING).update(
-        status=BulkJob.Status.FINISHED, finished_at=now
-    )
+    finished = BulkJob.objects.filter(
+        pk=job_id, status=BulkJob.Status.RUNNING, rows_complete=True
+    ).update(status=BulkJob.Status.FINISHED, finished_at=now)
     cancelled = BulkJob.objects.filter(
-        pk=job_id, status=BulkJob.Status.CANCELLED, finished_at__isnull=True
+        pk=job_id, status=BulkJob.Status.CANCELLED, rows_complete=True, finished_at__isnull=True
     ).update(finished_at=now)
     if finished or cancelled:
         job = BulkJob.objects.get(pk=job_id)
@@ -361,6 +379,17 @@ def jobs_sweep(*, enqueue=None, now: datetime | None = None) -> dict[str, int]:
         Q(status=BulkJob.Status.RUNNING) | Q(status=BulkJob.Status.CANCELLED, finished_at=None)
     )
     for job in active:
+        # The `bulk_import` adding this job's rows has been gone for ADDER_GONE_SECONDS (it
+        # touches last_progress_at with every chunk, as the tasks do with theirs): the job is
+        # what it holds.
+        adder_gone = not job.rows_complete and (
+            job.last_progress_at is None
+            or job.last_progress_at < now - timedelta(seconds=ADDER_GONE_SECONDS)
+        )
+        if adder_gone and BulkJob.objects.filter(pk=job.pk, rows_complete=False).update(
+            rows_complete=True
+        ):
+            logger.warning("Bulk job %s: rows stopped arriving; finishing with those in", job.pk)
         if job_finish_if_done(job_id=job.pk):
             continue
         if job.alive_until is not None and job.alive_until >= now:
@@ -424,26 +453,54 @@ def job_hand_over(job_id: int, *, countdown: float) -> None:
     bulk_job_work.apply_async((job_id,), countdown=countdown, **job_queue_options(job_id))
 
 
-def job_follow(*, job: BulkJob, poll_seconds: float, report) -> dict:
+def job_follow(
+    *,
+    job: BulkJob,
+    poll_seconds: float,
+    report,
+    check_seconds: float | None = None,
+    sleep=time.sleep,
+    clock=time.monotonic,
+) -> dict:
     """Wait until `job` has ended, sweeping as beat would (a killed worker's rows get new tasks),
-    and call `report(line)` each time its progress line changes. Returns its final counts.
+    and call `report(line)` when its progress line changes, at most every `poll_seconds` (and
+    once at the end). Returns its final counts.
 
-    What `bulk_import --wait` and `prepopulate_phones --wait` print while they wait.
+    What `bulk_import --wait` and `prepopulate_phones --wait` print while they wait. The end is
+    noticed within `check_seconds` (FOLLOW_CHECK_SECONDS): counting a job's rows is one indexed
+    query, so checking often costs little, and a command that printed its summary line 2 s after
+    the last row would add 2 s to every job. Sweeps stay at `poll_seconds`, like printing.
     """
-    last = ""
+    check = min(poll_seconds, FOLLOW_CHECK_SECONDS if check_seconds is None else check_seconds)
+    last_line = ""
+    last_report = last_sweep = None
     while True:
-        jobs_sweep()
+        now = clock()
+        if last_sweep is None or now - last_sweep >= poll_seconds:
+            jobs_sweep()
+            last_sweep = now
         job.refresh_from_db()
         counts = job_counts(job)
+        last_row_ended = not (counts["pending"] or counts["running"])
+        # The last row just ended: finish now rather than at the next task or sweep.
+        if (
+            job.status == BulkJob.Status.RUNNING
+            and last_row_ended
+            and job_finish_if_done(job_id=job.pk)
+        ):
+            job.refresh_from_db()
+        ended = job.status in (BulkJob.Status.FINISHED, BulkJob.Status.CANCELLED) and not (
+            counts["pending"] or counts["running"]
+        )
         line = (
             f"{counts['percent']:3d}% {counts['done']}/{counts['total']} — "
             f"{counts['succeeded']} succeeded, {counts['failed']} failed, "
             f"{counts['skipped'] + counts['cancelled']} skipped; {counts['rate']}/s"
         )
-        if line != last:
+        due = last_report is None or now - last_report >= poll_seconds
+        if line != last_line and (due or ended):
             report(line)
-            last = line
-        ended = job.status in (BulkJob.Status.FINISHED, BulkJob.Status.CANCELLED)
-        if ended and not (counts["pending"] or counts["running"]):
+            last_line, last_report = line, now
+        if ended:
             return counts
-        time.sleep(poll_seconds)
+        sleep(check)

@@ -51,38 +51,48 @@ def bulk_job_confirm(
                 "preview again."
             )
         now = timezone.now().replace(microsecond=0)
-        # The preview refused rows without an expiry when the lifetime was unknown (None).
-        lifetime = timedelta(days=job.policy.get("lifetime_days") or 0)
         pending = [r for r in rows if r.status == Row.Status.PENDING]
         if job.kind == BulkJob.Kind.QR:
-            # Missing dates become real ones now, so every attempt of a row sends the same
-            # values (the engine recognises its own method by them).
-            for row in pending:
-                start = row.params.get("start") or format_datetime(now)
-                if not row.params.get("expire"):
-                    if not lifetime:
-                        raise JobRefused(
-                            "The tenant's QR lifetime is unknown (its QR policy could not be "
-                            "read): preview again."
-                        )
-                    begin = parse_datetime(start)
-                    row.params["expire"] = format_datetime(begin + lifetime)
-                row.params["start"] = start
+            rows_dates_fix(job=job, rows=pending, now=now)
             Row.objects.bulk_update(pending, ["params"], batch_size=1000)
         job.status = BulkJob.Status.RUNNING if pending else BulkJob.Status.FINISHED
         job.confirmed_at = now
         job.finished_at = None if pending else now
         job.save(update_fields=["status", "confirmed_at", "finished_at"])
-        audit.record(
-            actor=confirmed_by,
-            action="bulk_job_confirm",
-            outcome="succeeded",
-            target_label=job.source_label,
-            detail=f"Bulk job {job.pk} ({job.kind}): {len(pending)} rows to do",
-        )
+        bulk_job_confirm_audit(job=job, confirmed_by=confirmed_by, pending=len(pending))
         if pending:
             transaction.on_commit(lambda: engine.job_start_tasks(job.pk))
     return job
+
+
+def rows_dates_fix(*, job: BulkJob, rows: list[BulkJobRow], now) -> None:
+    """A QR job's confirmed rows: missing dates become real ones now, so every attempt of a row
+    sends the same values (the engine recognises its own method by them). Changes `params` in
+    place; the caller saves them."""
+    # The preview refused rows without an expiry when the lifetime was unknown (None).
+    lifetime = timedelta(days=job.policy.get("lifetime_days") or 0)
+    for row in rows:
+        start = row.params.get("start") or format_datetime(now)
+        if not row.params.get("expire"):
+            if not lifetime:
+                raise JobRefused(
+                    "The tenant's QR lifetime is unknown (its QR policy could not be read): "
+                    "preview again."
+                )
+            begin = parse_datetime(start)
+            row.params["expire"] = format_datetime(begin + lifetime)
+        row.params["start"] = start
+
+
+def bulk_job_confirm_audit(*, job: BulkJob, confirmed_by: AbstractUser | None, pending: int):
+    """The audit event of a confirmation (also written by a streamed job, bulk/streaming.py)."""
+    audit.record(
+        actor=confirmed_by,
+        action="bulk_job_confirm",
+        outcome="succeeded",
+        target_label=job.source_label,
+        detail=f"Bulk job {job.pk} ({job.kind}): {pending} rows to do",
+    )
 
 
 def bulk_job_cancel(*, job: BulkJob, cancelled_by: AbstractUser | None) -> int:

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 
 from provisioning import vault
 from provisioning.graph import (
+    BatchResult,
     GraphClient,
     GraphError,
     GraphNotFound,
@@ -34,7 +36,8 @@ from provisioning.graph import (
     get_app_client,
     operations,
 )
-from provisioning.graph.models import USER_SELECT, format_datetime
+from provisioning.graph.client import BATCH_LIMIT
+from provisioning.graph.models import USER_SELECT, QrPolicy, format_datetime
 from provisioning.graph.models import User as GraphUser
 from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret, WorkerMethodState
 from provisioning.phone_numbers import PhoneNumberInvalid, phone_number_normalise, phone_region_for
@@ -137,9 +140,10 @@ class Policy:
                 "region": self.region}  # fmt: skip
 
 
-def current_policy() -> Policy:
-    """The tenant's QR policy values the checks use (cached a few minutes by qr_policy.py)."""
-    policy = qr_policy_current()
+def current_policy(policy: QrPolicy | None = None) -> Policy:
+    """The tenant's QR policy values the checks use (cached a few minutes by qr_policy.py), from
+    `policy` when the caller has read it already."""
+    policy = policy or qr_policy_current()
     if qr_policy_unreadable(policy):
         return Policy(pin_length=None, lifetime_days=None, region=settings.LANYARD_DEFAULT_REGION)
     return Policy(
@@ -152,10 +156,17 @@ def current_policy() -> Policy:
 # -- users ----------------------------------------------------------------------------------
 
 
+# $batch reads of unknown UPNs in flight at once. Reads are charged to the client's read budget
+# per request, whichever thread sends it, and a few concurrent requests are well inside Graph's
+# per-app request limits (docs/graph-contract.md §7.3).
+LOOKUP_CONCURRENCY = 4
+
+
 def people_lookup(
     upns: Iterable[str], *, client: GraphClient | None = None, progress: Progress | None = None
 ) -> dict[str, Person]:
-    """UPN (lower-case) → Person: the directory cache first, then Graph ($batch reads).
+    """UPN (lower-case) → Person: the directory cache first, then Graph ($batch reads, a few
+    batches at once). A UPN Graph does not know is left out; any other error raises.
 
     `progress(done, total)`, if given, is called after the cache and after every
     LOOKUP_PROGRESS_STEP users read from Graph (the upload page's progress bar)."""
@@ -182,24 +193,55 @@ def people_lookup(
                 if not exc.permanent:
                     raise
                 logger.info("User lookup refused for a bulk row: %s", exc)
-        # Sent a step at a time only to report progress: each step is whole $batch requests.
-        step = LOOKUP_PROGRESS_STEP if progress else max(1, len(missing))
-        for start in range(0, len(missing), step):
-            chunk = missing[start : start + step]
-            requests_ = [
-                GraphRequest(
-                    "GET", operations.url(f"/users/{quote(upn, safe='@')}", select=USER_SELECT)
-                )
-                for upn in chunk
-            ]
-            for upn, result in zip(chunk, client.batch(requests_), strict=True):
+        known = len(wanted) - len(missing)
+
+        def report(read: int) -> None:
+            if progress:
+                progress(known + read, len(wanted))
+
+        found.update(_people_batch_read(missing, client=client, report=report))
+    return found
+
+
+def _people_batch_read(
+    upns: list[str], *, client: GraphClient, report: Callable[[int], None]
+) -> dict[str, Person]:
+    """Read users by UPN through $batch, LOOKUP_CONCURRENCY batches in flight (one thread each,
+    the same client: its session, token and limiters are shared by threads); `report(n)` after
+    every LOOKUP_PROGRESS_STEP users read, and at the end."""
+    groups = [upns[start : start + BATCH_LIMIT] for start in range(0, len(upns), BATCH_LIMIT)]
+
+    def read(group: list[str]) -> list[BatchResult]:
+        requests_ = [
+            GraphRequest(
+                "GET", operations.url(f"/users/{quote(upn, safe='@')}", select=USER_SELECT)
+            )
+            for upn in group
+        ]
+        return client.batch(requests_)
+
+    found: dict[str, Person] = {}
+    if len(groups) <= 1:
+        answers = map(read, groups)
+    else:
+        pool = ThreadPoolExecutor(max_workers=LOOKUP_CONCURRENCY, thread_name_prefix="lookup")
+        answers = pool.map(read, groups)
+    done = reported = 0
+    try:
+        for group, results in zip(groups, answers, strict=True):
+            for upn, result in zip(group, results, strict=True):
                 if result.ok and isinstance(result.body, dict) and result.body.get("id"):
                     found[upn] = Person.from_graph(GraphUser.from_graph(result.body))
                 elif result.error is not None and not result.error.permanent:
                     # Not "no such user": Graph could not answer. Say so rather than guess.
                     raise result.error
-            if progress:
-                progress(len(wanted) - len(missing) + start + len(chunk), len(wanted))
+            done += len(group)
+            if done - reported >= LOOKUP_PROGRESS_STEP or done == len(upns):
+                report(done)
+                reported = done
+    finally:
+        if len(groups) > 1:
+            pool.shutdown(wait=True, cancel_futures=True)
     return found
 
 
@@ -469,7 +511,13 @@ def _refuse_non_frontline(plans: list[Plan], refusals: dict[str, str]) -> None:
         plan.pin = None  # a custom PIN for such a row is never stored
 
 
-def _policy_refusals(plans: list[Plan], *, client: GraphClient | None) -> None:
+def _policy_refusals(
+    plans: list[Plan],
+    *,
+    client: GraphClient | None,
+    policy: QrPolicy | None = None,
+    members: dict[str, set[str] | None] | None = None,
+) -> None:
     """Skip, with the reason, every QR row the tenant's QR policy does not target.
 
     Graph refuses a create for a user the policy does not enable with an undocumented status
@@ -478,16 +526,20 @@ def _policy_refusals(plans: list[Plan], *, client: GraphClient | None) -> None:
     minus its exclusions. Each targeted group's transitive members are read once per preview with
     the app identity (GroupMember.Read.All), not once per user. When the policy cannot be read,
     nothing is skipped here (the unknown values are refused by check_qr_row).
+
+    A streamed job (bulk/streaming.py) plans its rows in chunks: it passes the policy it read once
+    and one `members` dict for every chunk, so each group is still read once per job.
     """
     creates = [p for p in plans if p.action == BulkJobRow.Action.CREATE and p.person is not None]
-    policy = qr_policy_current()
+    policy = policy or qr_policy_current()
     if not creates or qr_policy_unreadable(policy):
         return
     if policy.state != "enabled":
         for plan in creates:
             _policy_skip(plan, "The QR code + PIN method is disabled in the tenant's policy.")
         return
-    members: dict[str, set[str] | None] = {}  # group id → its users; None: could not be read
+    if members is None:
+        members = {}  # group id → its users; None: could not be read
 
     def group_users(group_id: str) -> set[str] | None:
         if group_id not in members:
@@ -597,14 +649,57 @@ def bulk_job_preview(
         raise ValueError(f"unknown kind {kind!r}")
     if source == BulkJob.Source.RENEW and kind != BulkJob.Kind.QR:
         raise ValueError("a renewal is a QR job")
-    policy = current_policy()
+    qr_policy = qr_policy_current()  # one read for the checks and the targets
+    policy = current_policy(qr_policy)
     if people is None:
         people = people_lookup([i.upn for i in inputs], client=client, progress=progress)
     # Only frontline workers: never an administrator or a user outside the synced stores
     # (docs/architecture.md §5).
     privileged_accounts_ensure_fresh(client=client)
-    refusals = bulk_target_refusals([p.id for p in people.values()])
     now = datetime.now(UTC).replace(microsecond=0)
+    plans = plans_check(kind=kind, source=source, inputs=inputs, people=people, policy=policy,
+                        now=now, client=client, qr_policy=qr_policy)  # fmt: skip
+    with transaction.atomic():
+        if job is not None:
+            job = _previewing_job_take(job, policy=policy, source_label=source_label)
+        job = job or BulkJob.objects.create(
+            kind=kind,
+            source=source,
+            # A renewal (the insights page) replaces standard QR codes, as a manager's "Renew" does.
+            action=BulkJob.Action.RENEW
+            if source == BulkJob.Source.RENEW
+            else BulkJob.Action.CREATE,
+            source_ref=source_ref,
+            source_label=source_label[:300],
+            created_by=created_by,
+            policy=policy.as_dict(),
+            preview_hash="",
+        )
+        rows = rows_from_plans(job=job, plans=plans, created_by=created_by)
+        BulkJobRow.objects.bulk_create(rows, batch_size=1000)
+        job.preview_hash = preview_hash(kind=kind, policy=job.policy, rows=rows)
+        job.summary = preview_counts(rows)
+        job.save(update_fields=["preview_hash", "summary"])
+    logger.info("Bulk job %s previewed: %s", job.pk, job.summary)
+    return job
+
+
+def plans_check(
+    *,
+    kind: str,
+    source: str,
+    inputs: list[RowInput],
+    people: dict[str, Person],
+    policy: Policy,
+    now: datetime,
+    client: GraphClient | None,
+    qr_policy: QrPolicy | None = None,
+    policy_members: dict[str, set[str] | None] | None = None,
+) -> list[Plan]:
+    """Every row's plan: its checks, then duplicates merged, non-frontline users and users the
+    QR policy does not target skipped. Rows of one user must be checked in one call (duplicates
+    are found among `inputs`). Relies on `privileged_accounts_ensure_fresh` having run."""
+    refusals = bulk_target_refusals([p.id for p in people.values()])
     with_method: set[str] = set()
     if kind == BulkJob.Kind.QR:
         ids = [p.id for p in people.values()]
@@ -630,60 +725,47 @@ def bulk_job_preview(
     _merge_duplicates(plans)
     _refuse_non_frontline(plans, refusals)
     if kind == BulkJob.Kind.QR:
-        _policy_refusals(plans, client=client)
-    with transaction.atomic():
-        if job is not None:
-            job = _previewing_job_take(job, policy=policy, source_label=source_label)
-        job = job or BulkJob.objects.create(
-            kind=kind,
-            source=source,
-            # A renewal (the insights page) replaces standard QR codes, as a manager's "Renew" does.
-            action=BulkJob.Action.RENEW
-            if source == BulkJob.Source.RENEW
-            else BulkJob.Action.CREATE,
-            source_ref=source_ref,
-            source_label=source_label[:300],
-            created_by=created_by,
-            policy=policy.as_dict(),
-            preview_hash="",
-        )
-        rows = []
-        for plan in plans:
-            secret_id = None
-            if plan.pin and plan.person and plan.action == BulkJobRow.Action.CREATE:
-                secret_id = vault.secret_store(
-                    kind=VaultSecret.Kind.PIN,
-                    owner_id=plan.person.id,
-                    value=plan.pin,
-                    created_by=created_by,
-                ).pk
-            plan.pin = None
-            status = {
-                BulkJobRow.Action.INVALID: BulkJobRow.Status.FAILED,
-                BulkJobRow.Action.SKIP: BulkJobRow.Status.SKIPPED,
-            }.get(plan.action, BulkJobRow.Status.PENDING)
-            rows.append(
-                BulkJobRow(
-                    job=job,
-                    line=plan.line,
-                    upn=plan.upn[:320],
-                    user_id=plan.person.id if plan.person else "",
-                    display_name=(plan.person.display_name if plan.person else "")[:256],
-                    action=plan.action,
-                    reason=plan.reason,
-                    warning=plan.warning[:300],
-                    params=plan.params,
-                    input_secret_id=secret_id,
-                    status=status,
-                    outcome=plan.reason if status != BulkJobRow.Status.PENDING else "",
-                )
+        _policy_refusals(plans, client=client, policy=qr_policy, members=policy_members)
+    return plans
+
+
+def rows_from_plans(
+    *, job: BulkJob, plans: list[Plan], created_by: AbstractUser | None
+) -> list[BulkJobRow]:
+    """The job's rows for `plans` (not saved); a custom PIN goes into the vault here, and only
+    its vault id reaches the row. Call inside the transaction that saves the rows."""
+    rows = []
+    for plan in plans:
+        secret_id = None
+        if plan.pin and plan.person and plan.action == BulkJobRow.Action.CREATE:
+            secret_id = vault.secret_store(
+                kind=VaultSecret.Kind.PIN,
+                owner_id=plan.person.id,
+                value=plan.pin,
+                created_by=created_by,
+            ).pk
+        plan.pin = None
+        status = {
+            BulkJobRow.Action.INVALID: BulkJobRow.Status.FAILED,
+            BulkJobRow.Action.SKIP: BulkJobRow.Status.SKIPPED,
+        }.get(plan.action, BulkJobRow.Status.PENDING)
+        rows.append(
+            BulkJobRow(
+                job=job,
+                line=plan.line,
+                upn=plan.upn[:320],
+                user_id=plan.person.id if plan.person else "",
+                display_name=(plan.person.display_name if plan.person else "")[:256],
+                action=plan.action,
+                reason=plan.reason,
+                warning=plan.warning[:300],
+                params=plan.params,
+                input_secret_id=secret_id,
+                status=status,
+                outcome=plan.reason if status != BulkJobRow.Status.PENDING else "",
             )
-        BulkJobRow.objects.bulk_create(rows, batch_size=1000)
-        job.preview_hash = preview_hash(kind=kind, policy=job.policy, rows=rows)
-        job.summary = preview_counts(rows)
-        job.save(update_fields=["preview_hash", "summary"])
-    logger.info("Bulk job %s previewed: %s", job.pk, job.summary)
-    return job
+        )
+    return rows
 
 
 def preview_counts(rows: Iterable[BulkJobRow]) -> dict[str, int]:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0010_bulkjob_alive_until'),
+        ('provisioning', '0011_bulkjob_rows_complete'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

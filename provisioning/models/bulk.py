@@ -95,6 +95,9 @@ class BulkJob(models.Model):
     preview_total = models.PositiveIntegerField(default=0)
     upload_secret_id = models.BigIntegerField(null=True, blank=True)
     preview_error = models.TextField(blank=True)
+    # False while `bulk_import` (without --dry-run) is still previewing the file and adding rows
+    # to the running job (bulk/streaming.py): the job is not finished before every row is in.
+    rows_complete = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

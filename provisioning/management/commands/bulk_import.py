@@ -1,7 +1,9 @@
 """`manage.py bulk_import PATH --kind qr|phone [--dry-run] [--wait] [--results OUT.csv]`.
 
-The same engine as the upload page: the file is checked and previewed; without --dry-run the job
-is confirmed (bound to the preview's hash) and handed to the Celery workers. With --wait the
+The same engine as the upload page. With --dry-run the file is previewed and nothing is written.
+Without it the preview is confirmed as it goes (bulk/streaming.py): the Celery workers start on
+the first checked rows while the rest of the file is checked, and the job records the same
+preview hash, summary and audit as a preview confirmed from the upload page. With --wait the
 command follows the job, printing progress, and runs the sweeper itself so a job whose workers
 died is restarted. Exit status: 0 when done, 1 when a row failed, 2 on a file-level error.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from provisioning.bulk import csvfile, engine, jobs, preview, selectors
+from provisioning.bulk import csvfile, engine, jobs, preview, selectors, streaming
 from provisioning.models import BulkJob
 
 FILE_ERROR_EXIT = 2
@@ -58,28 +60,25 @@ class Command(BaseCommand):
             self._file_error(str(exc))
         key = "userPrincipalName" if options["kind"] == "qr" else "UPN"
         inputs = [preview.RowInput(r.line, r.values[key], r.values) for r in rows]
-        job = preview.bulk_job_preview(
-            kind=options["kind"], source=BulkJob.Source.CSV, source_label=path.name,
-            inputs=inputs, created_by=actor,
-        )  # fmt: skip
-        summary = job.summary
-        self.stdout.write(
-            f"Preview of {path.name} (job {job.pk}): {summary['rows']} rows — "
-            f"{summary['create']} to create, {summary['update']} to update, "
-            f"{summary['skip']} to skip, {summary['invalid']} invalid."
-        )
-        for row in job.rows.filter(action__in=["invalid", "skip"]).order_by("line")[:50]:
-            self.stdout.write(f"  line {row.line} {row.upn}: {row.action} — {row.reason}")
         if options["dry_run"]:
+            job = preview.bulk_job_preview(
+                kind=options["kind"], source=BulkJob.Source.CSV, source_label=path.name,
+                inputs=inputs, created_by=actor,
+            )  # fmt: skip
+            self._preview_report(job, path.name)
             jobs.bulk_job_cancel(job=job, cancelled_by=actor)
             self._results(job, options["results"])
             self.stdout.write("Dry run: nothing was written.")
             return
+        # Nobody reviews a preview between preview and confirm here: the job starts writing
+        # after the first chunk of rows is checked, while the rest of the file is checked.
         try:
-            job = jobs.bulk_job_confirm(job=job, previewed_hash=job.preview_hash,
-                                        confirmed_by=actor)  # fmt: skip
+            job = streaming.bulk_job_stream(
+                kind=options["kind"], source_label=path.name, inputs=inputs, created_by=actor
+            )
         except jobs.JobRefused as exc:
             raise CommandError(str(exc)) from exc
+        self._preview_report(job, path.name)
         if not options["wait"]:
             self.stdout.write(f"Job {job.pk} started; follow it on the admin pages.")
             self._results(job, options["results"])
@@ -89,6 +88,16 @@ class Command(BaseCommand):
         self.stdout.write(selectors.summary_line(counts))
         if counts["failed"]:
             sys.exit(1)
+
+    def _preview_report(self, job: BulkJob, name: str) -> None:
+        summary = job.summary
+        self.stdout.write(
+            f"Preview of {name} (job {job.pk}): {summary['rows']} rows — "
+            f"{summary['create']} to create, {summary['update']} to update, "
+            f"{summary['skip']} to skip, {summary['invalid']} invalid."
+        )
+        for row in job.rows.filter(action__in=["invalid", "skip"]).order_by("line")[:50]:
+            self.stdout.write(f"  line {row.line} {row.upn}: {row.action} — {row.reason}")
 
     def _results(self, job: BulkJob, out: str | None) -> None:
         if out:
