@@ -234,6 +234,12 @@ def _run(gs, *, rows: int, budget: float, poll: float, workdir: Path, tree: Path
         "requests_incl_batch_items": requests,
         "answered_429": throttled,
         "share_429": round(throttled / max(requests, 1), 4),
+        # Which requests got them ("GET 429", "PUT 429"…; $batch items included), this run only.
+        "429_by_method": {
+            key: n - before["requests"].get(key, 0)
+            for key, n in stats["requests"].items()
+            if key.endswith(" 429") and n > before["requests"].get(key, 0)
+        },
         "lost": sum(1 for uid in ids if not created.get(uid)),
         "duplicated": sum(1 for uid in ids if created.get(uid, 0) > 1),
         "exit_status": process.returncode,
