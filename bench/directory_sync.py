@@ -19,7 +19,7 @@ alone, not graphsim's. For each size, against one SQLite database:
   rounds (`users/delta` and `administrativeUnits/delta` from scratch) without writing anything.
 It prints per phase the wall time, graphsim's count of requests, the changed rows the command
 reported and the peak memory; then ratios measured in the same run: delta ÷ full re-read, and
-100k ÷ 10k (docs/architecture.md §11: memory stays flat as the tenant grows).
+100k ÷ 10k (docs/architecture.md §9: memory stays flat as the tenant grows).
 """
 
 from __future__ import annotations
