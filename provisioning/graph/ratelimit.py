@@ -5,9 +5,14 @@ Two token buckets per app and tenant, kept where every worker sees them: Redis i
 (`RedisRateLimiter`, one atomic Lua script), a small fcntl-locked file in demo mode
 (`FileRateLimiter`).
 
-- **Writes**: Graph allows about 3,000 writes per 150 s. The write bucket is refilled at `rate`
-  writes per second, with room for one second's burst, and charged one token per
-  POST/PATCH/PUT/DELETE, and per write inside a $batch.
+- **Writes**: Graph allows 3,000 writes in any 150 s (docs/graph-contract.md §7.3). The write
+  bucket is refilled at `rate` writes per second (96 % of the budget) and holds a burst of
+  `capacity` writes, chosen so that capacity + rate × 150 s + room + one $batch of jitter stays
+  within Graph's window (GraphConfig.limiter_capacity, docs/architecture.md §6): a full bucket
+  lets a job write its first rows at once, and a gap (a worker killed and restarted) is made up
+  afterwards instead of being lost. It is charged one token per POST/PATCH/PUT/DELETE, and per
+  write inside a $batch — a batch's writes in one reservation, so they are reserved when they
+  are sent.
 - **Reads**: every request costs resource units (RU) in a second Graph bucket (3,500 to 8,000 RU
   per 10 s by tenant size). The read bucket is charged `resource_units()` per GET, and per GET
   inside a $batch. A 429 on a read penalises only the read bucket, one on a write only the write
@@ -22,10 +27,10 @@ sharing it, not only the one that was throttled.
 behind bulk reservations: when the bucket is empty it borrows up to `room` tokens from the future
 and is granted at once. The borrowed tokens push the bulk queue back by as much, so bulk work
 earns the room back, and over any interval the grants stay within `capacity + rate × interval +
-room`. With the defaults (capacity one second's budget, room two, so a manager's 20-row job fits)
-that is at most about 58 writes above the steady rate: 2,910 + 58 < 3,000 writes in any 150 s,
-Graph's window. When the room is used up, interactive work waits for whichever comes first: room
-to borrow again, or its turn in the queue. The same applies to reads, in resource units.
+room`. With the write defaults (rate 19.2/s, capacity 61, room 38.4, so a manager's 20-row $batch
+fits) that is 2,880 + 61 + 38.4 = 2,979.4 ≤ 3,000 − 20 writes in any 150 s, Graph's window less
+one $batch of jitter. When the room is used up, interactive work waits for whichever comes
+first: room to borrow again, or its turn in the queue. The same applies to reads, in resource units.
 """
 
 from __future__ import annotations
@@ -350,16 +355,21 @@ class NoRateLimiter:
 
 
 def build_rate_limiter(
-    url: str | None, key: str, rate: float, capacity: float | None = None
+    url: str | None,
+    key: str,
+    rate: float,
+    capacity: float | None = None,
+    *,
+    room: float | None = None,
 ) -> RateLimiter:
     """A limiter from GRAPH_RATE_LIMITER_URL: redis[s]:// or unix:// → Redis; else a directory."""
     if url and url.startswith(("redis://", "rediss://", "unix://")):
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        return RedisRateLimiter(client, key, rate, capacity)
+        return RedisRateLimiter(client, key, rate, capacity, room=room)
     if url and url.startswith("file://"):
         url = url[len("file://") :]
     directory = Path(url) if url else Path(tempfile.gettempdir()) / "lanyard-ratelimit"
     path = directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json")
-    return FileRateLimiter(path, rate, capacity)
+    return FileRateLimiter(path, rate, capacity, room=room)
