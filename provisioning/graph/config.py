@@ -236,7 +236,8 @@ class GraphConfig:
         were granted, so a window at Graph's end spans a little more than 150 s of ours. A job
         starting with a full bucket writes its first C rows at once, and a gap of up to C / r
         seconds (a worker killed and restarted) is made up afterwards instead of being lost.
-        Never less than one $batch: a batch's writes are reserved in one acquire.
+        Never less than one $batch: a batch's writes are reserved in one acquire (below about
+        10 writes/s the window cannot hold that burst on top of the rate; Graph's is 20/s).
         """
         spare = self.write_window_budget - self.limiter_rate * WRITE_WINDOW_SECONDS
         return float(max(BATCH_WRITES, math.floor(spare - self.limiter_room - BATCH_WRITES)))
