@@ -112,6 +112,7 @@ def get_rate_limiter(config: GraphConfig | None = None) -> RateLimiter:
             config.limiter_rate,
             config.limiter_capacity,
             room=config.limiter_room,
+            horizon=config.limiter_horizon,
         ),
     )
 

@@ -225,6 +225,13 @@ class GraphConfig:
         return max(float(BATCH_WRITES), 2 * self.limiter_rate)
 
     @property
+    def limiter_horizon(self) -> float:
+        """How far ahead bulk work reserves write tokens (ratelimit.py): one second. Reserved
+        tokens of a worker that is killed are lost to everyone; with four tasks each reserving a
+        $batch ahead, that was about four seconds of budget per kill."""
+        return 1.0
+
+    @property
     def limiter_capacity(self) -> float:
         """The write bucket's burst: what the window leaves once the steady rate, the interactive
         room and one $batch of jitter are counted (docs/architecture.md §6):

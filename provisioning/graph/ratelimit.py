@@ -19,9 +19,12 @@ Two token buckets per app and tenant, kept where every worker sees them: Redis i
   bucket: Graph throttles them separately (docs/graph-contract.md §7.2).
 
 `acquire()` reserves tokens and sleeps exactly as long as the reservation needs, so waiting workers
-are served in arrival order without polling. `penalize(retry_after)` is called when Graph answers
-with 429: it empties the bucket and holds it for `retry_after` seconds, pausing every worker
-sharing it, not only the one that was throttled.
+are served in arrival order without polling. With a `horizon` (the write bucket's, one second) bulk
+work reserves at most that far ahead and sleeps unreserved before: tokens reserved by a worker that
+is then killed are lost to everyone, so the horizon bounds that waste (a few seconds of budget per
+kill otherwise, with four tasks queued); the bucket's burst absorbs a late wake-up.
+`penalize(retry_after)` is called when Graph answers with 429: it empties the bucket and holds it
+for `retry_after` seconds, pausing every worker sharing it, not only the one that was throttled.
 
 **Priority.** `acquire(cost, priority=INTERACTIVE)` (a manager's action or job) does not queue
 behind bulk reservations: when the bucket is empty it borrows up to `room` tokens from the future
@@ -157,6 +160,7 @@ class _BucketLimiter:
         capacity: float | None = None,
         *,
         room: float | None = None,
+        horizon: float | None = None,
         sleep=time.sleep,
         clock=time.time,
     ) -> None:
@@ -165,6 +169,11 @@ class _BucketLimiter:
         self.rate = float(rate)
         self.capacity = float(capacity if capacity is not None else max(1.0, rate))
         self.room = float(room if room is not None else max(1.0, 2 * rate))
+        # Bulk work reserves tokens at most `horizon` seconds ahead (None: any time ahead); a
+        # caller further back sleeps, unreserved, until its turn is that close. Reserved tokens
+        # are spent whether or not they are sent, so this bounds what a killed worker's sleeping
+        # reservations waste to about `horizon` seconds of budget plus one request's cost.
+        self.horizon = None if horizon is None else max(0.0, float(horizon))
         self._sleep: Callable[[float], None] = sleep
         # Wall-clock seconds shared by every process on this machine (the file limiter's "now";
         # the Redis limiter uses Redis's time). Tests inject a simulated clock with `sleep`.
@@ -187,10 +196,14 @@ class _BucketLimiter:
         if cost > self.capacity:
             raise ValueError(f"cost {cost} exceeds the bucket capacity {self.capacity:g}")
         room = self.room if priority == INTERACTIVE else 0.0
+        horizon = self.horizon if priority != INTERACTIVE else None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            granted, wait = self._try(cost, remaining, room)
+            reserve = remaining
+            if horizon is not None:
+                reserve = horizon if remaining < 0 else min(remaining, horizon)
+            granted, wait = self._try(cost, reserve, room)
             if granted:
                 if wait > 0:
                     self._sleep(wait)
@@ -203,6 +216,8 @@ class _BucketLimiter:
                 return True
             if deadline is not None and wait > remaining:
                 return False
+            if horizon is not None and wait > horizon:
+                wait -= horizon  # then reserve: by then the turn is within the horizon
             self._sleep(wait)
 
 
@@ -361,15 +376,16 @@ def build_rate_limiter(
     capacity: float | None = None,
     *,
     room: float | None = None,
+    horizon: float | None = None,
 ) -> RateLimiter:
     """A limiter from GRAPH_RATE_LIMITER_URL: redis[s]:// or unix:// → Redis; else a directory."""
     if url and url.startswith(("redis://", "rediss://", "unix://")):
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        return RedisRateLimiter(client, key, rate, capacity, room=room)
+        return RedisRateLimiter(client, key, rate, capacity, room=room, horizon=horizon)
     if url and url.startswith("file://"):
         url = url[len("file://") :]
     directory = Path(url) if url else Path(tempfile.gettempdir()) / "lanyard-ratelimit"
     path = directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json")
-    return FileRateLimiter(path, rate, capacity, room=room)
+    return FileRateLimiter(path, rate, capacity, room=room, horizon=horizon)
