@@ -196,7 +196,7 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
     from provisioning import directory
     from provisioning.bulk import engine, jobs, preview, selectors
     from provisioning.graph import _singletons, get_app_client
-    from provisioning.models import BulkJob, DirectoryUser, VaultSecret
+    from provisioning.models import BulkJob, BulkJobRow, DirectoryUser, VaultSecret
 
     gs.reset(large_tenant(users=int(rows * 1.3) + 200))
     _TENANT["tenant"] = gs.tenant
@@ -277,6 +277,11 @@ def _run(gs, redis_server: OwnRedis, *, kind: str, rows: int, log_dir: Path) -> 
         "stale": _stale(job),
         "requests_incl_batch_items": requests,
         "share_429": round(throttled / max(requests, 1), 4),
+        # Where a crash's time goes besides the gaps in `events`: rows claimed more than once
+        # (their task died), and of those the rows re-issued — created by Graph but their answer
+        # lost, so three more writes each (delete the code, set a new one, reset the PIN).
+        "rows_claimed_again": BulkJobRow.objects.filter(job=job, attempts__gt=1).count(),
+        "rows_reissued": BulkJobRow.objects.filter(job=job, phase="reissue").count(),
         "events": events,
     }
 

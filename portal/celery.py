@@ -25,3 +25,18 @@ def run_system_checks(**kwargs) -> None:
     from django.core.management import call_command
 
     call_command("check", fail_level="ERROR")
+
+
+@signals.worker_ready.connect
+def resume_bulk_jobs(**kwargs) -> None:
+    """A worker that starts resumes the running bulk jobs at once (a restart is exactly when
+    earlier tasks are gone), instead of waiting for their leases and liveness records to run out
+    (provisioning/bulk/engine.py, `jobs_resume_on_worker_start`)."""
+    import logging
+
+    from provisioning.bulk.engine import jobs_resume_on_worker_start
+
+    try:
+        jobs_resume_on_worker_start()
+    except Exception:  # noqa: BLE001 - never keep a worker from starting; the sweeper takes over
+        logging.getLogger(__name__).exception("Could not resume bulk jobs at worker start")

@@ -259,3 +259,74 @@ def test_an_unreachable_rate_limiter_puts_rows_back_without_counting_the_attempt
     assert all("rate limiter" in r.outcome for r in rows)
     run_job(job.pk)  # Redis is back
     assert assert_qr_exactly_once(bulk_graph, job)["succeeded"] == 5
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],  # noqa: S603
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_a_starting_worker_resumes_running_jobs_at_once(bulk_graph, make_qr_job):
+    import os
+    import socket
+
+    host = socket.gethostname()[:30]
+    upns = [w.user_principal_name for w in fresh_workers(bulk_graph, 10)]
+    t0 = timezone.now()
+    # A job whose only task was killed with its worker a moment ago: its rows are leased to a
+    # process of this host that is gone, and its liveness record has not run out yet.
+    killed = make_qr_job(upns[:3])
+    leases.job_alive_note(job_id=killed.pk, now=t0)
+    dead_token = f"{host}:{_dead_pid()}:abc"
+    assert len(leases.rows_claim(job_id=killed.pk, token=dead_token, limit=20, now=t0)) == 3
+    # A manager's job with pending rows (its tasks were lost with Redis): on its own queue.
+    manager = make_qr_job(upns[3:5])
+    BulkJob.objects.filter(pk=manager.pk).update(source=BulkJob.Source.MANAGER)
+    # A job held by live processes: this one, and one on another machine.
+    live = make_qr_job(upns[5:7])
+    leases.rows_claim(job_id=live.pk, token=f"{host}:{os.getpid()}:x", limit=1, now=t0)
+    leases.rows_claim(job_id=live.pk, token="elsewhere:1:y", limit=1, now=t0)
+    # Not started, or done: nothing to resume.
+    draft = make_qr_job(upns[7:8], confirm=False)
+    previewing = make_qr_job(upns[8:9], confirm=False)
+    BulkJob.objects.filter(pk=previewing.pk).update(status=BulkJob.Status.PREVIEWING)
+    finished = make_qr_job(upns[9:10])
+    BulkJob.objects.filter(pk=finished.pk).update(status=BulkJob.Status.FINISHED)
+    assert BulkJob.objects.get(pk=draft.pk).status == BulkJob.Status.DRAFT
+
+    queued: list[tuple[int, dict]] = []
+    now = t0 + timedelta(seconds=1)
+    result = engine.jobs_resume_on_worker_start(
+        enqueue=lambda job_id: queued.append((job_id, engine.job_queue_options(job_id))), now=now
+    )
+
+    assert result == {"released": 3, "resumed": 2}
+    assert sorted(queued) == sorted(
+        [(killed.pk, {}), (manager.pk, {"queue": settings.MANAGER_JOBS_QUEUE})]
+    )
+    assert not BulkJobRow.objects.filter(job=killed, status=BulkJobRow.Status.RUNNING).exists()
+    # The live holders keep their rows; the job with nothing due is left to its tasks.
+    assert BulkJobRow.objects.filter(job=live, status=BulkJobRow.Status.RUNNING).count() == 2
+    # The queued tasks have three heartbeats to start before the sweeper steps in.
+    assert BulkJob.objects.get(pk=killed.pk).alive_until > now
+    # The dead process's claim records nothing any more; a new task takes the rows.
+    assert leases.rows_claim(job_id=killed.pk, token="new", limit=20, now=now)
+    assert leases.rows_lease_renew(token=dead_token, now=now) == 0
+
+
+def test_a_starting_worker_with_the_broker_down_leaves_the_job_to_the_sweeper(
+    bulk_graph, make_qr_job
+):
+    job = make_qr_job([w.user_principal_name for w in fresh_workers(bulk_graph, 2)])
+
+    def broker_down(job_id: int) -> None:
+        raise ConnectionError("Redis is restarting")
+
+    assert engine.jobs_resume_on_worker_start(enqueue=broker_down)["resumed"] == 0
+    queued: list[int] = []
+    assert engine.jobs_sweep(enqueue=queued.append)["restarted"] == 1
+    assert queued == [job.pk]

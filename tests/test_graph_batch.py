@@ -97,15 +97,18 @@ def test_the_rate_limiter_keeps_batches_under_graphs_write_budget(
     # One time line for the client's limiter and graphsim's throttle: when a batch reaches
     # graphsim does not depend on the machine's speed or load.
     time = graphsim_time
-    limiter = FileRateLimiter(tmp_path / "paced", rate=18.0, sleep=time.sleep, clock=time.clock)
+    limiter = FileRateLimiter(
+        tmp_path / "paced", rate=18.0, capacity=20.0, sleep=time.sleep, clock=time.clock
+    )
     users = workers_without_qr(graphsim, 60)
     client = build_client(config, rate_limiter=limiter)
     start = time.now
     results = client.batch(create_requests(users))
     assert [r.status for r in results] == [201] * 60
     assert client.stats["batch_item_429"] == 0
-    # It paced the writes (one second's burst, then 18 a second) rather than being lucky.
-    assert time.now - start >= (60 - 18) / 18.0
+    # It paced the writes (one $batch's burst, each batch reserved whole, then 18 a second)
+    # rather than being lucky.
+    assert time.now - start >= (60 - 20) / 18.0
 
 
 def test_write_items_that_fail_with_5xx_are_returned_not_resent(graphsim, config):

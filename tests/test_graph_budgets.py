@@ -7,6 +7,7 @@ it answered (§7.2). Limiters run on a frozen clock and record the waits they wo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -187,3 +188,33 @@ def test_a_managers_client_takes_writes_ahead_of_the_bulk_queue(graphsim, config
     bulk_client = build_client(config, rate_limiter=bulk, read_limiter=NoRateLimiter())
     bulk_client.request(create(second))
     assert waits == [pytest.approx(3.2)]  # behind 30 reserved + 1 borrowed
+
+
+def test_the_write_bucket_bursts_within_graphs_window(config):
+    # docs/graph-contract.md §7.3: 3,000 writes in any 150 s. The bucket's steady rate, burst,
+    # interactive room and one $batch of jitter fit in it; the rate is at least 95 % of 20/s; a
+    # $batch's writes fit in one reservation.
+    rate, capacity, room = config.limiter_rate, config.limiter_capacity, config.limiter_room
+    assert rate >= 0.95 * 20
+    assert capacity + rate * 150 + room + 20 <= 3000
+    assert capacity >= 20 and room >= 20
+    faster = dataclasses.replace(config, writes_per_second=40.0)
+    assert faster.limiter_capacity + faster.limiter_rate * 150 + faster.limiter_room + 20 <= 6000
+    assert faster.limiter_capacity > capacity
+
+
+class _Recording(NoRateLimiter):
+    def __init__(self):
+        self.costs: list[float] = []
+
+    def acquire(self, cost=1, timeout=None, priority="bulk"):
+        self.costs.append(cost)
+        return True
+
+
+def test_a_batchs_writes_are_reserved_in_one_acquire(graphsim, config):
+    writes = _Recording()
+    client = build_client(config, rate_limiter=writes, read_limiter=NoRateLimiter())
+    results = client.batch([create(u) for u in workers_without_qr(graphsim, 25)])
+    assert [r.status for r in results] == [201] * 25
+    assert writes.costs == [20, 5]  # reserved as they are sent, not one at a time

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from provisioning.graph.ratelimit import (
+    INTERACTIVE,
     FileRateLimiter,
     NoRateLimiter,
     RedisRateLimiter,
@@ -375,3 +376,32 @@ def test_a_cost_above_the_room_queues_like_bulk_work():
     granted, wait = _step(state, 0.0, rate=10, capacity=10, cost=5, max_wait=-1, room=3)
     assert granted
     assert wait == pytest.approx(2.5)  # nothing to borrow: its turn at the back of the queue
+
+
+def test_bulk_work_reserves_no_further_ahead_than_the_horizon(tmp_path):
+    # Tokens reserved by a worker that is then killed are wasted budget, so with a horizon bulk
+    # work sleeps unreserved until its turn is that close, then reserves and is sent on time.
+    import json
+
+    now = [100.0]
+    path = tmp_path / "writes.json"
+    queue = FileRateLimiter(path, rate=10.0, capacity=10.0, sleep=lambda s: None,
+                            clock=lambda: now[0])  # fmt: skip
+    for _ in range(3):  # three batches queued by other tasks: the bucket is 20 tokens in debt
+        assert queue.acquire(10)
+    sleeps: list[tuple[float, float]] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append((seconds, json.loads(path.read_text())["tokens"]))
+        now[0] += seconds
+
+    late = FileRateLimiter(path, rate=10.0, capacity=10.0, horizon=1.0, sleep=sleep,
+                           clock=lambda: now[0])  # fmt: skip
+    assert late.acquire(10)
+    # Two seconds asleep holding nothing (the debt is still the others' 20), then one second on
+    # its reservation: sent at 103.0, exactly when its tokens are there.
+    assert sleeps == [(2.0, -20.0), (1.0, -10.0)]
+    assert now[0] == 103.0
+    # Interactive work ignores the horizon: it borrows its room at once.
+    assert late.acquire(5, priority=INTERACTIVE)
+    assert now[0] == 103.0

@@ -61,7 +61,11 @@ rows from the database, works them, and records the outcome; any number may run 
    (the PIN stays): every step may be repeated (`qr.qr_credentials_reissue`).
 
 Throughput: every write goes through `GraphClient.batch` (20 per $batch), which charges the shared
-rate limiter once per write item, so all workers together stay within GRAPH_WRITES_PER_SECOND. A
+rate limiter one token per write item (a batch's in one reservation), so all workers together stay
+within Graph's write window; the bucket's burst makes up a short gap (docs/architecture.md §6).
+A worker that starts (`jobs_resume_on_worker_start`, Celery's worker_ready) releases the rows
+leased by dead task processes of its own host and queues tasks for running jobs with due rows at
+once, instead of waiting for their leases and liveness records to run out. A
 limiter that cannot be reached (Redis restarting) puts the chunk back without counting the
 attempt, and the task tries again shortly; an emptied limiter starts with a full bucket.
 Sharing: a task hands over after each chunk once another job on its queue has rows due and no
@@ -415,6 +419,66 @@ def jobs_sweep(*, enqueue=None, now: datetime | None = None) -> dict[str, int]:
     if released or restarted:
         logger.info("Bulk sweep: %d rows released, %d jobs restarted", released, restarted)
     return {"released": released, "restarted": restarted}
+
+
+def _holder_alive(token: str, host: str) -> bool:
+    """Whether the task process that made claim `token` (`_token()`) may still be running: True
+    unless it was made on `host` (this machine) by a process that no longer exists."""
+    parts = token.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return True  # another machine's, or not ours to judge
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, someone else's (EPERM)
+    return True
+
+
+def jobs_resume_on_worker_start(*, enqueue=None, now: datetime | None = None) -> dict[str, int]:
+    """A worker has just started (Celery's worker_ready): resume the bulk work at once.
+
+    A worker starting is exactly when earlier tasks may be gone (killed with their worker, or lost
+    with Redis), so this does not wait for their leases (BULK_LEASE_SECONDS) or the jobs' liveness
+    records (three heartbeats) to run out:
+    - rows held by a task process of this host that no longer exists go back to pending (a
+      process id reused since then only keeps its rows leased, as before). Should a live holder's
+      rows be released all the same, the claim token still guards them: it records nothing and
+      sends nothing more for a row it lost (`rows_hold`), exactly as after its lease ran out;
+    - every running job (or cancelled one still resolving rows) with rows due now gets tasks on
+      its own queue. Extra tasks are harmless: each claims due rows under a lease, or ends when
+      none is due (docs/architecture.md §11.2).
+    """
+    now = now or timezone.now()
+    host = socket.gethostname()[:30]
+    held = Row.objects.filter(status=RUNNING, claim_token__startswith=f"{host}:")
+    dead = {t for t in held.values_list("claim_token", flat=True) if not _holder_alive(t, host)}
+    released = 0
+    if dead:
+        released = Row.objects.filter(status=RUNNING, claim_token__in=dead).update(
+            status=PENDING,
+            claim_token="",
+            lease_until=None,
+            outcome="Retrying: the worker was lost.",
+        )
+    resumed = 0
+    active = BulkJob.objects.filter(
+        Q(status=BulkJob.Status.RUNNING) | Q(status=BulkJob.Status.CANCELLED, finished_at=None)
+    )
+    for job in active:
+        if _next_due_in(job.pk, now=now) != 0.0:
+            continue  # nothing due now: its live or handed-over tasks have it in hand
+        try:
+            (enqueue or _enqueue)(job.pk)
+        except Exception as exc:  # noqa: BLE001 - the broker is down: the sweeper takes over
+            logger.warning("Worker start: could not queue tasks for job %s: %r", job.pk, exc)
+            continue
+        job_alive_note(job_id=job.pk, now=now)  # the new tasks have three heartbeats to start
+        resumed += 1
+    if released or resumed:
+        logger.info("Worker start: %d rows released, %d jobs resumed", released, resumed)
+    return {"released": released, "resumed": resumed}
 
 
 def job_queue_options(job_id: int) -> dict[str, str]:

@@ -107,7 +107,12 @@ def get_rate_limiter(config: GraphConfig | None = None) -> RateLimiter:
     return _per_process(  # type: ignore[return-value]
         f"limiter:{config.limiter_key}",
         lambda: build_rate_limiter(
-            config.rate_limiter_url, config.limiter_key, config.limiter_rate
+            config.rate_limiter_url,
+            config.limiter_key,
+            config.limiter_rate,
+            config.limiter_capacity,
+            room=config.limiter_room,
+            horizon=config.limiter_horizon,
         ),
     )
 

@@ -285,8 +285,10 @@ class GraphClient:
             items.append(item)
             writes += req.is_write
             read_units += _read_units(req)
-        for _ in range(writes):  # one write unit each (docs/graph-contract.md §7.3)
-            self.rate_limiter.acquire(1, priority=self.priority)
+        if writes:
+            # One write unit each (docs/graph-contract.md §7.3), reserved together: the batch
+            # sends them together, so they must not be spread over other tasks' reservations.
+            self.rate_limiter.acquire(writes, priority=self.priority)
         if read_units:  # the GET items' resource units, at once (≤ 20 × 6 RU)
             self.read_limiter.acquire(read_units, priority=self.priority)
         url = f"{self.config.graph_endpoint}/{versions.pop()}/$batch"

@@ -7,6 +7,7 @@ The package does not import Django; `GraphConfig.from_django_settings()` reads
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 GLOBAL_GRAPH_RESOURCE = "https://graph.microsoft.com"
 # Graph's application id: Entra also accepts it as the resource of a scope.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# Graph's write limit per app and tenant is a window of 150 s (docs/graph-contract.md §7.3); our
+# bucket refills at 96 % of its rate and spends the rest as a burst (GraphConfig.limiter_capacity).
+WRITE_WINDOW_SECONDS = 150.0
+WRITE_RATE_SHARE = 0.96
+BATCH_WRITES = 20  # the most writes one $batch holds (docs/graph-contract.md §6)
 GUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
@@ -198,13 +204,50 @@ class GraphConfig:
 
     @property
     def limiter_rate(self) -> float:
-        """The rate our shared bucket runs at: a little under Graph's budget.
+        """The rate our shared write bucket refills at: 96 % of Graph's budget.
 
-        Running at exactly Graph's rate, network jitter lets a batch arrive a few milliseconds
-        before Graph's bucket has refilled, and its last items get 429. A 3 % margin lets Graph's
-        bucket fill up over time, which absorbs the jitter.
+        Graph's documented write limit is a window, not a rate: 3,000 writes in any 150 s per app
+        and tenant at 20 writes/s (docs/graph-contract.md §7.3). A bucket of rate r and capacity
+        C lets at most C + r·W writes (plus the interactive `room`, ratelimit.py) into any window
+        W, so running a little under the budget leaves room for a burst (`limiter_capacity`).
         """
-        return self.writes_per_second * 0.97
+        return self.writes_per_second * WRITE_RATE_SHARE
+
+    @property
+    def write_window_budget(self) -> float:
+        """Graph's writes per WRITE_WINDOW_SECONDS (3,000 at 20/s, docs/graph-contract.md §7.3)."""
+        return self.writes_per_second * WRITE_WINDOW_SECONDS
+
+    @property
+    def limiter_room(self) -> float:
+        """What interactive work may borrow ahead of the bulk queue (ratelimit.py): two seconds
+        of the budget, so a manager's 20-row $batch fits."""
+        return max(float(BATCH_WRITES), 2 * self.limiter_rate)
+
+    @property
+    def limiter_horizon(self) -> float:
+        """How far ahead bulk work reserves write tokens (ratelimit.py): one second. Reserved
+        tokens of a worker that is killed are lost to everyone; with four tasks each reserving a
+        $batch ahead, that was about four seconds of budget per kill."""
+        return 1.0
+
+    @property
+    def limiter_capacity(self) -> float:
+        """The write bucket's burst: what the window leaves once the steady rate, the interactive
+        room and one $batch of jitter are counted (docs/architecture.md §6):
+
+            C = W_budget − r·150 s − room − 20   (at 20/s: 3,000 − 2,880 − 38.4 − 20 ≈ 61)
+
+        so C + r·150 + room + 20 ≤ 3,000 in any 150 s window Graph looks at. The jitter margin is
+        one $batch: reservations reach Graph 80–250 ms later and in a different order than they
+        were granted, so a window at Graph's end spans a little more than 150 s of ours. A job
+        starting with a full bucket writes its first C rows at once, and a gap of up to C / r
+        seconds (a worker killed and restarted) is made up afterwards instead of being lost.
+        Never less than one $batch: a batch's writes are reserved in one acquire (below about
+        10 writes/s the window cannot hold that burst on top of the rate; Graph's is 20/s).
+        """
+        spare = self.write_window_budget - self.limiter_rate * WRITE_WINDOW_SECONDS
+        return float(max(BATCH_WRITES, math.floor(spare - self.limiter_room - BATCH_WRITES)))
 
     @property
     def limiter_key(self) -> str:

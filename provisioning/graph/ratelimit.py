@@ -5,27 +5,35 @@ Two token buckets per app and tenant, kept where every worker sees them: Redis i
 (`RedisRateLimiter`, one atomic Lua script), a small fcntl-locked file in demo mode
 (`FileRateLimiter`).
 
-- **Writes**: Graph allows about 3,000 writes per 150 s. The write bucket is refilled at `rate`
-  writes per second, with room for one second's burst, and charged one token per
-  POST/PATCH/PUT/DELETE, and per write inside a $batch.
+- **Writes**: Graph allows 3,000 writes in any 150 s (docs/graph-contract.md §7.3). The write
+  bucket is refilled at `rate` writes per second (96 % of the budget) and holds a burst of
+  `capacity` writes, chosen so that capacity + rate × 150 s + room + one $batch of jitter stays
+  within Graph's window (GraphConfig.limiter_capacity, docs/architecture.md §6): a full bucket
+  lets a job write its first rows at once, and a gap (a worker killed and restarted) is made up
+  afterwards instead of being lost. It is charged one token per POST/PATCH/PUT/DELETE, and per
+  write inside a $batch — a batch's writes in one reservation, so they are reserved when they
+  are sent.
 - **Reads**: every request costs resource units (RU) in a second Graph bucket (3,500 to 8,000 RU
   per 10 s by tenant size). The read bucket is charged `resource_units()` per GET, and per GET
   inside a $batch. A 429 on a read penalises only the read bucket, one on a write only the write
   bucket: Graph throttles them separately (docs/graph-contract.md §7.2).
 
 `acquire()` reserves tokens and sleeps exactly as long as the reservation needs, so waiting workers
-are served in arrival order without polling. `penalize(retry_after)` is called when Graph answers
-with 429: it empties the bucket and holds it for `retry_after` seconds, pausing every worker
-sharing it, not only the one that was throttled.
+are served in arrival order without polling. With a `horizon` (the write bucket's, one second) bulk
+work reserves at most that far ahead and sleeps unreserved before: tokens reserved by a worker that
+is then killed are lost to everyone, so the horizon bounds that waste (a few seconds of budget per
+kill otherwise, with four tasks queued); the bucket's burst absorbs a late wake-up.
+`penalize(retry_after)` is called when Graph answers with 429: it empties the bucket and holds it
+for `retry_after` seconds, pausing every worker sharing it, not only the one that was throttled.
 
 **Priority.** `acquire(cost, priority=INTERACTIVE)` (a manager's action or job) does not queue
 behind bulk reservations: when the bucket is empty it borrows up to `room` tokens from the future
 and is granted at once. The borrowed tokens push the bulk queue back by as much, so bulk work
 earns the room back, and over any interval the grants stay within `capacity + rate × interval +
-room`. With the defaults (capacity one second's budget, room two, so a manager's 20-row job fits)
-that is at most about 58 writes above the steady rate: 2,910 + 58 < 3,000 writes in any 150 s,
-Graph's window. When the room is used up, interactive work waits for whichever comes first: room
-to borrow again, or its turn in the queue. The same applies to reads, in resource units.
+room`. With the write defaults (rate 19.2/s, capacity 61, room 38.4, so a manager's 20-row $batch
+fits) that is 2,880 + 61 + 38.4 = 2,979.4 ≤ 3,000 − 20 writes in any 150 s, Graph's window less
+one $batch of jitter. When the room is used up, interactive work waits for whichever comes
+first: room to borrow again, or its turn in the queue. The same applies to reads, in resource units.
 """
 
 from __future__ import annotations
@@ -152,6 +160,7 @@ class _BucketLimiter:
         capacity: float | None = None,
         *,
         room: float | None = None,
+        horizon: float | None = None,
         sleep=time.sleep,
         clock=time.time,
     ) -> None:
@@ -160,6 +169,11 @@ class _BucketLimiter:
         self.rate = float(rate)
         self.capacity = float(capacity if capacity is not None else max(1.0, rate))
         self.room = float(room if room is not None else max(1.0, 2 * rate))
+        # Bulk work reserves tokens at most `horizon` seconds ahead (None: any time ahead); a
+        # caller further back sleeps, unreserved, until its turn is that close. Reserved tokens
+        # are spent whether or not they are sent, so this bounds what a killed worker's sleeping
+        # reservations waste to about `horizon` seconds of budget plus one request's cost.
+        self.horizon = None if horizon is None else max(0.0, float(horizon))
         self._sleep: Callable[[float], None] = sleep
         # Wall-clock seconds shared by every process on this machine (the file limiter's "now";
         # the Redis limiter uses Redis's time). Tests inject a simulated clock with `sleep`.
@@ -182,10 +196,14 @@ class _BucketLimiter:
         if cost > self.capacity:
             raise ValueError(f"cost {cost} exceeds the bucket capacity {self.capacity:g}")
         room = self.room if priority == INTERACTIVE else 0.0
+        horizon = self.horizon if priority != INTERACTIVE else None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            granted, wait = self._try(cost, remaining, room)
+            reserve = remaining
+            if horizon is not None:
+                reserve = horizon if remaining < 0 else min(remaining, horizon)
+            granted, wait = self._try(cost, reserve, room)
             if granted:
                 if wait > 0:
                     self._sleep(wait)
@@ -198,6 +216,8 @@ class _BucketLimiter:
                 return True
             if deadline is not None and wait > remaining:
                 return False
+            if horizon is not None and wait > horizon:
+                wait -= horizon  # then reserve: by then the turn is within the horizon
             self._sleep(wait)
 
 
@@ -350,16 +370,22 @@ class NoRateLimiter:
 
 
 def build_rate_limiter(
-    url: str | None, key: str, rate: float, capacity: float | None = None
+    url: str | None,
+    key: str,
+    rate: float,
+    capacity: float | None = None,
+    *,
+    room: float | None = None,
+    horizon: float | None = None,
 ) -> RateLimiter:
     """A limiter from GRAPH_RATE_LIMITER_URL: redis[s]:// or unix:// → Redis; else a directory."""
     if url and url.startswith(("redis://", "rediss://", "unix://")):
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        return RedisRateLimiter(client, key, rate, capacity)
+        return RedisRateLimiter(client, key, rate, capacity, room=room, horizon=horizon)
     if url and url.startswith("file://"):
         url = url[len("file://") :]
     directory = Path(url) if url else Path(tempfile.gettempdir()) / "lanyard-ratelimit"
     path = directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json")
-    return FileRateLimiter(path, rate, capacity)
+    return FileRateLimiter(path, rate, capacity, room=room, horizon=horizon)
