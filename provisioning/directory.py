@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -153,7 +154,14 @@ def directory_sync_run(
     links = dict(DirectorySyncState.objects.values_list("collection", "delta_link"))
     mode = "full"
     summary: Counter[str] | None = None
-    if not full and USERS_COLLECTION in links and UNITS_COLLECTION in links:
+    if links and not full and not _links_on_this_graph(links, client):
+        # Saved for another Graph endpoint (GRAPH_ENDPOINT or the cloud changed): the client never
+        # sends its token elsewhere, and that endpoint's state says nothing about this one.
+        logger.warning("Directory sync: the saved delta links are for another Graph endpoint")
+        say("The saved delta links are for another Graph endpoint: running a full sync, then "
+            "saving new delta links.")  # fmt: skip
+        mode = "resync"
+    elif not full and USERS_COLLECTION in links and UNITS_COLLECTION in links:
         say("Warm sync: following the saved delta links (only what changed in Entra).")
         try:
             summary = _delta_sync(client=client, links=links, say=say)
@@ -175,6 +183,15 @@ def directory_sync_run(
     summary += it_admins_sync(client=client)
     directory_synced.send(sender=directory_sync)
     return +summary, mode  # unary + drops the zero counts
+
+
+def _links_on_this_graph(links: dict[str, str], client: GraphClient) -> bool:
+    """Whether every saved delta link points at the Graph endpoint `client` talks to."""
+    endpoint = urlsplit(client.config.graph_endpoint)
+    here = (endpoint.scheme, endpoint.netloc.lower())
+    return all(
+        (urlsplit(link).scheme, urlsplit(link).netloc.lower()) == here for link in links.values()
+    )
 
 
 def _links_store(links: dict[str, str]) -> None:

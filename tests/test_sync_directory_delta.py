@@ -266,6 +266,27 @@ def test_an_expired_delta_link_means_a_full_sync_then_new_links(portal_graph, st
     assert DirectorySync.objects.latest().mode == "delta"  # the new links work
 
 
+def test_links_saved_for_another_graph_endpoint_mean_a_full_sync(portal_graph):
+    sync()
+    for state in DirectorySyncState.objects.all():  # as if GRAPH_ENDPOINT had changed since
+        state.delta_link = state.delta_link.replace("https://", "https://old-graph.", 1)
+        state.save()
+    tenant = portal_graph.tenant
+    store = visible_units(tenant)[0]
+    leaver = next(m for m in store.member_ids if m in tenant.users)
+    store.member_ids.remove(leaver)
+
+    output = sync()
+
+    run = DirectorySync.objects.latest()
+    assert run.mode == "resync"
+    assert "for another Graph endpoint" in output
+    assert not AUMembership.objects.filter(administrative_unit_id=store.id, user_id=leaver).exists()
+    assert not any("old-graph." in link for link in links().values())
+    sync()
+    assert DirectorySync.objects.latest().mode == "delta"  # the new links work
+
+
 def test_a_sync_stopped_between_pages_keeps_the_saved_links(portal_graph):
     sync()
     saved = links()
