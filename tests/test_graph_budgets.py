@@ -218,3 +218,12 @@ def test_a_batchs_writes_are_reserved_in_one_acquire(graphsim, config):
     results = client.batch([create(u) for u in workers_without_qr(graphsim, 25)])
     assert [r.status for r in results] == [201] * 25
     assert writes.costs == [20, 5]  # reserved as they are sent, not one at a time
+
+
+def test_a_client_built_without_django_gets_the_same_write_bucket(config):
+    # Scripts, benchmarks and the graphsim suites build clients with build_client: their bucket
+    # must hold a whole $batch (one reservation of 20), as the workers' does.
+    client = build_client(config)
+    assert client.rate_limiter.capacity == config.limiter_capacity
+    assert client.rate_limiter.rate == config.limiter_rate
+    assert client.rate_limiter.acquire(20, timeout=0)

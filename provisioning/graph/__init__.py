@@ -106,14 +106,21 @@ def get_rate_limiter(config: GraphConfig | None = None) -> RateLimiter:
     config = config or get_config()
     return _per_process(  # type: ignore[return-value]
         f"limiter:{config.limiter_key}",
-        lambda: build_rate_limiter(
-            config.rate_limiter_url,
-            config.limiter_key,
-            config.limiter_rate,
-            config.limiter_capacity,
-            room=config.limiter_room,
-            horizon=config.limiter_horizon,
-        ),
+        lambda: _write_limiter(config),
+    )
+
+
+def _write_limiter(config: GraphConfig) -> RateLimiter:
+    """The write bucket with the burst, interactive room and horizon derived from Graph's window
+    (GraphConfig.limiter_capacity): every client builds it the same way, so a $batch's writes
+    always fit in one reservation."""
+    return build_rate_limiter(
+        config.rate_limiter_url,
+        config.limiter_key,
+        config.limiter_rate,
+        config.limiter_capacity,
+        room=config.limiter_room,
+        horizon=config.limiter_horizon,
     )
 
 
@@ -145,9 +152,7 @@ def build_client(
 ) -> GraphClient:
     """A client for `config` without Django (graphsim tests, benchmarks, scripts)."""
     if rate_limiter is None:
-        rate_limiter = build_rate_limiter(
-            config.rate_limiter_url, config.limiter_key, config.limiter_rate
-        )
+        rate_limiter = _write_limiter(config)
     return GraphClient(
         config,
         token_provider or AppTokenProvider(config),
