@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,23 +45,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _services import child_env, services_prepare, workers_stop  # noqa: E402 (bench/)
+
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lanyard_bench"
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 SUMMARY = re.compile(r"^(\d+) rows: (\d+) succeeded, (\d+) failed, (\d+) skipped")
-
-
-def _prepare_services() -> None:
-    import psycopg
-    import redis
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    redis.Redis.from_url(BROKER_URL).flushdb()
 
 
 def _django(graphsim_url: str, ca_bundle: str, var_dir: str, budget: float) -> None:
@@ -87,12 +76,6 @@ def _django(graphsim_url: str, ca_bundle: str, var_dir: str, budget: float) -> N
     call_command("migrate", verbosity=0)
 
 
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_TENANT")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def _start_workers(
     processes: int, concurrency: int, log_dir: Path, tree: Path
 ) -> list[subprocess.Popen]:
@@ -104,7 +87,7 @@ def _start_workers(
                 [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel=WARNING",
                  f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
                  "-n", f"e2e{index}@%h"],
-                cwd=tree, env=_child_env(), stdout=log, stderr=subprocess.STDOUT,
+                cwd=tree, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         )  # fmt: skip
@@ -123,17 +106,6 @@ def _wait_workers_ready(processes: int, timeout: float = 60.0) -> None:
         if len(replies) >= processes:
             return
     raise RuntimeError("the Celery workers did not start")
-
-
-def _stop(workers: list[subprocess.Popen]) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
 
 
 def _prepare_tenant(gs, rows: int) -> list[str]:
@@ -198,7 +170,7 @@ def _run(gs, *, rows: int, budget: float, poll: float, workdir: Path, tree: Path
     started = time.monotonic()
     watcher = threading.Thread(target=watch_first_write, args=(started,), daemon=True)
     watcher.start()
-    process = subprocess.Popen(command, cwd=tree, env=_child_env(), stdout=subprocess.PIPE,
+    process = subprocess.Popen(command, cwd=tree, env=child_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     elapsed = None
     summary = ""
@@ -266,7 +238,7 @@ def main() -> int:
     from graphsim.faults import SimConfig
     from graphsim.testing import running_graphsim
 
-    _prepare_services()
+    services_prepare(DATABASE_URL, BROKER_URL)
     config = SimConfig(
         latency_min_ms=low,
         latency_max_ms=high,
@@ -298,7 +270,7 @@ def main() -> int:
                     results.append(figures)
                     load = os.getloadavg()
             finally:
-                _stop(workers)
+                workers_stop(workers)
         for size in (int(x) for x in args.rows.split(",")):
             runs = {r["flow"]: r for r in results if r["rows"] == size}
             if "baseline" in runs:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,22 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _services import child_env, services_prepare, workers_stop  # noqa: E402 (bench/)
+
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lanyard_bench"
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
-
-
-def _prepare_services() -> None:
-    import psycopg
-    import redis
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    redis.Redis.from_url(BROKER_URL).flushdb()
 
 
 def _django(graphsim_url: str, ca_bundle: str, var_dir: str) -> None:
@@ -65,24 +54,12 @@ def _django(graphsim_url: str, ca_bundle: str, var_dir: str) -> None:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
 
     call_command("migrate", verbosity=0)
-    # Models still without migrations (work in progress across the tree) get their tables
-    # directly, as `pytest --nomigrations` does; a no-op once migrations exist.
-    from django.apps import apps
-
-    existing = set(connection.introspection.table_names())
-    with connection.schema_editor() as editor:
-        for model in apps.get_models():
-            if model._meta.managed and model._meta.db_table not in existing:
-                editor.create_model(model)
-                existing.add(model._meta.db_table)
 
 
 def _start_workers(processes: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_TENANT")}
-    env["PYTHONUNBUFFERED"] = "1"
+    env = child_env()
     workers = []
     for index in range(processes):
         log = (log_dir / f"worker-{index}.log").open("wb")
@@ -96,17 +73,6 @@ def _start_workers(processes: int, concurrency: int, log_dir: Path) -> list[subp
         )  # fmt: skip
     time.sleep(6)  # start-up (system checks, Django) before the job is enqueued
     return workers
-
-
-def _stop(workers: list[subprocess.Popen]) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
 
 
 def _run(gs, *, users: int, processes: int, concurrency: int, budget: float, log_dir: Path):
@@ -147,7 +113,7 @@ def _run(gs, *, users: int, processes: int, concurrency: int, budget: float, log
             time.sleep(1.0)
         elapsed = time.monotonic() - started
     finally:
-        _stop(workers)
+        workers_stop(workers)
     stats = gs.stats
     created = stats["qr_method_creations"]
     requests = sum(stats["requests"].values()) - sum(before["requests"].values())
@@ -189,7 +155,7 @@ def main() -> int:
     from graphsim.faults import SimConfig
     from graphsim.testing import running_graphsim
 
-    _prepare_services()
+    services_prepare(DATABASE_URL, BROKER_URL)
     config = SimConfig(
         latency_min_ms=low,
         latency_max_ms=high,

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -46,23 +45,13 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _services import child_env, services_prepare, workers_stop  # noqa: E402 (bench/)
+
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lanyard_bench"
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 REDIRECT_URI = "http://testserver/auth/callback"
-
-
-def _prepare_services() -> None:
-    import psycopg
-    import redis
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    redis.Redis.from_url(BROKER_URL).flushdb()
 
 
 def _django(graphsim_url: str, ca_bundle: str, var_dir: str, budget: float) -> None:
@@ -84,23 +73,14 @@ def _django(graphsim_url: str, ca_bundle: str, var_dir: str, budget: float) -> N
     import django
 
     django.setup()
-    from django.apps import apps
     from django.core.management import call_command
-    from django.db import connection
 
     call_command("migrate", verbosity=0)
-    existing = set(connection.introspection.table_names())
-    with connection.schema_editor() as editor:
-        for model in apps.get_models():
-            if model._meta.managed and model._meta.db_table not in existing:
-                editor.create_model(model)
-                existing.add(model._meta.db_table)
 
 
 def _start_workers(specs: list[tuple[str, int]], log_dir: Path) -> list[subprocess.Popen]:
     """One `celery -A portal worker` per (queues, concurrency); queues "" = the defaults."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTRA_TENANT")}
-    env["PYTHONUNBUFFERED"] = "1"
+    env = child_env()
     workers = []
     for index, (queues, concurrency) in enumerate(specs):
         log = (log_dir / f"worker-{time.monotonic_ns()}-{index}.log").open("wb")
@@ -121,17 +101,6 @@ def _start_workers(specs: list[tuple[str, int]], log_dir: Path) -> list[subproce
         )
     time.sleep(6)  # start-up (system checks, Django) before work is enqueued
     return workers
-
-
-def _stop(workers: list[subprocess.Popen]) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
 
 
 def _p95(values: list[float]) -> float:
@@ -240,7 +209,7 @@ class Bench:
                     time.sleep(1.0)
                 elapsed = time.monotonic() - started
             finally:
-                _stop(workers)
+                workers_stop(workers)
             w1, r1, t1 = self.writes_and_429()
             out.append({
                 "part": "scale", "worker_processes": processes, "concurrency_each": concurrency,
@@ -286,7 +255,7 @@ class Bench:
                 time.sleep(1.0)
             elapsed = time.monotonic() - started
         finally:
-            _stop(workers)
+            workers_stop(workers)
         w1, r1, t1 = self.writes_and_429()
         shares = []
         both_until = min(finished.values())
@@ -394,7 +363,7 @@ class Bench:
             big_counts = selectors.job_counts(big)
         finally:
             BulkJob.objects.filter(pk=big.pk).update(status=BulkJob.Status.CANCELLED)
-            _stop(workers)
+            workers_stop(workers)
         figures.update({
             "action_idle_median_s": round(statistics.median(idle), 3),
             "action_idle_p95_s": round(_p95(idle), 3),
@@ -436,7 +405,7 @@ def main() -> int:
     from graphsim.faults import SimConfig
     from graphsim.testing import running_graphsim
 
-    _prepare_services()
+    services_prepare(DATABASE_URL, BROKER_URL)
     config = SimConfig(latency_min_ms=low, latency_max_ms=high, write_budget_per_s=args.budget,
                        write_burst=args.budget * args.window)  # fmt: skip
     need = 0
