@@ -198,7 +198,7 @@ def worker_states_refresh_claim(*, unit_id: str) -> bool:
 # A worker's QR and phone columns are re-read from Graph at least this often, so what changes
 # outside Lanyard (the Entra admin center, My Staff, the worker's own security info page, a
 # code's last use) shows within a day. What Lanyard itself changes is written to the columns as
-# it finishes, and a manager's "Refresh" re-reads a store at once (docs/architecture.md §11.3).
+# it finishes, and a manager's "Refresh" re-reads a store at once (docs/architecture.md §9).
 STATES_STALE_AFTER = timedelta(days=1)
 
 
@@ -214,9 +214,9 @@ def worker_states_refresh_claim_due(*, now: datetime | None = None) -> list[str]
       and pre-population (app identity) do not note their results in the columns, a manager's
       job and a manager's action do (provisioning/bulk/manager_jobs.py, tasks/actions.py).
     A store with a refresh pending (`states_refresh_queued_at`, as `worker_states_refresh_claim`)
-    is left alone. Two statements whatever the number of stores: one SELECT (the conditions are
-    subqueries over the memberships, only store ids come back) that locks the rows it returns
-    (skipping rows a manager's claim holds), and one UPDATE that claims them.
+    is left alone. At most two statements whatever the number of stores: one SELECT (the
+    conditions are subqueries over the memberships, only store ids come back) that locks the rows
+    it returns (skipping rows a manager's claim holds), and one UPDATE that claims them.
     """
     now = now or timezone.now()
     cutoff = now - STATES_STALE_AFTER

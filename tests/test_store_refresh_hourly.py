@@ -143,7 +143,7 @@ def test_a_store_whose_columns_are_older_than_the_threshold_is_refreshed(
         refreshed_at=now - STATES_STALE_AFTER - timedelta(minutes=1)
     )
     WorkerMethodState.objects.filter(user_id=nearly).update(
-        refreshed_at=now - STATES_STALE_AFTER + timedelta(minutes=5)
+        refreshed_at=now - STATES_STALE_AFTER + timedelta(hours=1)
     )
 
     queued = hourly_sync(queued_refreshes)
