@@ -2,7 +2,8 @@
 
 The worker list of a 5,000-worker store must come from the database with a constant number of
 queries, so the state Graph reports is copied here: for one worker after each manager action (with
-the manager's own token), and for a whole store by a task (app identity) the store page triggers.
+the manager's own token), and for a whole store by a task (app identity) that the store page's
+"Refresh" and, for the stores that need it, the hourly directory sync queue.
 Nothing here is a secret: GET never returns PINs or QR images. Phone numbers are stored masked
 as Entra masks them for an Authentication Administrator, whichever identity read them: the app
 identity (and a privileged manager) reads full numbers, and every manager of the store sees this
@@ -16,7 +17,8 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from provisioning.graph import (
@@ -27,7 +29,13 @@ from provisioning.graph import (
     operations,
 )
 from provisioning.graph.models import PhoneMethod, QrCode, QrMethod
-from provisioning.models import AdministrativeUnit, DirectoryUser, WorkerMethodState
+from provisioning.models import (
+    AdministrativeUnit,
+    AUMembership,
+    BulkJobRow,
+    DirectoryUser,
+    WorkerMethodState,
+)
 from provisioning.phone_numbers import phone_number_mask
 
 logger = logging.getLogger(__name__)
@@ -185,6 +193,59 @@ def worker_states_refresh_claim(*, unit_id: str) -> bool:
         )
         .update(states_refresh_queued_at=now)
     )
+
+
+# A worker's QR and phone columns are re-read from Graph at least this often, so what changes
+# outside Lanyard (the Entra admin center, My Staff, the worker's own security info page, a
+# code's last use) shows within a day. What Lanyard itself changes is written to the columns as
+# it finishes, and a manager's "Refresh" re-reads a store at once (docs/architecture.md §9).
+STATES_STALE_AFTER = timedelta(days=1)
+
+
+def worker_states_refresh_claim_due(*, now: datetime | None = None) -> list[str]:
+    """Claim a refresh for every store whose QR/phone columns need one; return the store ids.
+
+    Run after each hourly directory sync, instead of re-reading every store (two Graph reads per
+    worker: ~200,000 an hour for 100,000 workers). A store needs a refresh when one of its members
+    - has no columns yet: a worker who joined in this sync (or one a lost or failed pass never
+      read), and every member of a store never refreshed; or
+    - has columns read more than STATES_STALE_AFTER ago; or
+    - was written to by a bulk job row that finished after the columns were read: IT admin jobs
+      and pre-population (app identity) do not note their results in the columns, a manager's
+      job and a manager's action do (provisioning/bulk/manager_jobs.py, tasks/actions.py).
+    A store with a refresh pending (`states_refresh_queued_at`, as `worker_states_refresh_claim`)
+    is left alone. At most two statements whatever the number of stores: one SELECT (the
+    conditions are subqueries over the memberships, only store ids come back) that locks the rows
+    it returns (skipping rows a manager's claim holds), and one UPDATE that claims them.
+    """
+    now = now or timezone.now()
+    cutoff = now - STATES_STALE_AFTER
+    # Rows older than the cutoff need not be looked at: a member's columns read before such a
+    # row finished are older than the cutoff too.
+    written_since_read = BulkJobRow.objects.filter(
+        user_id=OuterRef("user_id"),
+        write_sent_at__isnull=False,
+        finished_at__gte=cutoff,
+        finished_at__gt=OuterRef("user__method_state__refreshed_at"),
+    )
+    needing = AUMembership.objects.filter(
+        Q(user__method_state__isnull=True)
+        | Q(user__method_state__refreshed_at__lt=cutoff)
+        | Exists(written_since_read)
+    ).values("administrative_unit_id")
+    claimable = Q(states_refresh_queued_at__isnull=True) | Q(
+        states_refresh_queued_at__lt=now - STATES_REFRESH_STALE
+    )
+    with transaction.atomic():
+        due = list(
+            AdministrativeUnit.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(claimable, id__in=needing)
+            .order_by("pk")
+            .values_list("id", flat=True)
+        )
+        if due:
+            AdministrativeUnit.objects.filter(id__in=due).update(states_refresh_queued_at=now)
+    return due
 
 
 def worker_states_refresh_release(*, unit_id: str) -> None:

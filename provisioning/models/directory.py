@@ -22,7 +22,8 @@ class AdministrativeUnit(models.Model):
     members_unreadable_since = models.DateTimeField(null=True, blank=True)
     members_unreadable_reason = models.CharField(max_length=300, blank=True)
     # When a refresh of this store's QR/phone columns was queued and has not finished: at most one
-    # is pending per store (provisioning/worker_state.py `worker_states_refresh_request`).
+    # is pending per store (provisioning/worker_state.py `worker_states_refresh_claim` and
+    # `worker_states_refresh_claim_due`).
     states_refresh_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -9,7 +9,6 @@ from celery import shared_task
 from provisioning import directory, vault, worker_state
 from provisioning.graph import get_app_client, operations
 from provisioning.graph.errors import GraphError
-from provisioning.models import AdministrativeUnit
 from provisioning.tasks.actions import worker_states_refresh
 
 logger = logging.getLogger(__name__)
@@ -25,11 +24,12 @@ logger = logging.getLogger(__name__)
 def sync_directory() -> dict[str, int]:
     """Mirror Entra's AUs, members and scoped roles into the cache (hourly, and on demand)."""
     summary = directory.directory_sync_recorded(client=get_app_client())
-    # Then the QR and phone columns of every store, one task per store, so a new worker's status
-    # is known within the hour without anyone pressing "refresh".
-    for au_id in AdministrativeUnit.objects.values_list("id", flat=True):
-        if worker_state.worker_states_refresh_claim(unit_id=au_id):  # else one is pending
-            worker_states_refresh.delay(au_id)
+    # Then the QR and phone columns of the stores that need them, one task per store: those with
+    # a worker never read (so a new worker's status is known within the hour without anyone
+    # pressing "refresh"), read more than a day ago, or written by a bulk job since it was read.
+    # Re-reading every store every hour would cost two Graph reads per worker.
+    for au_id in worker_state.worker_states_refresh_claim_due():
+        worker_states_refresh.delay(au_id)
     return dict(summary)
 
 

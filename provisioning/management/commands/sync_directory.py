@@ -22,7 +22,8 @@ class Command(BaseCommand):
             "--with-method-state",
             action="store_true",
             help="Also read every worker's QR code and phone methods now (the store pages' "
-            "status columns); otherwise the hourly scheduled sync does it in the background.",
+            "status columns); otherwise the hourly scheduled sync reads them in the background "
+            "for the stores that need it (new workers, columns older than a day).",
         )
         parser.add_argument(
             "--full",
