@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import connection, connections
 
 from graphsim.testing import GraphsimHandle
 
@@ -145,14 +146,18 @@ def wait_for(condition: Callable[[], bool], timeout: float, message: str) -> Non
     pytest.fail(message)
 
 
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium driven by Playwright (never a downloaded browser).
 
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
-    # still synchronous, so Django's async guard would refuse them.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+    While Playwright's sync API is active, an event loop runs on this thread, and Django then keeps
+    the thread's database connections apart from its usual ones (asgiref's Local turns into a
+    context variable): the connections the test opens meanwhile are not the ones pytest-django
+    closes before dropping the test database. Left open, they make that drop fail at the end of
+    the session ("test_lanyard is being accessed by other users") and leave the database behind,
+    so they are closed here, while the loop still runs and they can still be reached.
+    """
+    from playwright.sync_api import sync_playwright
 
     if not os.access(CHROMIUM_PATH, os.X_OK):
         pytest.fail(
@@ -171,5 +176,18 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
                 "--disable-sync",
             ],
         )
+        try:
+            yield instance
+        finally:
+            instance.close()
+            connections.close_all()
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """Chromium for one test (see `chromium`)."""
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
+    # still synchronous, so Django's async guard would refuse them.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+    with chromium() as instance:
         yield instance
-        instance.close()
