@@ -6,6 +6,7 @@ bucket arithmetic, so the cross-process behaviour is proven here with real proce
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 
@@ -16,6 +17,7 @@ from provisioning.graph.ratelimit import (
     FileRateLimiter,
     NoRateLimiter,
     RedisRateLimiter,
+    WriteWindow,
     _penalize,
     _step,
     build_rate_limiter,
@@ -405,3 +407,149 @@ def test_bulk_work_reserves_no_further_ahead_than_the_horizon(tmp_path):
     # Interactive work ignores the horizon: it borrows its room at once.
     assert late.acquire(5, priority=INTERACTIVE)
     assert now[0] == 103.0
+
+
+# -- the write window: Graph's 3,000 writes in any 150 s ------------------------------------------
+
+WINDOW = WriteWindow(seconds=10.0, limit=30.0, bulk_limit=25.0)
+
+
+def test_bulk_work_fills_the_window_up_to_its_bulk_limit_and_waits_for_the_oldest_to_leave():
+    state: dict = {}
+    for _ in range(5):  # a fast bucket: only the window holds bulk work back
+        assert _step(state, 0.0, 100, 100, 5, -1, window=WINDOW) == (True, 0.0)
+    # The window holds 25: the next 5 fit when the first grant (5 writes at 0 s) leaves, at 10 s.
+    granted, wait = _step(state, 3.0, 100, 100, 5, -1, window=WINDOW)
+    assert granted
+    assert wait == pytest.approx(7.0)
+    # 10 writes need the two oldest grants gone; the one reserved at 10 s counts as well.
+    granted, wait = _step(state, 3.0, 100, 100, 10, -1, window=WINDOW)
+    assert wait == pytest.approx(7.0)  # 25 + 5 + 10 − 25 = 15: three grants of 5 leave at 10 s
+    assert sum(cost for _, cost in state["log"]) == 40
+
+
+def test_a_grant_leaves_the_window_exactly_its_seconds_after_it_was_sent():
+    state: dict = {}
+    assert _step(state, 0.0, 100, 100, 25, -1, window=WINDOW) == (True, 0.0)
+    assert _step(state, 9.999, 100, 100, 1, 0, window=WINDOW)[0] is False
+    assert _step(state, 10.0, 100, 100, 25, 0, window=WINDOW) == (True, 0.0)
+    assert state["log"] == [[10.0, 25]]  # the first grant is forgotten once it has left
+
+
+def test_interactive_work_has_the_rest_of_the_window_and_is_not_paced_by_the_bucket():
+    state: dict = {}
+    # Bulk work: the bucket's 10 tokens, then reservations 2 s deep (rate 10/s).
+    for _ in range(30):
+        assert _step(state, 0.0, 10, 10, 1, -1, window=WINDOW)[0]
+    granted, wait = _step(state, 0.0, 10, 10, 1, -1, window=WINDOW)
+    assert wait > 2.0 or not granted
+    state = {}
+    assert _step(state, 0.0, 10, 10, 10, -1, window=WINDOW) == (True, 0.0)
+    assert _step(state, 0.0, 10, 10, 10, -1, window=WINDOW) == (True, pytest.approx(1.0))
+    # A manager's write is sent at once: the window has 10 left, and the queue is not its concern.
+    assert _step(state, 0.0, 10, 10, 1, -1, room=5, window=WINDOW) == (True, 0.0)
+    # Bulk work stops at 25 whoever filled the window; interactive work at 30.
+    assert _step(state, 0.0, 10, 10, 5, -1, window=WINDOW) == (True, pytest.approx(10.0))
+    assert _step(state, 0.0, 10, 10, 4, -1, room=5, window=WINDOW) == (True, 0.0)
+    granted, wait = _step(state, 0.0, 10, 10, 1, 1.0, room=5, window=WINDOW)
+    assert (granted, wait) == (False, pytest.approx(10.0))  # full: it waits for the oldest
+
+
+def test_a_refused_window_reservation_reserves_nothing():
+    state: dict = {}
+    assert _step(state, 0.0, 100, 100, 25, -1, window=WINDOW)[0]
+    before = json.loads(json.dumps(state))
+    granted, wait = _step(state, 1.0, 100, 100, 5, 1.0, window=WINDOW)
+    assert (granted, wait) == (False, pytest.approx(9.0))
+    assert state == before
+
+
+def test_a_penalty_holds_work_the_window_would_let_through():
+    state: dict = {}
+    _penalize(state, 0.0, rate=10, retry_after=2.0)
+    assert _step(state, 1.0, 10, 10, 1, -1, room=5, window=WINDOW) == (False, pytest.approx(1.0))
+    assert _step(state, 1.0, 10, 10, 1, -1, window=WINDOW) == (False, pytest.approx(1.0))
+
+
+def test_the_file_limiter_shares_its_window_between_holders(tmp_path):
+    path = tmp_path / "writes.json"
+    first = FileRateLimiter(
+        path, 100, 100, window=WINDOW, sleep=lambda s: None, clock=_frozen_clock
+    )
+    second = FileRateLimiter(
+        path, 100, 100, window=WINDOW, sleep=lambda s: None, clock=_frozen_clock
+    )
+    assert first.acquire(20, timeout=0)
+    assert second.acquire(5, timeout=0)
+    assert second.acquire(1, timeout=0) is False  # 25: bulk work's share of the window is used
+    assert first.acquire(5, timeout=0, priority=INTERACTIVE)
+    log = json.loads(path.read_text())["log"]
+    assert sorted(log) == [[1000.0, 5.0], [1000.0, 5.0], [1000.0, 20.0]]
+    path.write_text('{"tokens": 1, "log": [["x"]]}')  # torn: a fresh limiter, not a crash
+    assert first.acquire(25, timeout=0)
+
+
+def test_it_rejects_a_cost_larger_than_the_windows_bulk_share(tmp_path):
+    limiter = FileRateLimiter(tmp_path / "w.json", 100, 100, window=WINDOW)
+    with pytest.raises(ValueError, match="window"):
+        limiter.acquire(26)
+
+
+def _graph_window_peak(send_times: list[float], seconds: float) -> int:
+    """The most sends any window of `seconds` holds (Graph drops an event `seconds` after it)."""
+    import bisect
+
+    send_times = sorted(send_times)
+    return max(
+        bisect.bisect_left(send_times, start + seconds) - i for i, start in enumerate(send_times)
+    )
+
+
+def test_the_configured_write_limiter_uses_graphs_window_and_never_overfills_it():
+    """Eight bulk tasks sending $batches of 20 flat out and a manager clicking every 0.37 s, on one
+    simulated time line for three of Graph's windows, with the product's write settings: Graph
+    (each request reaching it 80–250 ms after its grant) never sees more than 3,000 writes in
+    150 s; together they use at least 97.5 % of the budget; a job starts with its burst; and the
+    manager's writes almost never wait."""
+    import heapq
+    import random
+
+    from provisioning.graph.config import GraphConfig
+
+    config = GraphConfig(tenant_id="t", client_id="c", client_secret="s")
+    rate, capacity = config.limiter_rate, config.limiter_capacity
+    room, window, horizon = config.limiter_room, config.limiter_window, config.limiter_horizon
+    duration = 3 * 151.0
+    state: dict = {}
+    sends: list[tuple[float, int, str]] = []
+    manager_waits: list[float] = []
+    events = [(0.0, "bulk", 0.0)] * 8
+    events += [(0.37 * k, "manager", 0.37 * k) for k in range(int(duration / 0.37))]
+    heapq.heapify(events)
+    while events:
+        now, kind, arrived = heapq.heappop(events)
+        if now > duration:
+            break
+        bulk = kind == "bulk"
+        cost = 20 if bulk else 1
+        granted, wait = _step(
+            state, now, rate, capacity, cost, horizon if bulk else -1, 0.0 if bulk else room, window
+        )
+        if not granted:  # as acquire(): sleep unreserved until the turn is within the horizon
+            heapq.heappush(events, (now + max(1e-6, wait - horizon), kind, arrived))
+            continue
+        sends.append((now + wait, cost, kind))
+        if bulk:  # the task's next $batch after this one's answer
+            heapq.heappush(events, (now + wait + 0.3, "bulk", now + wait))
+        else:
+            manager_waits.append(now + wait - arrived)
+    delay = random.Random(12).uniform
+    at_graph = [at + delay(0.08, 0.25) for at, cost, _ in sends for _ in range(cost)]
+    assert _graph_window_peak(at_graph, 150.0) <= 3000
+    assert _graph_window_peak([at for at, cost, _ in sends for _ in range(cost)], 151.0) <= 2990
+    written = sum(cost for at, cost, _ in sends if at <= duration)
+    assert written >= 0.975 * 20 * duration
+    assert sum(cost for at, cost, kind in sends if at < 1.0 and kind == "bulk") >= capacity
+    manager_waits.sort()
+    assert manager_waits[int(len(manager_waits) * 0.95)] == 0.0
+    assert manager_waits[-1] <= 10.0  # at worst the end of a full window's pause

@@ -111,9 +111,9 @@ def get_rate_limiter(config: GraphConfig | None = None) -> RateLimiter:
 
 
 def _write_limiter(config: GraphConfig) -> RateLimiter:
-    """The write bucket with the burst, interactive room and horizon derived from Graph's window
-    (GraphConfig.limiter_capacity): every client builds it the same way, so a $batch's writes
-    always fit in one reservation."""
+    """The write limiter with Graph's window, the burst, the interactive room and the horizon
+    (GraphConfig.limiter_window): every client builds it the same way, so all of them keep to one
+    window and a $batch's writes always fit in one reservation."""
     return build_rate_limiter(
         config.rate_limiter_url,
         config.limiter_key,
@@ -121,6 +121,7 @@ def _write_limiter(config: GraphConfig) -> RateLimiter:
         config.limiter_capacity,
         room=config.limiter_room,
         horizon=config.limiter_horizon,
+        window=config.limiter_window,
     )
 
 

@@ -285,12 +285,13 @@ class GraphClient:
             items.append(item)
             writes += req.is_write
             read_units += _read_units(req)
+        if read_units:  # the GET items' resource units, at once (≤ 20 × 6 RU)
+            self.read_limiter.acquire(read_units, priority=self.priority)
         if writes:
             # One write unit each (docs/graph-contract.md §7.3), reserved together: the batch
             # sends them together, so they must not be spread over other tasks' reservations.
+            # Last before sending: the write window counts a write from its grant.
             self.rate_limiter.acquire(writes, priority=self.priority)
-        if read_units:  # the GET items' resource units, at once (≤ 20 × 6 RU)
-            self.read_limiter.acquire(read_units, priority=self.priority)
         url = f"{self.config.graph_endpoint}/{versions.pop()}/$batch"
         try:
             # A batch of reads may be resent whole; one holding writes may not: its items'
@@ -402,11 +403,12 @@ class GraphClient:
         refreshed_token = False
         data = json.dumps(body) if body is not None else None
         while True:
-            if charge:
-                self.rate_limiter.acquire(charge, priority=self.priority)
             if read_units:
                 self.read_limiter.acquire(read_units, priority=self.priority)
             token = self.tokens.get_token()  # raises before sending: nothing to undo
+            if charge:
+                # Last before sending: the write window counts a write from its grant.
+                self.rate_limiter.acquire(charge, priority=self.priority)
             send_headers = {
                 "Authorization": f"Bearer {token}",
                 "client-request-id": client_request_id,

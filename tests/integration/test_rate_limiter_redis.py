@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from provisioning.graph.ratelimit import RedisRateLimiter, build_rate_limiter
+from provisioning.graph.ratelimit import RedisRateLimiter, WriteWindow, build_rate_limiter
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def key():
         pytest.fail("Redis is not running on 127.0.0.1:6379 (make test-integration starts it)")
     name = f"lanyard:test-bucket:{uuid.uuid4()}"
     yield name
-    client.delete(name)
+    client.delete(name, f"{name}:log")
 
 
 def _worker(key, rate, count, queue, barrier):
@@ -109,3 +109,57 @@ def test_interactive_borrowing_stops_at_the_room(key):
     for _ in range(3):
         assert manager.acquire(timeout=0, priority="interactive")
     assert manager.acquire(timeout=0.5, priority="interactive") is False
+
+
+WINDOW = WriteWindow(seconds=2.0, limit=30.0, bulk_limit=25.0)
+
+
+def test_the_write_window_in_redis_keeps_bulk_and_interactive_shares(key):
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    waits: list[float] = []
+    bulk = RedisRateLimiter(client, key, 1000, 1000, window=WINDOW, sleep=waits.append)
+    manager = RedisRateLimiter(client, key, 1000, 1000, window=WINDOW, sleep=waits.append)
+    assert bulk.acquire(20, timeout=0)
+    assert bulk.acquire(5, timeout=0)
+    assert bulk.acquire(1, timeout=0) is False  # bulk work's 25 of the window are used
+    assert manager.acquire(5, timeout=0, priority="interactive")  # the interactive room
+    assert manager.acquire(1, timeout=0, priority="interactive") is False
+    granted, wait = bulk._try(1, 0.0, 0.0)
+    assert not granted
+    assert 1.0 < wait <= 2.0  # when the first grant leaves the window
+    assert waits == []
+    assert bulk.acquire(20)  # reserved for when the first 20 have left: slept on, not polled
+    assert len(waits) == 1 and 1.0 < waits[0] <= 2.0
+    assert client.zcard(f"{key}:log") == 4  # every grant logged once, under its own member
+
+
+def _window_worker(key, count, queue, barrier):
+    limiter = build_rate_limiter(REDIS_URL, key, 1000, 1000, window=WriteWindow(1.0, 20.0, 20.0))
+    barrier.wait()
+    for _ in range(count):
+        limiter.acquire()
+        queue.put(time.time())
+
+
+def test_processes_sharing_the_redis_window_never_overfill_it(key):
+    per_process, processes = 15, 4
+    ctx = multiprocessing.get_context("spawn")
+    queue, barrier = ctx.Queue(), ctx.Barrier(processes)
+    procs = [
+        ctx.Process(target=_window_worker, args=(key, per_process, queue, barrier))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    stamps = sorted(queue.get() for _ in range(per_process * processes))
+    assert stamps[-1] - stamps[0] >= 2.0 * 0.95  # 60 grants, 20 per second-long window
+    # A stamp is taken after its grant, so a process descheduled in between stamps late; allow
+    # one late stamp per process in any window.
+    for i in range(len(stamps)):
+        within = sum(1 for later in stamps[i:] if later - stamps[i] < 1.0)
+        assert within <= 20 + processes
