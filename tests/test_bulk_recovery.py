@@ -330,3 +330,44 @@ def test_a_starting_worker_with_the_broker_down_leaves_the_job_to_the_sweeper(
     queued: list[int] = []
     assert engine.jobs_sweep(enqueue=queued.append)["restarted"] == 1
     assert queued == [job.pk]
+
+
+class _PrioritySpy:
+    """The client's real write limiter, noting what each acquire asked for."""
+
+    def __init__(self, limiter):
+        self.limiter = limiter
+        self.asked: list[tuple[float, str]] = []
+
+    def acquire(self, cost=1, timeout=None, priority="bulk"):
+        self.asked.append((cost, priority))
+        return self.limiter.acquire(cost, timeout=timeout, priority=priority)
+
+    def penalize(self, retry_after):
+        self.limiter.penalize(retry_after)
+
+
+def test_a_lost_answers_reissue_keeps_to_the_window_without_being_paced_again(
+    bulk_graph, make_qr_job
+):
+    # A crash's cost (three writes per row whose create answer was lost) is not paid again at the
+    # bulk pace: the re-issue's writes ask the limiter as RECOVERY (bulk work's share of Graph's
+    # window, no pacing), and the job's own creates as bulk work.
+    import provisioning.graph
+    from provisioning.graph import BULK, RECOVERY
+
+    workers = fresh_workers(bulk_graph, 20)
+    job = make_qr_job([w.user_principal_name for w in workers])
+    provisioning.graph._singletons.clear()
+    spy = _PrioritySpy(get_app_client().rate_limiter)
+    get_app_client().rate_limiter = spy
+    bulk_graph.sim.config.update({"lost_response_rate": 1.0})
+    engine.job_work(job_id=job.pk, budget_s=0)  # one chunk; every answer is lost
+    bulk_graph.sim.config.update({"lost_response_rate": 0.0})
+    assert spy.asked == [(20, BULK)]
+    run_job(job.pk)
+    assert all(r.result["issued"] == "recovered" for r in job.rows.all())
+    # Delete, set a new code and reset the PIN of each row, in as many chunks as it took.
+    assert {priority for _, priority in spy.asked[1:]} == {RECOVERY}
+    assert sum(cost for cost, _ in spy.asked[1:]) == 3 * 20
+    assert assert_qr_exactly_once(bulk_graph, job)["succeeded"] == 20

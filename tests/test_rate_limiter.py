@@ -553,3 +553,22 @@ def test_the_configured_write_limiter_uses_graphs_window_and_never_overfills_it(
     manager_waits.sort()
     assert manager_waits[int(len(manager_waits) * 0.95)] == 0.0
     assert manager_waits[-1] <= 10.0  # at worst the end of a full window's pause
+
+
+def test_recovery_writes_keep_to_bulk_works_share_of_the_window_without_the_pace():
+    state: dict = {}
+    assert _step(state, 0.0, 10, 10, 10, -1, window=WINDOW) == (True, 0.0)  # the bucket's 10
+    assert _step(state, 0.0, 10, 10, 10, -1, window=WINDOW) == (True, pytest.approx(1.0))
+    # A re-issue after a crash is sent at once, not behind the paced reservation; it takes no
+    # tokens from the bucket…
+    assert _step(state, 0.0, 10, 10, 5, -1, window=WINDOW, paced=False) == (True, 0.0)
+    assert state["tokens"] == pytest.approx(-10.0)
+    # …but keeps to bulk work's 25 of the window, whose last 5 stay interactive work's.
+    assert _step(state, 0.0, 10, 10, 1, 0, window=WINDOW, paced=False) == (
+        False,
+        pytest.approx(10.0),
+    )
+    assert _step(state, 0.0, 10, 10, 5, -1, room=5, window=WINDOW) == (True, 0.0)
+    # Without a window (the read bucket) it is bulk work.
+    reads: dict = {"tokens": 0.0, "ts": 0.0}
+    assert _step(reads, 0.0, 10, 10, 5, -1, paced=False) == (True, pytest.approx(0.5))

@@ -21,6 +21,8 @@ from provisioning.bulk.leases import (
     rows_mark_write_intent,
 )
 from provisioning.graph import (
+    BULK,
+    RECOVERY,
     BatchResult,
     GraphClient,
     GraphError,
@@ -246,10 +248,14 @@ def _reissue_rows(
     vault writes and the row's success are one transaction, rolled back if the row was lost.
     """
     reset_pin = phase == "reissue"
+    # A lost answer's re-issue redoes what a crash lost: it keeps to bulk work's share of Graph's
+    # window without being paced again (ratelimit.RECOVERY); a renewal is ordinary bulk work, and a
+    # manager's job keeps its interactive priority.
+    priority = RECOVERY if reset_pin and client.priority == BULK else None
     rows = rows_mark_write_intent(rows, token, phase=phase)
     # 1. Delete the standard code; already gone is fine (an earlier attempt deleted it).
     deletes = [operations.qr_code_delete_request(r.user_id, qr.STANDARD) for r in rows]
-    deleted = client.batch(deletes)
+    deleted = client.batch(deletes, priority=priority)
     rows = _step_survivors(rows, deleted, token, phase=phase, missing_ok=True)
     # 2. Create a new standard code: its answer carries the payload.
     rows = rows_hold(rows, token)
@@ -261,14 +267,16 @@ def _reissue_rows(
             r.user_id, qr.STANDARD, start=start_expire[r.pk][0], expire=start_expire[r.pk][1]
         )
         for r in rows
-    ])  # fmt: skip
+    ], priority=priority)  # fmt: skip
     codes = {r.pk: QrCode.from_graph(item.body) for r, item in zip(rows, created, strict=True)}
     rows = _step_survivors(rows, created, token, phase=phase)
     # 3. Reset the PIN (a recovered create only): its answer carries the PIN in force.
     pins: dict[int, QrPin | None] = {}
     if reset_pin:
         rows = rows_hold(rows, token)
-        resets = client.batch([qr.qr_pin_reset_request(user_id=r.user_id) for r in rows])
+        resets = client.batch(
+            [qr.qr_pin_reset_request(user_id=r.user_id) for r in rows], priority=priority
+        )
         pins = {r.pk: QrPin.from_graph(item.body) for r, item in zip(rows, resets, strict=True)}
         rows = _step_survivors(rows, resets, token, phase=phase)
     for row in rows:

@@ -37,7 +37,13 @@ from provisioning.graph.errors import (
     TokenError,
     is_undocumented_refusal,
 )
-from provisioning.graph.ratelimit import BULK, INTERACTIVE, RateLimiter, build_rate_limiter
+from provisioning.graph.ratelimit import (
+    BULK,
+    INTERACTIVE,
+    RECOVERY,
+    RateLimiter,
+    build_rate_limiter,
+)
 from provisioning.graph.tokens import (
     APPLICATION_PERMISSIONS,
     DELEGATED_SCOPES,
@@ -47,6 +53,9 @@ from provisioning.graph.tokens import (
 )
 
 __all__ = [
+    "BULK",
+    "INTERACTIVE",
+    "RECOVERY",
     "APPLICATION_PERMISSIONS",
     "DELEGATED_SCOPES",
     "AppTokenProvider",

@@ -228,8 +228,13 @@ class GraphClient:
 
     # -- $batch ------------------------------------------------------------------------------
 
-    def batch(self, requests_: Sequence[GraphRequest]) -> list[BatchResult]:
+    def batch(
+        self, requests_: Sequence[GraphRequest], *, priority: str | None = None
+    ) -> list[BatchResult]:
         """Send operations through $batch, ≤20 per call; one BatchResult per request, in order.
+
+        `priority` overrides the client's for these requests' budgets (ratelimit.RECOVERY for
+        writes that redo what a crash lost).
 
         Each write is charged to the rate limiter before its batch is sent. Throttled items (429)
         are resent after the longest item Retry-After; so are reads that got 502/503/504. Any
@@ -245,7 +250,8 @@ class GraphClient:
             longest_wait = 0.0
             for start in range(0, len(pending), BATCH_LIMIT):
                 chunk = pending[start : start + BATCH_LIMIT]
-                for index, item in zip(chunk, self._send_batch(requests_, chunk), strict=True):
+                answers = self._send_batch(requests_, chunk, priority or self.priority)
+                for index, item in zip(chunk, answers, strict=True):
                     results[index] = item
                     if self._batch_item_retryable(item):
                         retry.append(index)
@@ -264,7 +270,9 @@ class GraphClient:
             pending = retry
         return [r for r in results if r is not None]
 
-    def _send_batch(self, requests_: Sequence[GraphRequest], chunk: list[int]) -> list[BatchResult]:
+    def _send_batch(
+        self, requests_: Sequence[GraphRequest], chunk: list[int], priority: str
+    ) -> list[BatchResult]:
         versions = {requests_[i].api_version or self.config.api_version for i in chunk}
         if len(versions) != 1:
             raise ValueError("All requests of one $batch must use the same API version.")
@@ -286,12 +294,12 @@ class GraphClient:
             writes += req.is_write
             read_units += _read_units(req)
         if read_units:  # the GET items' resource units, at once (≤ 20 × 6 RU)
-            self.read_limiter.acquire(read_units, priority=self.priority)
+            self.read_limiter.acquire(read_units, priority=priority)
         if writes:
             # One write unit each (docs/graph-contract.md §7.3), reserved together: the batch
             # sends them together, so they must not be spread over other tasks' reservations.
             # Last before sending: the write window counts a write from its grant.
-            self.rate_limiter.acquire(writes, priority=self.priority)
+            self.rate_limiter.acquire(writes, priority=priority)
         url = f"{self.config.graph_endpoint}/{versions.pop()}/$batch"
         try:
             # A batch of reads may be resent whole; one holding writes may not: its items'

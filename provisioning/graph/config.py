@@ -236,10 +236,11 @@ class GraphConfig:
 
     @property
     def limiter_horizon(self) -> float:
-        """How far ahead bulk work reserves write tokens (ratelimit.py): one second. Reserved
-        tokens of a worker that is killed are lost to everyone; with four tasks each reserving a
-        $batch ahead, that was about four seconds of budget per kill."""
-        return 1.0
+        """How far ahead bulk work reserves write tokens (ratelimit.py): a quarter of a second.
+        Reserved tokens of a worker that is killed are lost to everyone: with four tasks each
+        reserving a $batch ahead that was about four seconds of budget per kill, with one second
+        about two $batches, now about one."""
+        return 0.25
 
     @property
     def limiter_capacity(self) -> float:

@@ -56,6 +56,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 BULK = "bulk"
 INTERACTIVE = "interactive"
+# Writes that redo what a crash lost (a create whose answer was lost is re-issued: three writes per
+# row). They keep to bulk work's share of the write window but are not paced: the pace spreads a
+# job's own progress, and a crash's cost should not be paid again at it. Elsewhere as BULK.
+RECOVERY = "recovery"
 
 
 @dataclass(frozen=True)
@@ -126,12 +130,14 @@ def _step(
     max_wait: float,
     room: float = 0.0,
     window: WriteWindow | None = None,
+    paced: bool = True,
 ) -> tuple[bool, float]:
     """One limiter decision; mutates `state`. (granted, seconds to wait). Mirrors _LUA_ACQUIRE.
 
     `room` > 0 for interactive work: on a bucket without a window, the tokens it may borrow ahead
     of the bulk queue; with a `window`, it is checked against the window's whole `limit` and not
-    paced by the bucket. `state["log"]` holds the window's grants, [[time, cost], …] in time order.
+    paced by the bucket. `paced=False` (RECOVERY) with a `window`: checked against the window's
+    `bulk_limit` only. `state["log"]` holds the window's grants, [[time, cost], …] in time order.
     """
     blocked = state.get("blocked_until", 0.0)
     if now < blocked:
@@ -146,7 +152,7 @@ def _step(
                 log, cost, window.limit if room > 0 else window.bulk_limit, window.seconds
             ),
         )
-        if room > 0:
+        if room > 0 or not paced:
             wait = fits_at - now
             if max_wait >= 0 and wait > max_wait:
                 return False, wait
@@ -238,7 +244,9 @@ class _BucketLimiter:
         # the Redis limiter uses Redis's time). Tests inject a simulated clock with `sleep`.
         self._clock: Callable[[], float] = clock
 
-    def _try(self, cost: float, max_wait: float, room: float) -> tuple[bool, float]:
+    def _try(
+        self, cost: float, max_wait: float, room: float, paced: bool = True
+    ) -> tuple[bool, float]:
         raise NotImplementedError
 
     def _blocked_for(self) -> float:
@@ -248,7 +256,9 @@ class _BucketLimiter:
     def acquire(self, cost: float = 1, timeout: float | None = None, priority: str = BULK) -> bool:
         """Take `cost` tokens, sleeping as needed; False if that would exceed `timeout`.
 
-        `priority=INTERACTIVE` may borrow up to `room` tokens ahead of bulk reservations.
+        `priority=INTERACTIVE` may borrow up to `room` tokens ahead of bulk reservations (with a
+        window: is checked against the window alone); `priority=RECOVERY` keeps to bulk work's
+        share of the window without being paced (without a window: as BULK).
         """
         if cost <= 0:
             return True
@@ -258,13 +268,14 @@ class _BucketLimiter:
             raise ValueError(f"cost {cost} exceeds the window's {self.window.bulk_limit:g}")
         room = self.room if priority == INTERACTIVE else 0.0
         horizon = self.horizon if priority != INTERACTIVE else None
+        paced = priority != RECOVERY
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
             reserve = remaining
             if horizon is not None:
                 reserve = horizon if remaining < 0 else min(remaining, horizon)
-            granted, wait = self._try(cost, reserve, room)
+            granted, wait = self._try(cost, reserve, room, paced)
             if granted:
                 if wait > 0:
                     self._sleep(wait)
@@ -322,10 +333,12 @@ class FileRateLimiter(_BucketLimiter):
         finally:
             os.close(fd)  # releases the lock
 
-    def _try(self, cost: float, max_wait: float, room: float) -> tuple[bool, float]:
+    def _try(
+        self, cost: float, max_wait: float, room: float, paced: bool = True
+    ) -> tuple[bool, float]:
         return self._locked(
             lambda s, now: _step(
-                s, now, self.rate, self.capacity, cost, max_wait, room, self.window
+                s, now, self.rate, self.capacity, cost, max_wait, room, self.window, paced
             )
         )
 
@@ -338,9 +351,9 @@ class FileRateLimiter(_BucketLimiter):
 
 # KEYS[1] bucket, KEYS[2] write window log (a sorted set: score = send time, member = "seq:cost");
 # ARGV rate, capacity, cost, max_wait (-1 = unbounded), ttl ms, room (0 = bulk), window seconds
-# (0 = no window), window limit, window bulk limit. Redis time, not the workers' clocks, so skewed
-# hosts share one notion of "now". Floats are returned as strings: Redis truncates Lua numbers to
-# integers.
+# (0 = no window), window limit, window bulk limit, paced (0 = RECOVERY). Redis time, not the
+# workers' clocks, so skewed hosts share one notion of "now". Floats are returned as strings:
+# Redis truncates Lua numbers to integers.
 _LUA_ACQUIRE = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
@@ -348,6 +361,7 @@ local cost = tonumber(ARGV[3])
 local max_wait = tonumber(ARGV[4])
 local room = tonumber(ARGV[6]) or 0
 local window_s = tonumber(ARGV[7]) or 0
+local paced = tonumber(ARGV[10]) ~= 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'blocked_until', 'b1', 'u1', 'b2', 'u2')
@@ -383,7 +397,7 @@ if window_s > 0 then
       end
     end
   end
-  if room > 0 then
+  if room > 0 or not paced then
     local wait = fits_at - now
     if max_wait >= 0 and wait > max_wait then
       return {0, tostring(wait)}
@@ -467,7 +481,9 @@ class RedisRateLimiter(_BucketLimiter):
         window = self.window.seconds if self.window is not None else 0.0
         return int((max(self.capacity / self.rate + extra, window) + 60) * 1000)
 
-    def _try(self, cost: float, max_wait: float, room: float) -> tuple[bool, float]:
+    def _try(
+        self, cost: float, max_wait: float, room: float, paced: bool = True
+    ) -> tuple[bool, float]:
         window = self.window or WriteWindow(0.0, 0.0, 0.0)
         granted, wait = self._acquire(
             keys=[self.key, self.log_key],
@@ -481,6 +497,7 @@ class RedisRateLimiter(_BucketLimiter):
                 window.seconds,
                 window.limit,
                 window.bulk_limit,
+                1 if paced else 0,
             ],
         )
         return bool(int(granted)), float(wait)

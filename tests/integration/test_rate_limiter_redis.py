@@ -163,3 +163,16 @@ def test_processes_sharing_the_redis_window_never_overfill_it(key):
     for i in range(len(stamps)):
         within = sum(1 for later in stamps[i:] if later - stamps[i] < 1.0)
         assert within <= 20 + processes
+
+
+def test_recovery_writes_in_redis_skip_the_pace_but_not_the_window(key):
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    limiter = RedisRateLimiter(client, key, 10, 10, window=WINDOW, sleep=lambda s: None)
+    assert limiter.acquire(10, timeout=0)  # the bucket's 10
+    assert limiter.acquire(10, timeout=0) is False  # paced: the next 10 are a second away
+    assert limiter.acquire(10, timeout=0, priority="recovery")  # not paced
+    assert limiter.acquire(5, timeout=0, priority="recovery")  # 25: bulk work's share
+    assert limiter.acquire(1, timeout=0, priority="recovery") is False
+    assert limiter.acquire(5, timeout=0, priority="interactive")  # the room is still there
