@@ -1,4 +1,5 @@
-"""The shared write budget: a token bucket that every worker process draws from.
+"""The shared budgets every worker process draws from: token buckets, and for writes a log of
+Graph's 150-second window as well.
 
 The file-backed limiter is the embedded (demo) equivalent of the Redis one; both run the same
 bucket arithmetic, so the cross-process behaviour is proven here with real processes.

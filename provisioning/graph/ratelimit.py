@@ -1,7 +1,7 @@
 """The Graph budgets shared by every worker process (docs/architecture.md §6, docs/graph-contract.md
 §7.3).
 
-Two token buckets per app and tenant, kept where every worker sees them: Redis in production
+Two limiters per app and tenant, kept where every worker sees them: Redis in production
 (`RedisRateLimiter`, one atomic Lua script), a small fcntl-locked file in demo mode
 (`FileRateLimiter`).
 
@@ -13,17 +13,18 @@ Two token buckets per app and tenant, kept where every worker sees them: Redis i
   seconds' worth): a job starts with a burst, a gap (a worker killed and restarted) is made up
   afterwards, and when the window is full bulk work waits for its oldest writes to leave it.
   It is charged one token per POST/PATCH/PUT/DELETE, and per write inside a $batch — a batch's
-  writes in one reservation, so they are reserved when they are sent.
+  writes in one reservation, so they are reserved when they are sent. Writes that redo what a
+  crash lost (RECOVERY) keep to bulk work's share of the window without being paced.
 - **Reads**: every request costs resource units (RU) in a second Graph bucket (3,500 to 8,000 RU
   per 10 s by tenant size). The read bucket is charged `resource_units()` per GET, and per GET
   inside a $batch. A 429 on a read penalises only the read bucket, one on a write only the write
   bucket: Graph throttles them separately (docs/graph-contract.md §7.2).
 
 `acquire()` reserves tokens and sleeps exactly as long as the reservation needs, so waiting workers
-are served in arrival order without polling. With a `horizon` (the write bucket's, one second) bulk
-work reserves at most that far ahead and sleeps unreserved before: tokens reserved by a worker that
-is then killed are lost to everyone, so the horizon bounds that waste (a few seconds of budget per
-kill otherwise, with four tasks queued); the bucket's burst absorbs a late wake-up.
+are served in arrival order without polling. With a `horizon` (the write limiter's, a quarter of a
+second) bulk work reserves at most that far ahead and sleeps unreserved before: tokens reserved by
+a worker that is then killed are lost to everyone, so the horizon bounds that waste (a few seconds
+of budget per kill otherwise, with four tasks queued); the bucket's burst absorbs a late wake-up.
 `penalize(retry_after)` is called when Graph answers with 429: it empties the bucket and holds it
 for `retry_after` seconds, pausing every worker sharing it, not only the one that was throttled.
 
