@@ -45,35 +45,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _services import child_env, services_prepare, workers_stop  # noqa: E402 (bench/)
+from _services import child_env, django_setup, services_prepare, workers_stop  # noqa: E402 (bench/)
 
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lanyard_bench"
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 SUMMARY = re.compile(r"^(\d+) rows: (\d+) succeeded, (\d+) failed, (\d+) skipped")
-
-
-def _django(graphsim_url: str, ca_bundle: str, var_dir: str, budget: float) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        LANYARD_DEMO="true",
-        DATABASE_URL=DATABASE_URL,
-        CELERY_BROKER_URL=BROKER_URL,
-        GRAPH_RATE_LIMITER_URL=BROKER_URL,
-        ENTRA_AUTHORITY_HOST=graphsim_url,
-        GRAPH_ENDPOINT=graphsim_url,
-        REQUESTS_CA_BUNDLE=ca_bundle,
-        GRAPH_WRITES_PER_SECOND=str(int(budget)),
-        LANYARD_VAR_DIR=var_dir,
-        LOG_LEVEL="WARNING",
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _start_workers(
@@ -252,7 +230,14 @@ def main() -> int:
         tempfile.TemporaryDirectory() as workdir,
         running_graphsim(config=config, trust=True, browser=False) as gs,
     ):
-        _django(gs.base_url, gs.ca_bundle, workdir, args.budget)
+        django_setup(
+            graphsim_url=gs.base_url,
+            ca_bundle=gs.ca_bundle,
+            var_dir=workdir,
+            database_url=DATABASE_URL,
+            broker_url=BROKER_URL,
+            GRAPH_WRITES_PER_SECOND=str(int(args.budget)),
+        )
         flows = [("baseline", Path(args.baseline).resolve())] if args.baseline else []
         flows.append(("current", ROOT))
         for flow, tree in flows:

@@ -47,6 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _services import database_create, django_setup  # noqa: E402 (bench/)
+
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lanyard_bench"
 )
@@ -86,38 +88,6 @@ class OwnRedis:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
-
-
-def _prepare_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _django(graphsim_url: str, ca_bundle: str, var_dir: str) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        LANYARD_DEMO="true",
-        DATABASE_URL=DATABASE_URL,
-        CELERY_BROKER_URL=REDIS_URL,
-        GRAPH_RATE_LIMITER_URL=REDIS_URL,
-        ENTRA_AUTHORITY_HOST=graphsim_url,
-        GRAPH_ENDPOINT=graphsim_url,
-        REQUESTS_CA_BUNDLE=ca_bundle,
-        GRAPH_WRITES_PER_SECOND=os.environ.get("GRAPH_WRITES_PER_SECOND", "20"),
-        LANYARD_VAR_DIR=var_dir,
-        LOG_LEVEL="WARNING",
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 class Worker:
@@ -300,7 +270,7 @@ def main() -> int:
     from graphsim.faults import SimConfig
     from graphsim.testing import running_graphsim
 
-    _prepare_database()
+    database_create(DATABASE_URL)
     config = SimConfig(
         latency_min_ms=low, latency_max_ms=high, write_budget_per_s=budget,
         write_burst=budget * 150,
@@ -313,7 +283,14 @@ def main() -> int:
         redis_server = OwnRedis(REDIS_PORT, Path(workdir))
         redis_server.start()
         try:
-            _django(gs.base_url, gs.ca_bundle, workdir)
+            django_setup(
+                graphsim_url=gs.base_url,
+                ca_bundle=gs.ca_bundle,
+                var_dir=workdir,
+                database_url=DATABASE_URL,
+                broker_url=REDIS_URL,
+                GRAPH_WRITES_PER_SECOND=os.environ.get("GRAPH_WRITES_PER_SECOND", "20"),
+            )
             for kind in args.runs.split(","):
                 gs.sim.config.update(config.as_dict())
                 figures = _run(gs, redis_server, kind=kind, rows=args.rows, log_dir=Path(workdir))

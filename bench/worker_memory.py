@@ -50,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _services import database_create, django_setup  # noqa: E402 (bench/)
+
 from bench.directory_sync import _change_workers  # noqa: E402 - after the path is set
 
 DATABASE_URL = os.environ.get(
@@ -57,38 +59,6 @@ DATABASE_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 PHASES = ("sync_cold", "sync_warm", "store_refresh", "bulk_qr")
-
-
-def _prepare_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _django(graphsim_url: str, ca_bundle: str, var_dir: str) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        LANYARD_DEMO="true",
-        DATABASE_URL=DATABASE_URL,
-        CELERY_BROKER_URL=REDIS_URL,
-        GRAPH_RATE_LIMITER_URL=REDIS_URL,
-        ENTRA_AUTHORITY_HOST=graphsim_url,
-        GRAPH_ENDPOINT=graphsim_url,
-        REQUESTS_CA_BUNDLE=ca_bundle,
-        LANYARD_VAR_DIR=var_dir,
-        LOG_LEVEL="WARNING",
-    )
-    os.environ.pop("ENTRA_TENANT_ID", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _status_kb(pid: int) -> dict[str, int]:
@@ -309,14 +279,20 @@ def main() -> int:
     from graphsim.tenantgen import retail_tenant
     from graphsim.testing import running_graphsim
 
-    _prepare_database()
+    database_create(DATABASE_URL)
     redis.Redis.from_url(REDIS_URL).flushdb()
     results = []
     with (
         tempfile.TemporaryDirectory() as workdir,
         running_graphsim(trust=True, browser=False) as gs,
     ):
-        _django(gs.base_url, gs.ca_bundle, workdir)
+        django_setup(
+            graphsim_url=gs.base_url,
+            ca_bundle=gs.ca_bundle,
+            var_dir=workdir,
+            database_url=DATABASE_URL,
+            broker_url=REDIS_URL,
+        )
         from django.core.management import call_command
 
         from provisioning.graph import _singletons

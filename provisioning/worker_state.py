@@ -178,6 +178,13 @@ def _rounds(ids: Iterator[str], size: int) -> Iterator[list[str]]:
 STATES_REFRESH_STALE = timedelta(hours=1)
 
 
+def _refresh_claimable(now: datetime) -> Q:
+    """Stores with no refresh pending, or whose pending one is stale (lost)."""
+    return Q(states_refresh_queued_at__isnull=True) | Q(
+        states_refresh_queued_at__lt=now - STATES_REFRESH_STALE
+    )
+
+
 def worker_states_refresh_claim(*, unit_id: str) -> bool:
     """Mark a refresh of store `unit_id` as queued; False when one is already pending.
 
@@ -187,10 +194,7 @@ def worker_states_refresh_claim(*, unit_id: str) -> bool:
     now = timezone.now()
     return bool(
         AdministrativeUnit.objects.filter(pk=unit_id)
-        .filter(
-            Q(states_refresh_queued_at__isnull=True)
-            | Q(states_refresh_queued_at__lt=now - STATES_REFRESH_STALE)
-        )
+        .filter(_refresh_claimable(now))
         .update(states_refresh_queued_at=now)
     )
 
@@ -233,13 +237,10 @@ def worker_states_refresh_claim_due(*, now: datetime | None = None) -> list[str]
         | Q(user__method_state__refreshed_at__lt=cutoff)
         | Exists(written_since_read)
     ).values("administrative_unit_id")
-    claimable = Q(states_refresh_queued_at__isnull=True) | Q(
-        states_refresh_queued_at__lt=now - STATES_REFRESH_STALE
-    )
     with transaction.atomic():
         due = list(
             AdministrativeUnit.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(claimable, id__in=needing)
+            .filter(_refresh_claimable(now), id__in=needing)
             .order_by("pk")
             .values_list("id", flat=True)
         )
